@@ -1,0 +1,3 @@
+from keras_unetpp.models.unet_plus_plus import UNetPlusPlus
+
+__all__ = ["UNetPlusPlus"]

@@ -1,0 +1,140 @@
+"""Building blocks of the UNet++ graph: the convolution unit H, the upsampling,
+and the pad/crop layers that let the model take any input size.
+
+Every block gets a node-specific name prefix, so that layer names say which
+node X^{i,j} of the paper's figure they belong to. Pruning relies on these names.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+UPSAMPLING_MODES = ("transpose", "bilinear", "nearest")
+
+
+def conv_block(
+    x,
+    filters: int,
+    name: str,
+    batch_norm: bool = True,
+    dropout: float = 0.0,
+    kernel_initializer: str = "he_normal",
+):
+    """The node function H of Zhou et al. 2018: two (3x3 conv, BN, ReLU) units.
+
+    Args:
+        x: Symbolic input tensor (N, H, W, C).
+        filters: Output channels of both convolutions.
+        name: Prefix of every layer name (e.g. ``"X_1_2"``).
+        batch_norm: Insert batch normalisation after each convolution.
+        dropout: Spatial dropout rate applied after the block (0 disables).
+        kernel_initializer: Initializer of both convolution kernels.
+
+    Returns:
+        The symbolic output tensor (N, H, W, filters).
+    """
+    for unit in (1, 2):
+        x = layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            use_bias=not batch_norm,
+            kernel_initializer=kernel_initializer,
+            name=f"{name}_conv{unit}",
+        )(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn{unit}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{unit}")(x)
+    if dropout > 0:
+        x = layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def upsample(x, filters: int, mode: str, name: str):
+    """Doubles the spatial size of ``x``.
+
+    Args:
+        x: Symbolic input tensor.
+        filters: Output channels for ``mode="transpose"`` (a 2x2, stride-2
+            transposed convolution, as in the paper's code). The
+            interpolating modes keep the input's channels.
+        mode: ``"transpose"``, ``"bilinear"`` or ``"nearest"``.
+        name: Layer name.
+
+    Returns:
+        The upsampled symbolic tensor.
+    """
+    if mode == "transpose":
+        return layers.Conv2DTranspose(
+            filters, 2, strides=2, padding="same", name=name
+        )(x)
+    return layers.UpSampling2D(2, interpolation=mode, name=name)(x)
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class PadToMultiple(layers.Layer):
+    """Zero-pads height and width (bottom/right) up to a multiple of ``multiple``.
+
+    Used at the model's input so that every one of the L poolings halves an
+    even size; :class:`CropToReference` removes the padding at the output.
+
+    Args:
+        multiple: The size multiple, ``2**depth`` for a UNet++ of depth L.
+        **kwargs: Standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> PadToMultiple(8)(np.ones((1, 5, 9, 1), "float32")).shape
+        (1, 8, 16, 1)
+    """
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        shape = ops.shape(x)
+        m = self.multiple
+        pad_h = (m - shape[1] % m) % m
+        pad_w = (m - shape[2] % m) % m
+        return ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        def padded(n):
+            return None if n is None else -(-n // self.multiple) * self.multiple
+
+        return (
+            input_shape[0],
+            padded(input_shape[1]),
+            padded(input_shape[2]),
+            input_shape[3],
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class CropToReference(layers.Layer):
+    """Crops ``x`` to the height and width of ``reference`` (top-left kept).
+
+    Args:
+        **kwargs: Standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.ones((1, 8, 16, 2), "float32")
+        >>> ref = np.ones((1, 5, 9, 3), "float32")
+        >>> CropToReference()([x, ref]).shape
+        (1, 5, 9, 2)
+    """
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = ops.shape(reference)
+        return x[:, : shape[1], : shape[2], :]
+
+    def compute_output_shape(self, input_shape):
+        x_shape, ref_shape = input_shape
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])

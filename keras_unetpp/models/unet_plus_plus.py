@@ -1,0 +1,377 @@
+"""UNet++ (Zhou et al., 2018) as a Keras 3 model with deep supervision and pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers, ops
+
+from keras_unetpp.models.blocks import (
+    UPSAMPLING_MODES,
+    CropToReference,
+    PadToMultiple,
+    conv_block,
+    upsample,
+)
+
+
+def node_name(i: int, j: int) -> str:
+    """The layer-name prefix of node X^{i,j} (i: down-sampling level, j: position on the skip path)."""
+    return f"X_{i}_{j}"
+
+
+def head_name(j: int) -> str:
+    """The layer name of the 1x1 convolution that reads node X^{0,j}."""
+    return f"head_{j}"
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class UNetPlusPlus(keras.Model):
+    """UNet++: a U-Net whose skip connections are nested, dense convolution paths.
+
+    Node ``X^{i,0}`` is the encoder at level ``i``; every other node is
+    ``X^{i,j} = H([X^{i,0}, ..., X^{i,j-1}, Up(X^{i+1,j-1})])`` with ``H`` two
+    3x3 convolutions (+ batch norm) + ReLU, exactly as in the paper. Depth
+    ``L = len(filters) - 1``. The default ``filters=(32, 64, 128, 256, 512)`` is
+    the paper's UNet++ L4 (about 9.0M parameters).
+
+    **Any input size.** Height and width need not be multiples of ``2**L``: the
+    input is zero-padded (bottom/right) to the next multiple and the output is
+    cropped back, so the output always has the input's height and width.
+
+    **Deep supervision.** With ``deep_supervision=True`` a 1x1 head reads each
+    of ``X^{0,1}, ..., X^{0,L}``. In ``fit`` the loss given to ``compile`` is
+    applied to every head against the same plain mask and combined as
+    ``sum_k w_k * loss_k / sum_k w_k`` (``head_weights``, equal by default);
+    you never repeat targets. ``model(x)``, ``predict`` and metrics see one
+    tensor: the mean of the heads' activated outputs (``inference_head="mean"``,
+    the paper's *accurate mode*) or head ``k`` alone (``inference_head=k``,
+    *fast mode*, which computes only the nodes head ``k`` needs). Calling
+    ``model(x, training=True)`` yourself returns the list of heads.
+    Validation loss in ``fit`` is the loss of that single inference output.
+
+    **Pruning.** :meth:`prune` returns UNet++ L``k`` (``k < L``): a smaller,
+    independent model holding the trained weights of the nodes head ``k``
+    needs; its predictions equal head ``k`` of this model.
+
+    Args:
+        input_shape: ``(height, width, channels)``; height and width may be
+            ``None`` (any size). ``channels`` must be a positive integer.
+        num_classes: Output channels. 1 means binary segmentation.
+        filters: Channels of the encoder levels 0..L; at least two entries.
+        deep_supervision: Put a head on every ``X^{0,j}`` and train them all.
+        inference_head: ``"mean"`` (average of the heads) or an integer
+            ``1..L`` choosing one head. Only used with deep supervision.
+        head_weights: Loss weights of heads ``1..L`` (deep supervision only);
+            ``None`` weighs them equally. Must be non-negative, not all zero.
+        output_activation: ``"auto"`` (sigmoid for 1 class, softmax
+            otherwise), any Keras activation name, or ``None``/``"linear"``
+            for logits (then use a loss with ``from_logits=True``).
+        batch_norm: Batch normalisation in every conv unit.
+        upsampling: ``"transpose"`` (2x2 transposed conv, the paper's code),
+            ``"bilinear"`` or ``"nearest"`` (no weights).
+        dropout: Spatial dropout rate after every node (0 disables).
+        pad_to_multiple: Size multiple to pad the input to; default
+            ``2**L``. Pruned models keep their parent's value so that their
+            output equals the parent's head exactly.
+        name: Model name.
+        **kwargs: Passed to ``keras.Model``.
+
+    Returns:
+        A ``keras.Model`` mapping ``(N, H, W, channels)`` to
+        ``(N, H, W, num_classes)`` float32.
+
+    Raises:
+        ValueError: For an invalid argument, or at call time for an input
+            that is not a 4-D batch with ``channels`` channels.
+
+    Example:
+        >>> import numpy as np
+        >>> model = UNetPlusPlus(input_shape=(None, None, 1), filters=(4, 8, 16))
+        >>> model.predict(np.zeros((2, 30, 45, 1), "float32"), verbose=0).shape
+        (2, 30, 45, 1)
+
+    Reference:
+        Zhou, Siddiquee, Tajbakhsh, Liang. "UNet++: A Nested U-Net
+        Architecture for Medical Image Segmentation", DLMIA 2018.
+        https://arxiv.org/abs/1807.10165
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int | None] = (None, None, 3),
+        num_classes: int = 1,
+        filters: Sequence[int] = (32, 64, 128, 256, 512),
+        deep_supervision: bool = False,
+        inference_head: str | int = "mean",
+        head_weights: Sequence[float] | None = None,
+        output_activation: str | None = "auto",
+        batch_norm: bool = True,
+        upsampling: str = "transpose",
+        dropout: float = 0.0,
+        pad_to_multiple: int | None = None,
+        name: str = "unet_plus_plus",
+        **kwargs,
+    ):
+        filters = _check_filters(filters)
+        depth = len(filters) - 1
+        input_shape = _check_input_shape(input_shape)
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        if upsampling not in UPSAMPLING_MODES:
+            raise ValueError(
+                f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}."
+            )
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        if inference_head != "mean" and not (
+            isinstance(inference_head, int) and 1 <= inference_head <= depth
+        ):
+            raise ValueError(
+                f"inference_head must be 'mean' or an integer in 1..{depth}, "
+                f"got {inference_head!r}."
+            )
+        weights = _check_head_weights(head_weights, depth)
+        multiple = 2**depth if pad_to_multiple is None else int(pad_to_multiple)
+        if multiple < 2**depth or multiple % 2**depth:
+            raise ValueError(
+                f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
+            )
+        activation = _resolve_activation(output_activation, int(num_classes))
+
+        super().__init__(name=name, **kwargs)
+        self.image_shape = input_shape
+        self.num_classes = int(num_classes)
+        self.filters = filters
+        self.depth = depth
+        self.deep_supervision = bool(deep_supervision)
+        self.inference_head = inference_head
+        self.head_weights = weights
+        self.output_activation = output_activation
+        self.batch_norm = bool(batch_norm)
+        self.upsampling = upsampling
+        self.dropout = float(dropout)
+        self.pad_to_multiple = multiple
+
+        head_columns = list(range(1, depth + 1)) if self.deep_supervision else [depth]
+        inputs = keras.Input(shape=input_shape, name="image")
+        heads = self._build_graph(inputs, head_columns, activation)
+        # `network` returns every head; it is what `fit` trains.
+        self.network = keras.Model(
+            inputs, heads if self.deep_supervision else heads[0], name="nested_network"
+        )
+        if not self.deep_supervision:
+            inference_output = heads[0]
+        elif inference_head == "mean":
+            inference_output = layers.Average(dtype="float32", name="heads_mean")(heads)
+        else:
+            inference_output = heads[inference_head - 1]
+        # The inference graph shares the layers of `network` and contains only
+        # the nodes its output depends on (fast mode: head k's nodes only). It
+        # is set without attribute tracking so the shared weights are saved once.
+        object.__setattr__(
+            self, "_inference_network", keras.Model(inputs, inference_output, name="inference_network")
+        )
+        self.built = True
+
+    def _build_graph(self, inputs, head_columns, activation):
+        """Creates the nodes X^{i,j} column by column, as in the paper's figure."""
+        padded = PadToMultiple(self.pad_to_multiple, name="pad_to_multiple")(inputs)
+        block = dict(batch_norm=self.batch_norm, dropout=self.dropout)
+        nodes = {}
+        for i in range(self.depth + 1):
+            x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}")(nodes[i - 1, 0])
+            nodes[i, 0] = conv_block(x, self.filters[i], node_name(i, 0), **block)
+        for j in range(1, self.depth + 1):
+            for i in range(self.depth + 1 - j):
+                up = upsample(
+                    nodes[i + 1, j - 1], self.filters[i], self.upsampling, f"{node_name(i, j)}_up"
+                )
+                skips = [nodes[i, k] for k in range(j)]
+                x = layers.Concatenate(name=f"{node_name(i, j)}_concat")(skips + [up])
+                nodes[i, j] = conv_block(x, self.filters[i], node_name(i, j), **block)
+        heads = []
+        for j in head_columns:
+            h = layers.Conv2D(self.num_classes, 1, name=head_name(j))(nodes[0, j])
+            h = layers.Activation(activation, dtype="float32", name=f"{head_name(j)}_activation")(h)
+            heads.append(CropToReference(name=f"{head_name(j)}_crop")([h, inputs]))
+        return heads
+
+    def _check_input(self, x):
+        shape = tuple(x.shape)
+        if len(shape) != 4:
+            hint = " Add a batch axis, e.g. x[None]." if len(shape) == 3 else ""
+            raise ValueError(
+                f"UNetPlusPlus expects a batch of images of shape (N, H, W, C), "
+                f"got an input of shape {shape}.{hint}"
+            )
+        channels = self.image_shape[-1]
+        if shape[-1] is not None and shape[-1] != channels:
+            raise ValueError(
+                f"UNetPlusPlus was built for {channels} input channel(s) "
+                f"(input_shape={self.image_shape}), got an input with {shape[-1]} "
+                f"channel(s), shape {shape}."
+            )
+        for axis, expected in ((1, self.image_shape[0]), (2, self.image_shape[1])):
+            if expected is not None and shape[axis] is not None and shape[axis] != expected:
+                raise ValueError(
+                    f"UNetPlusPlus was built for input_shape={self.image_shape}, "
+                    f"got an input of shape {shape}. Build it with None for height "
+                    f"and width to accept any size."
+                )
+
+    def call(self, inputs, training=None):
+        self._check_input(inputs)
+        if training and self.deep_supervision:
+            return list(self.network(inputs, training=True))
+        return self._inference_network(inputs, training=training)
+
+    def combine_heads(self, heads):
+        """Reduces the list of deep-supervision heads to the inference output.
+
+        Args:
+            heads: The list returned by ``model(x, training=True)``.
+
+        Returns:
+            Their mean (``inference_head="mean"``) or the chosen head.
+        """
+        if self.inference_head == "mean":
+            return ops.mean(ops.stack(heads, axis=0), axis=0)
+        return heads[self.inference_head - 1]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss; with deep supervision, weighted over the heads.
+
+        Each head's loss (plus the model's regularisation losses) is computed
+        by ``keras.Model.compute_loss`` and combined with the normalised head
+        weights, so the regularisation term is counted exactly once.
+        """
+        if not isinstance(y_pred, (list, tuple)):
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        total = 0.0
+        scale = sum(self.head_weights)
+        for weight, head in zip(self.head_weights, y_pred):
+            if weight:
+                head_loss = super().compute_loss(x, y, head, sample_weight, training=training)
+                total = total + (weight / scale) * head_loss
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, (list, tuple)):
+            y_pred = self.combine_heads(y_pred)
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def prune(self, level: int) -> "UNetPlusPlus":
+        """Returns UNet++ L``level``: the sub-network that computes head ``level``.
+
+        The paper's inference-time pruning. The result is an ordinary
+        :class:`UNetPlusPlus` (``filters[:level + 1]``, no deep supervision)
+        holding copies of this model's trained weights for the nodes
+        ``X^{i,j}`` with ``i + j <= level``; it can be used for ``predict``
+        and saved and loaded like any model.
+
+        Args:
+            level: ``1..L``; the head whose nodes to keep.
+
+        Returns:
+            A new, smaller :class:`UNetPlusPlus`.
+
+        Raises:
+            ValueError: If ``level`` is out of range, or this model has no
+                deep supervision (its intermediate heads were never trained).
+
+        Example:
+            >>> m = UNetPlusPlus((32, 32, 1), filters=(4, 8, 16), deep_supervision=True)
+            >>> m.prune(1).depth
+            1
+        """
+        if not self.deep_supervision:
+            raise ValueError(
+                "prune() needs a model built and trained with deep_supervision=True: "
+                "without it the intermediate heads X^{0,1..L-1} are never trained."
+            )
+        if not (isinstance(level, int) and 1 <= level <= self.depth):
+            raise ValueError(f"level must be an integer in 1..{self.depth}, got {level!r}.")
+        config = self.get_config()
+        config.update(
+            filters=self.filters[: level + 1],
+            deep_supervision=False,
+            inference_head="mean",
+            head_weights=None,
+            pad_to_multiple=self.pad_to_multiple,
+            name=f"{self.name}_L{level}",
+        )
+        pruned = UNetPlusPlus(**config)
+        for layer in pruned.network.layers:
+            if layer.weights:
+                layer.set_weights(self.network.get_layer(layer.name).get_weights())
+        return pruned
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("trainable", None)
+        config.update(
+            input_shape=list(self.image_shape),
+            num_classes=self.num_classes,
+            filters=list(self.filters),
+            deep_supervision=self.deep_supervision,
+            inference_head=self.inference_head,
+            head_weights=list(self.head_weights) if self.deep_supervision else None,
+            output_activation=self.output_activation,
+            batch_norm=self.batch_norm,
+            upsampling=self.upsampling,
+            dropout=self.dropout,
+            pad_to_multiple=self.pad_to_multiple,
+        )
+        return config
+
+
+def _check_filters(filters) -> tuple[int, ...]:
+    try:
+        filters = tuple(int(f) for f in filters)
+    except TypeError as err:
+        raise ValueError(f"filters must be a sequence of positive integers, got {filters!r}.") from err
+    if len(filters) < 2 or min(filters) < 1:
+        raise ValueError(
+            f"filters must hold at least two positive integers (depth = len(filters) - 1 >= 1), got {filters}."
+        )
+    return filters
+
+
+def _check_input_shape(input_shape) -> tuple:
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"input_shape must be (height, width, channels), got {input_shape!r}."
+        )
+    height, width, channels = shape
+    if channels is None or int(channels) < 1:
+        raise ValueError(f"input_shape needs a positive channel count, got {input_shape!r}.")
+    for size in (height, width):
+        if size is not None and int(size) < 1:
+            raise ValueError(f"input_shape has a non-positive size: {input_shape!r}.")
+    return tuple(None if s is None else int(s) for s in shape)
+
+
+def _check_head_weights(head_weights, depth: int) -> tuple[float, ...]:
+    if head_weights is None:
+        return (1.0,) * depth
+    weights = tuple(float(w) for w in head_weights)
+    if len(weights) != depth:
+        raise ValueError(f"head_weights needs {depth} entries (heads 1..{depth}), got {len(weights)}.")
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"head_weights must be non-negative and not all zero, got {weights}.")
+    return weights
+
+
+def _resolve_activation(output_activation, num_classes: int):
+    if output_activation == "auto":
+        return "sigmoid" if num_classes == 1 else "softmax"
+    if output_activation is None:
+        return "linear"
+    try:
+        keras.activations.get(output_activation)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"Unknown output_activation {output_activation!r}.") from err
+    return output_activation

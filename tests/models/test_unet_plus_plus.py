@@ -1,0 +1,275 @@
+"""UNetPlusPlus: shapes, topology against the paper's definition, deep supervision,
+pruning, serialization, errors, mixed precision."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keras_unetpp import UNetPlusPlus
+
+
+def tiny(**kwargs):
+    kwargs.setdefault("input_shape", (None, None, 1))
+    kwargs.setdefault("filters", (4, 8, 16))
+    return UNetPlusPlus(**kwargs)
+
+
+def random_batch(rng, n=2, h=24, w=20, c=1):
+    x = rng.random((n, h, w, c), dtype=np.float32)
+    y = (x[..., :1] > 0.5).astype("float32")
+    return x, y
+
+
+def train_a_little(model, x, y, epochs=2):
+    """Moves weights and batch-norm statistics away from their initial values."""
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=len(x), verbose=0)
+
+
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    channels=st.integers(1, 4),
+    classes=st.integers(1, 3),
+    depth=st.integers(1, 3),
+    deep_supervision=st.booleans(),
+)
+def test_output_has_input_size_for_any_shape(height, width, channels, classes, depth, deep_supervision):
+    model = UNetPlusPlus(
+        input_shape=(None, None, channels),
+        num_classes=classes,
+        filters=[4 * 2**d for d in range(depth + 1)],
+        deep_supervision=deep_supervision,
+    )
+    x = np.random.default_rng(0).random((2, height, width, channels), dtype=np.float32)
+    y = keras.ops.convert_to_numpy(model(x))
+    assert y.shape == (2, height, width, classes)
+    assert y.dtype == np.float32
+    if classes == 1:
+        assert ((y >= 0) & (y <= 1)).all()
+    else:
+        np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+
+
+def paper_topology(depth):
+    """Zhou et al. 2018: X^{i,j} (j >= 1) concatenates X^{i,0..j-1} and Up(X^{i+1,j-1})."""
+    nodes = {(i, j) for i in range(depth + 1) for j in range(depth + 1 - i)}
+    concat_inputs = {
+        (i, j): {f"X_{i}_{k}" for k in range(j)} | {f"up X_{i + 1}_{j - 1}"}
+        for (i, j) in nodes
+        if j >= 1
+    }
+    return nodes, concat_inputs
+
+
+def node_of(layer):
+    """The node X_i_j a layer belongs to, from the layer's name."""
+    return "_".join(layer.name.split("_")[:3])
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_topology_matches_paper(depth):
+    model = UNetPlusPlus(filters=[2 * 2**d for d in range(depth + 1)])
+    nodes, concat_inputs = paper_topology(depth)
+    convs = [l for l in model.network.layers if isinstance(l, keras.layers.Conv2D) and l.name.startswith("X_")]
+    assert {node_of(l) for l in convs} == {f"X_{i}_{j}" for i, j in nodes}
+    assert len(convs) == 2 * len(nodes)  # H = two 3x3 convs per node
+    concats = [l for l in model.network.layers if isinstance(l, keras.layers.Concatenate)]
+    assert len(concats) == len(concat_inputs) == depth * (depth + 1) // 2
+    for layer in concats:
+        i, j = (int(t) for t in layer.name.split("_")[1:3])
+        found = set()
+        for tensor in layer._inbound_nodes[0].input_tensors:
+            producer = tensor._keras_history.operation
+            if isinstance(producer, keras.layers.Conv2DTranspose):
+                # the transposed conv reads the node below-left
+                (source,) = producer._inbound_nodes[0].input_tensors
+                found.add("up " + node_of(source._keras_history.operation))
+            else:
+                found.add(node_of(producer))
+        assert found == concat_inputs[i, j], layer.name
+        # channels of the concatenation: j skips of filters[i] + the upsampled filters[i]
+        assert layer.output.shape[-1] == (j + 1) * model.filters[i]
+
+
+def test_default_parameter_count_is_the_papers_unetpp_l4():
+    # Zhou et al. 2018, Table 2: UNet++ (L4, filters 32..512) has 9.04M parameters.
+    count = UNetPlusPlus().count_params()
+    assert abs(count - 9.04e6) / 9.04e6 < 0.01, count
+
+
+def test_deep_supervision_loss_is_weighted_mean_of_head_losses(rng):
+    weights = (1.0, 2.0, 5.0)
+    model = tiny(filters=(4, 8, 16, 32), deep_supervision=True, head_weights=weights)
+    model.compile(loss="mean_squared_error")
+    x, y = random_batch(rng, n=3, h=16, w=16)
+    heads = [keras.ops.convert_to_numpy(h) for h in model(x, training=True)]
+    assert len(heads) == 3
+    by_hand = sum(w * np.mean((y - h) ** 2) for w, h in zip(weights, heads)) / sum(weights)
+    loss = model.compute_loss(x, y, [keras.ops.convert_to_tensor(h) for h in heads])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), by_hand, rtol=1e-5)
+
+
+def test_fit_with_plain_masks_trains_every_head(rng):
+    model = tiny(deep_supervision=True)
+    x, y = random_batch(rng, n=4)
+    before = [w.copy() for w in model.network.get_layer("head_1").get_weights()]
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["binary_accuracy"])
+    history = model.fit(x, y, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "binary_accuracy"}
+    after = model.network.get_layer("head_1").get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def test_accurate_mode_is_mean_of_heads_and_fast_mode_one_head(rng):
+    model = tiny(filters=(4, 8, 16, 32), deep_supervision=True)
+    x, y = random_batch(rng, h=19, w=23)
+    train_a_little(model, x, y)
+    heads = [keras.ops.convert_to_numpy(h) for h in model.network(x, training=False)]
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.mean(heads, axis=0), atol=1e-6)
+    for k in (1, 2, 3):
+        fast = UNetPlusPlus.from_config({**model.get_config(), "inference_head": k})
+        fast.set_weights(model.get_weights())
+        np.testing.assert_allclose(fast.predict(x, verbose=0), heads[k - 1], atol=1e-6)
+
+
+def test_fast_mode_computes_only_needed_nodes():
+    model = tiny(filters=(4, 8, 16, 32), deep_supervision=True, inference_head=1)
+    used = {node_of(l) for l in model._inference_network.layers if l.name.startswith("X_")}
+    assert used == {"X_0_0", "X_1_0", "X_0_1"}
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_pruned_model_equals_head_of_full_model(rng, level):
+    model = tiny(filters=(4, 8, 16, 32), deep_supervision=True)
+    x, y = random_batch(rng, h=21, w=13)  # not multiples of 8: exercises padding
+    train_a_little(model, x, y)
+    pruned = model.prune(level)
+    assert pruned.depth == level and pruned.count_params() < model.count_params()
+    head = keras.ops.convert_to_numpy(model.network(x, training=False)[level - 1])
+    np.testing.assert_allclose(pruned.predict(x, verbose=0), head, atol=1e-6)
+
+
+def test_prune_rejects_bad_requests():
+    with pytest.raises(ValueError, match="deep_supervision"):
+        tiny().prune(1)
+    with pytest.raises(ValueError, match="level"):
+        tiny(deep_supervision=True).prune(3)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"deep_supervision": True, "head_weights": (1.0, 3.0)},
+        {"deep_supervision": True, "inference_head": 1},
+        {"num_classes": 3, "upsampling": "bilinear", "batch_norm": False, "dropout": 0.1},
+        {"output_activation": None},
+    ],
+)
+def test_keras_file_round_trip_gives_identical_predictions(tmp_path, rng, kwargs):
+    model = tiny(**kwargs)
+    x, _ = random_batch(rng, h=17, w=9)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, UNetPlusPlus)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_pruned_model_round_trip(tmp_path, rng):
+    model = tiny(filters=(4, 8, 16, 32), deep_supervision=True)
+    x, y = random_batch(rng, h=13, w=30)
+    train_a_little(model, x, y, epochs=1)
+    pruned = model.prune(2)
+    pruned.save(tmp_path / "pruned.keras")
+    loaded = keras.models.load_model(tmp_path / "pruned.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), pruned.predict(x, verbose=0))
+
+
+def test_grayscale_and_fixed_size_inputs(rng):
+    model = UNetPlusPlus(input_shape=(32, 48, 1), filters=(4, 8, 16))
+    assert model.predict(np.zeros((1, 32, 48, 1), "float32"), verbose=0).shape == (1, 32, 48, 1)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [((2, 16, 16, 3), "1 input channel"), ((16, 16, 1), r"x\[None\]"), ((16, 1), r"\(N, H, W, C\)")],
+)
+def test_bad_input_shape_gets_clear_error(shape, message):
+    with pytest.raises(ValueError, match=message):
+        tiny()(np.zeros(shape, "float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"filters": (8,)}, "at least two"),
+        ({"input_shape": (32, 32)}, "height, width, channels"),
+        ({"input_shape": (None, None, 0)}, "channel"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"upsampling": "cubic"}, "upsampling"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"deep_supervision": True, "inference_head": 5}, "inference_head"),
+        ({"deep_supervision": True, "head_weights": (1.0,)}, "head_weights"),
+        ({"deep_supervision": True, "head_weights": (0.0, 0.0)}, "head_weights"),
+        ({"output_activation": "nonsense"}, "output_activation"),
+        ({"pad_to_multiple": 6}, "pad_to_multiple"),
+    ],
+)
+def test_bad_arguments_get_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**kwargs)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_outputs_float32(restore_policy, rng, policy):
+    keras.config.set_dtype_policy(policy)
+    model = tiny(deep_supervision=True)
+    x, y = random_batch(rng, h=16, w=16)
+    assert model.network.get_layer("X_0_0_conv1").compute_dtype == policy.split("_")[1]
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    history = model.fit(x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    out = model(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+
+
+BACKEND_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, keras
+    from keras_unetpp import UNetPlusPlus
+    assert keras.backend.backend() == "{backend}"
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 20, 28, 1), dtype=np.float32)
+    y = (x > 0.5).astype("float32")
+    model = UNetPlusPlus((None, None, 1), filters=(4, 8, 16), deep_supervision=True)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    loss = model.fit(x, y, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(loss).all(), loss
+    assert model.predict(x, verbose=0).shape == (2, 20, 28, 1)
+    pruned = model.prune(1)
+    head = keras.ops.convert_to_numpy(model.network(x, training=False)[0])
+    np.testing.assert_allclose(pruned.predict(x, verbose=0), head, atol=1e-5)
+    print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("backend, module", [("jax", "jax"), ("torch", "torch")])
+def test_model_builds_and_trains_on_other_backends(backend, module):
+    pytest.importorskip(module, reason=f"{module} is not installed (pip install {module})")
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    result = subprocess.run(
+        [sys.executable, "-c", BACKEND_SCRIPT.format(backend=backend)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
