@@ -1,0 +1,161 @@
+"""Segmentation losses."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def prepare_targets(y_true, y_pred, from_logits: bool):
+    """Brings ``y_true`` and ``y_pred`` to float32 one-hot/probability tensors
+    of the same shape (N, ..., C).
+
+    Binary (``C == 1``): ``y_true`` holds 0/1, or 0/255 (any batch whose
+    maximum exceeds 1 is divided by 255). Multi-class (``C > 1``): ``y_true``
+    is one-hot with ``C`` channels, or integer labels with one channel or none.
+    """
+    y_pred = ops.cast(y_pred, "float32")
+    y_true = ops.convert_to_tensor(y_true)
+    num_classes = y_pred.shape[-1]
+    if num_classes is None:
+        raise ValueError(f"The prediction needs a known channel axis, got shape {y_pred.shape}.")
+    if num_classes == 1:
+        if from_logits:
+            y_pred = ops.sigmoid(y_pred)
+        y_true = ops.cast(y_true, "float32")
+        if len(y_true.shape) == len(y_pred.shape) - 1:
+            y_true = ops.expand_dims(y_true, -1)
+        y_true = ops.where(ops.max(y_true) > 1.0, y_true / 255.0, y_true)
+    else:
+        if from_logits:
+            y_pred = ops.softmax(y_pred, axis=-1)
+        if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == num_classes:
+            y_true = ops.cast(y_true, "float32")
+        else:
+            if len(y_true.shape) == len(y_pred.shape):
+                if y_true.shape[-1] != 1:
+                    raise ValueError(
+                        f"Multi-class y_true must be one-hot with {num_classes} channels or "
+                        f"integer labels with one channel; got shape {y_true.shape} for a "
+                        f"prediction of shape {y_pred.shape}."
+                    )
+                y_true = ops.squeeze(y_true, -1)
+            y_true = ops.one_hot(ops.cast(y_true, "int32"), num_classes, dtype="float32")
+    if len(y_true.shape) != len(y_pred.shape):
+        raise ValueError(
+            f"y_true of shape {y_true.shape} does not match y_pred of shape {y_pred.shape}."
+        )
+    return y_true, y_pred
+
+
+def soft_dice(y_true, y_pred, axes, smooth: float):
+    """(2 * sum(y p) + smooth) / (sum(y) + sum(p) + smooth) over ``axes``; 1 where
+    both sums are 0 and ``smooth`` is 0 (empty truth, empty prediction)."""
+    intersection = ops.sum(y_true * y_pred, axis=axes)
+    denominator = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) + smooth
+    safe = ops.where(denominator > 0, denominator, 1.0)
+    return ops.where(denominator > 0, (2.0 * intersection + smooth) / safe, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class FocalDiceLoss(keras.losses.Loss):
+    """Dice loss with a focal term: ``1 - dice + alpha * (1 - dice) ** gamma``.
+
+    ``dice = (2 * sum(y * p) + smooth) / (sum(y) + sum(p) + smooth)``, the
+    soft Dice coefficient of the probabilities ``p``. The loss lies in
+    ``[0, 1 + alpha]``, is 0 for a perfect prediction, and the focal term adds
+    weight where the overlap is poor.
+
+    **Where the sums run.** ``per_image=False`` (default) takes the sums over
+    the whole batch (all images, all pixels): the loss of a batch of aerial
+    tiles, many without any building, stays well defined and is not dominated
+    by the tiles that have little foreground. ``per_image=True`` computes one
+    Dice per image, so every image counts the same; an image with an empty
+    mask then scores ``smooth / (sum(p) + smooth)``, which punishes even a few
+    false-positive pixels hard.
+
+    **Classes.** One output channel: binary, sigmoid probabilities; masks
+    0/1, or 0/255 (a batch whose maximum exceeds 1 is divided by 255). ``C >
+    1`` channels: softmax probabilities; ``y_true`` one-hot (``C`` channels)
+    or integer labels (one channel or none). The loss is computed per class
+    and averaged over classes, so the focal term also up-weights the classes
+    segmented worst.
+
+    **Precision.** Everything is computed in float32, also for float16 and
+    bfloat16 predictions (mixed precision).
+
+    **Empty masks.** With an empty truth and an empty prediction the Dice is
+    1 and the loss 0 (also with ``smooth=0``); with an empty truth and any
+    predicted foreground it is ``1 - smooth / (sum(p) + smooth)`` plus its
+    focal term. Values and gradients are finite everywhere.
+
+    Args:
+        alpha: Weight of the focal term, >= 0.
+        gamma: Exponent of the focal term, > 0.
+        smooth: Added to numerator and denominator, >= 0.
+        from_logits: ``y_pred`` holds logits (sigmoid/softmax applied here).
+        per_image: One Dice per image instead of one per batch.
+        reduction: Keras loss reduction (over the images).
+        name: Loss name.
+        dtype: Dtype of the returned loss.
+
+    Returns:
+        Called as ``loss(y_true, y_pred)``: the reduced scalar loss.
+
+    Raises:
+        ValueError: For negative ``alpha``/``smooth``, non-positive ``gamma``
+            or mismatching shapes.
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.zeros((1, 4, 4, 1), "float32"); y[0, :2] = 1
+        >>> float(FocalDiceLoss()(y, y))
+        0.0
+    """
+
+    def __init__(
+        self,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        smooth: float = 1.0,
+        from_logits: bool = False,
+        per_image: bool = False,
+        reduction: str = "sum_over_batch_size",
+        name: str = "focal_dice_loss",
+        dtype=None,
+    ):
+        if alpha < 0 or gamma <= 0 or smooth < 0:
+            raise ValueError(
+                f"FocalDiceLoss needs alpha >= 0, gamma > 0 and smooth >= 0; "
+                f"got alpha={alpha}, gamma={gamma}, smooth={smooth}."
+            )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.alpha = float(alpha)
+        self.gamma = float(gamma)
+        self.smooth = float(smooth)
+        self.from_logits = bool(from_logits)
+        self.per_image = bool(per_image)
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = prepare_targets(y_true, y_pred, self.from_logits)
+        rank = len(y_pred.shape)
+        axes = tuple(range(1, rank - 1)) if self.per_image else tuple(range(rank - 1))
+        dice = soft_dice(y_true, y_pred, axes, self.smooth)  # (N, C) or (C,)
+        miss = 1.0 - dice
+        positive = miss > 0
+        focal = ops.where(positive, ops.power(ops.where(positive, miss, 1.0), self.gamma), 0.0)
+        per_class = miss + self.alpha * focal
+        loss = ops.mean(per_class, axis=-1)
+        if not self.per_image:
+            loss = ops.broadcast_to(loss, (ops.shape(y_pred)[0],))
+        return loss
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "smooth": self.smooth,
+            "from_logits": self.from_logits,
+            "per_image": self.per_image,
+        }

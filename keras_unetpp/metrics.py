@@ -1,0 +1,143 @@
+"""Streaming segmentation metrics over every pixel seen."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+class _BinaryConfusionMetric(keras.metrics.Metric):
+    """Accumulates foreground TP, FP and FN over all pixels of all batches."""
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        from_logits: bool = False,
+        empty_value: float = 1.0,
+        name: str | None = None,
+        dtype=None,
+    ):
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
+        super().__init__(name=name, dtype=dtype)
+        self.threshold = float(threshold)
+        self.from_logits = bool(from_logits)
+        self.empty_value = float(empty_value)
+        self.true_positives = self.add_variable((), initializer="zeros", name="true_positives")
+        self.false_positives = self.add_variable((), initializer="zeros", name="false_positives")
+        self.false_negatives = self.add_variable((), initializer="zeros", name="false_negatives")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred)
+        if len(y_pred.shape) == 4 and y_pred.shape[-1] not in (1, None):
+            raise ValueError(
+                f"{type(self).__name__} is a binary metric and expects one output channel for "
+                f"(N, H, W, C) images, got a prediction of shape {y_pred.shape}."
+            )
+        y_pred = ops.cast(y_pred, "float32")
+        if self.from_logits:
+            y_pred = ops.sigmoid(y_pred)
+        predicted = ops.cast(y_pred >= self.threshold, "float32")
+        y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
+        if len(y_true.shape) == len(predicted.shape) - 1:
+            y_true = ops.expand_dims(y_true, -1)
+        truth = ops.cast(y_true >= 0.5, "float32")  # 0/1 and 0/255 masks alike
+        weight = 1.0
+        if sample_weight is not None:
+            weight = ops.cast(sample_weight, "float32")
+            while len(weight.shape) < len(predicted.shape):
+                weight = ops.expand_dims(weight, -1)
+        self.true_positives.assign_add(ops.sum(weight * truth * predicted))
+        self.false_positives.assign_add(ops.sum(weight * (1.0 - truth) * predicted))
+        self.false_negatives.assign_add(ops.sum(weight * truth * (1.0 - predicted)))
+
+    def _ratio(self, numerator, denominator):
+        safe = ops.where(denominator > 0, denominator, 1.0)
+        return ops.where(denominator > 0, numerator / safe, self.empty_value)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "threshold": self.threshold,
+            "from_logits": self.from_logits,
+            "empty_value": self.empty_value,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class BinaryIoU(_BinaryConfusionMetric):
+    """Foreground IoU, ``TP / (TP + FP + FN)``, over every pixel seen.
+
+    Counts accumulate across batches (not a mean of per-batch IoUs) and are
+    reset each epoch, so the value is the IoU of the whole epoch's pixels.
+    When no pixel was foreground in truth or prediction the value is
+    ``empty_value`` (1.0: nothing to find and nothing claimed is a perfect
+    answer).
+
+    How it differs from ``keras.metrics.BinaryIoU``: Keras' metric by default
+    averages the IoU of *both* classes (background included, which inflates
+    the score on sparse masks like buildings) and returns 0 when a class is
+    absent. Ours reports the foreground IoU a segmentation paper reports, with
+    a defined value on empty tiles; it also reads 0/255 masks correctly
+    (truth is ``y_true >= 0.5``) and accepts logits.
+
+    Counts are float32: exact up to 2**24 pixels per count, relative error
+    about 1e-7 beyond.
+
+    Args:
+        threshold: A probability ``>= threshold`` is foreground.
+        from_logits: ``y_pred`` holds logits.
+        empty_value: Value when TP + FP + FN is 0.
+        name: Metric name.
+        dtype: Metric dtype.
+
+    Returns:
+        ``result()`` is the scalar IoU.
+
+    Example:
+        >>> import numpy as np
+        >>> m = BinaryIoU()
+        >>> m.update_state(np.array([[1, 1, 0, 0]]), np.array([[0.9, 0.2, 0.8, 0.1]]))
+        >>> round(float(m.result()), 4)
+        0.3333
+    """
+
+    def __init__(self, threshold=0.5, from_logits=False, empty_value=1.0, name="iou", dtype=None):
+        super().__init__(threshold, from_logits, empty_value, name=name, dtype=dtype)
+
+    def result(self):
+        tp = self.true_positives
+        return self._ratio(tp, tp + self.false_positives + self.false_negatives)
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class BinaryDice(_BinaryConfusionMetric):
+    """Foreground Dice (= F1), ``2 TP / (2 TP + FP + FN)``, over every pixel seen.
+
+    Streams like :class:`BinaryIoU` (same arguments, same empty value).
+    Dice and IoU are related by ``dice = 2 iou / (1 + iou)``.
+
+    Args:
+        threshold: A probability ``>= threshold`` is foreground.
+        from_logits: ``y_pred`` holds logits.
+        empty_value: Value when TP + FP + FN is 0.
+        name: Metric name.
+        dtype: Metric dtype.
+
+    Returns:
+        ``result()`` is the scalar Dice.
+
+    Example:
+        >>> import numpy as np
+        >>> m = BinaryDice()
+        >>> m.update_state(np.array([[1, 1, 0, 0]]), np.array([[0.9, 0.2, 0.8, 0.1]]))
+        >>> float(m.result())
+        0.5
+    """
+
+    def __init__(self, threshold=0.5, from_logits=False, empty_value=1.0, name="dice", dtype=None):
+        super().__init__(threshold, from_logits, empty_value, name=name, dtype=dtype)
+
+    def result(self):
+        tp2 = 2.0 * self.true_positives
+        return self._ratio(tp2, tp2 + self.false_positives + self.false_negatives)

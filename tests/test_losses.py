@@ -1,0 +1,163 @@
+"""FocalDiceLoss against an independent numpy reference."""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from keras_unetpp import FocalDiceLoss, UNetPlusPlus
+
+
+def reference(y, p, alpha=0.25, gamma=2.0, smooth=1.0, per_image=False):
+    """Written independently: flatten and use dot products, loop over images/classes."""
+    y = np.asarray(y, np.float64)
+    p = np.asarray(p, np.float64)
+    n, c = y.shape[0], y.shape[-1]
+    groups = [y.reshape(n, -1, c)[i] for i in range(n)] if per_image else [y.reshape(-1, c)]
+    preds = [p.reshape(n, -1, c)[i] for i in range(n)] if per_image else [p.reshape(-1, c)]
+    out = []
+    for yy, pp in zip(groups, preds):
+        per_class = []
+        for k in range(c):
+            num = 2 * np.dot(yy[:, k], pp[:, k]) + smooth
+            den = yy[:, k].sum() + pp[:, k].sum() + smooth
+            d = num / den if den else 1.0
+            per_class.append((1 - d) + alpha * (1 - d) ** gamma)
+        out.append(np.mean(per_class))
+    return float(np.mean(out))
+
+
+def as_np(t):
+    return float(keras.ops.convert_to_numpy(t))
+
+
+masks = hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 8), st.integers(1, 8), st.just(1)),
+                   elements=st.sampled_from([0.0, 1.0]))
+
+
+@st.composite
+def mask_and_prob(draw):
+    y = draw(masks)
+    p = draw(hnp.arrays(np.float32, y.shape, elements=st.floats(0, 1, width=32)))
+    return y, p
+
+
+@given(mask_and_prob(), st.floats(0, 2), st.floats(0.5, 4), st.floats(0, 2), st.booleans())
+def test_matches_reference_and_lies_in_range(pair, alpha, gamma, smooth, per_image):
+    y, p = pair
+    loss = FocalDiceLoss(alpha=alpha, gamma=gamma, smooth=smooth, per_image=per_image)
+    value = as_np(loss(y, p))
+    np.testing.assert_allclose(value, reference(y, p, alpha, gamma, smooth, per_image), rtol=1e-4, atol=1e-5)
+    assert -1e-6 <= value <= 1 + alpha + 1e-5
+
+
+@given(masks)
+def test_zero_for_perfect_prediction(y):
+    assert abs(as_np(FocalDiceLoss()(y, y))) < 1e-6
+
+
+@given(mask_and_prob(), st.integers(0, 7))
+def test_invariant_to_dihedral_transforms_of_both(pair, t):
+    y, p = pair
+    def d4(a):
+        a = np.rot90(a, t % 4, axes=(1, 2))
+        return a[:, ::-1] if t >= 4 else a
+    loss = FocalDiceLoss()
+    np.testing.assert_allclose(as_np(loss(d4(y), d4(p))), as_np(loss(y, p)), rtol=1e-5, atol=1e-6)
+
+
+def test_decreases_as_overlap_grows():
+    y = np.zeros((1, 10, 10, 1), "float32")
+    y[0, :, :5] = 1
+    values = []
+    for shift in range(6):
+        p = np.zeros_like(y)
+        p[0, :, shift:shift + 5] = 1
+        values.append(as_np(FocalDiceLoss()(y, p)))
+    assert all(a < b for a, b in zip(values, values[1:])), values
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+@pytest.mark.parametrize("smooth", [0.0, 1.0])
+@pytest.mark.parametrize("per_image", [False, True])
+def test_finite_gradients_on_constant_masks(fill, smooth, per_image):
+    import tensorflow as tf
+    y = np.full((2, 6, 6, 1), fill, "float32")
+    for p0 in (np.zeros_like(y), np.ones_like(y), np.full_like(y, 0.3), y):
+        logits = tf.Variable(np.clip(p0, 1e-3, 1 - 1e-3))
+        with tf.GradientTape() as tape:
+            loss = FocalDiceLoss(smooth=smooth, gamma=0.5, per_image=per_image)(y, logits)
+        grad = tape.gradient(loss, logits)
+        assert np.isfinite(loss.numpy()) and np.isfinite(grad.numpy()).all()
+
+
+def test_empty_truth_and_prediction_is_zero_even_without_smooth():
+    y = np.zeros((2, 4, 4, 1), "float32")
+    assert as_np(FocalDiceLoss(smooth=0.0)(y, y)) == 0.0
+    p = np.full_like(y, 0.5)
+    # empty truth, predicted sum 16 * 0.5 = 8 per image: dice = 1 / (8 + 1), documented value
+    d = 1 / 9
+    np.testing.assert_allclose(as_np(FocalDiceLoss(per_image=True)(y, p)), (1 - d) + 0.25 * (1 - d) ** 2, rtol=1e-6)
+
+
+def test_0_255_masks_are_normalised():
+    rng = np.random.default_rng(0)
+    y = (rng.random((2, 8, 8, 1)) > 0.5).astype("float32")
+    p = rng.random(y.shape).astype("float32")
+    np.testing.assert_allclose(as_np(FocalDiceLoss()(y * 255, p)), as_np(FocalDiceLoss()(y, p)), rtol=1e-6)
+
+
+def test_from_logits_equals_probabilities():
+    rng = np.random.default_rng(1)
+    y = (rng.random((2, 8, 8, 1)) > 0.5).astype("float32")
+    z = rng.normal(size=y.shape).astype("float32")
+    p = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(as_np(FocalDiceLoss(from_logits=True)(y, z)), reference(y, p), rtol=1e-5)
+
+
+@pytest.mark.parametrize("label_form", ["one_hot", "int_channel", "int_plain"])
+def test_multiclass_mean_over_classes(label_form):
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, (2, 6, 7))
+    one_hot = np.eye(3, dtype="float32")[labels]
+    z = rng.normal(size=(2, 6, 7, 3)).astype("float32")
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    y = {"one_hot": one_hot, "int_channel": labels[..., None], "int_plain": labels}[label_form]
+    np.testing.assert_allclose(as_np(FocalDiceLoss()(y, p)), reference(one_hot, p), rtol=1e-5)
+    np.testing.assert_allclose(as_np(FocalDiceLoss(from_logits=True)(y, z)), reference(one_hot, p), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_predictions_computed_in_float32(dtype):
+    rng = np.random.default_rng(3)
+    y = (rng.random((2, 16, 16, 1)) > 0.5).astype("float32")
+    p = rng.random(y.shape).astype("float32")
+    p_low = keras.ops.cast(p, dtype)
+    p_rounded = keras.ops.convert_to_numpy(keras.ops.cast(p_low, "float32"))
+    value = FocalDiceLoss()(y, p_low)
+    np.testing.assert_allclose(as_np(value), reference(y, p_rounded), rtol=1e-5)
+
+
+def test_bad_arguments_and_shapes():
+    with pytest.raises(ValueError, match="alpha"):
+        FocalDiceLoss(alpha=-1)
+    with pytest.raises(ValueError, match="one-hot"):
+        FocalDiceLoss()(np.zeros((1, 4, 4, 2)), np.zeros((1, 4, 4, 3)))
+
+
+def test_serialization_round_trip():
+    loss = FocalDiceLoss(alpha=0.5, gamma=3.0, smooth=0.0, per_image=True)
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again, FocalDiceLoss) and again.get_config() == loss.get_config()
+
+
+def test_trains_deep_supervision_model():
+    rng = np.random.default_rng(4)
+    x = rng.random((4, 16, 16, 1), dtype=np.float32)
+    y = (x > 0.5).astype("float32")
+    model = UNetPlusPlus((None, None, 1), filters=(4, 8, 16), deep_supervision=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=FocalDiceLoss())
+    losses = model.fit(x, y, epochs=8, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]

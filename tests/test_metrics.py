@@ -1,0 +1,80 @@
+"""BinaryIoU / BinaryDice against numpy on the concatenated batches."""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from keras_unetpp import BinaryDice, BinaryIoU
+
+batches = st.lists(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.just(5), st.just(4), st.just(1)),
+               elements=st.floats(0, 1, width=32)),
+    min_size=1, max_size=4,
+)
+
+
+def numpy_scores(truths, probs, threshold):
+    t = np.concatenate([a.ravel() for a in truths]) >= 0.5
+    p = np.concatenate([a.ravel() for a in probs]) >= threshold
+    inter, union = np.logical_and(t, p).sum(), np.logical_or(t, p).sum()
+    iou = inter / union if union else 1.0
+    dice = 2 * inter / (t.sum() + p.sum()) if union else 1.0
+    return iou, dice
+
+
+@given(batches, st.integers(0, 2**31 - 1), st.sampled_from([0.3, 0.5, 0.7]))
+def test_streaming_equals_numpy_on_concatenation(probs, seed, threshold):
+    rng = np.random.default_rng(seed)
+    truths = [(rng.random(p.shape) > 0.6).astype("float32") for p in probs]
+    iou, dice = BinaryIoU(threshold=threshold), BinaryDice(threshold=threshold)
+    for t, p in zip(truths, probs):
+        iou.update_state(t, p)
+        dice.update_state(t, p)
+    expected_iou, expected_dice = numpy_scores(truths, probs, threshold)
+    np.testing.assert_allclose(float(iou.result()), expected_iou, rtol=1e-6)
+    np.testing.assert_allclose(float(dice.result()), expected_dice, rtol=1e-6)
+
+
+def test_reset_and_empty_value():
+    m = BinaryIoU()
+    m.update_state(np.ones((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)))
+    assert float(m.result()) == 0.0
+    m.reset_state()
+    m.update_state(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)))
+    assert float(m.result()) == 1.0
+    # keras' BinaryIoU averages both classes; ours is foreground only
+    y = np.array([[1, 0, 0, 0]]); p = np.array([[0.9, 0.9, 0.1, 0.1]])
+    ours, theirs = BinaryIoU(), keras.metrics.BinaryIoU()
+    ours.update_state(y, p); theirs.update_state(y, p)
+    assert float(ours.result()) == pytest.approx(0.5)
+    assert float(theirs.result()) == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+def test_logits_and_0_255_masks():
+    rng = np.random.default_rng(0)
+    y = (rng.random((2, 6, 6, 1)) > 0.5).astype("float32")
+    z = rng.normal(size=y.shape).astype("float32")
+    a, b = BinaryIoU(from_logits=True), BinaryIoU()
+    a.update_state(y * 255, z)
+    b.update_state(y, 1 / (1 + np.exp(-z)))
+    np.testing.assert_allclose(float(a.result()), float(b.result()), rtol=1e-6)
+
+
+def test_rejects_multichannel_and_bad_threshold():
+    with pytest.raises(ValueError, match="one output channel"):
+        BinaryIoU().update_state(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 3)))
+    with pytest.raises(ValueError, match="threshold"):
+        BinaryIoU(threshold=1.5)
+
+
+def test_serialization_and_use_in_fit():
+    m = keras.metrics.deserialize(keras.metrics.serialize(BinaryIoU(threshold=0.4, name="biou")))
+    assert isinstance(m, BinaryIoU) and m.threshold == 0.4
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", metrics=[BinaryIoU(), BinaryDice()])
+    x = np.random.default_rng(1).random((3, 4, 4, 1)).astype("float32")
+    logs = model.evaluate(x, (x > 0.5).astype("float32"), verbose=0, return_dict=True)
+    assert {"iou", "dice"} <= set(logs)
