@@ -1,9 +1,9 @@
 """keras-unetpp: Keras 3 building blocks for image segmentation."""
 
-from keras_unetpp import evaluation
+from keras_unetpp import evaluation, layers
 from keras_unetpp.losses import FocalDiceLoss
 from keras_unetpp.metrics import BinaryDice, BinaryIoU
 from keras_unetpp.models import UNetPlusPlus
 
 __version__ = "0.1.0"
-__all__ = ["BinaryDice", "BinaryIoU", "FocalDiceLoss", "UNetPlusPlus", "evaluation", "__version__"]
+__all__ = ["BinaryDice", "BinaryIoU", "FocalDiceLoss", "UNetPlusPlus", "evaluation", "layers", "__version__"]

@@ -20,6 +20,7 @@ def conv_block(
     batch_norm: bool = True,
     dropout: float = 0.0,
     kernel_initializer: str = "he_normal",
+    batch_norm_momentum: float = 0.9,
 ):
     """The node function H of Zhou et al. 2018: two (3x3 conv, BN, ReLU) units.
 
@@ -30,6 +31,7 @@ def conv_block(
         batch_norm: Insert batch normalisation after each convolution.
         dropout: Spatial dropout rate applied after the block (0 disables).
         kernel_initializer: Initializer of both convolution kernels.
+        batch_norm_momentum: Momentum of the batch-norm moving statistics.
 
     Returns:
         The symbolic output tensor (N, H, W, filters).
@@ -44,7 +46,7 @@ def conv_block(
             name=f"{name}_conv{unit}",
         )(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn{unit}")(x)
+            x = layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{unit}")(x)
         x = layers.Activation("relu", name=f"{name}_relu{unit}")(x)
     if dropout > 0:
         x = layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)

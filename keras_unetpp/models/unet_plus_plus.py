@@ -69,6 +69,12 @@ class UNetPlusPlus(keras.Model):
             otherwise), any Keras activation name, or ``None``/``"linear"``
             for logits (then use a loss with ``from_logits=True``).
         batch_norm: Batch normalisation in every conv unit.
+        batch_norm_momentum: Momentum of the moving mean/variance. The
+            default 0.9 (PyTorch's 0.1) instead of Keras' 0.99: the moving
+            variance starts at 1 while the real one of a fresh UNet++ is
+            often ~0.01, and with 0.99 it takes several hundred steps before
+            inference mode (``predict``) matches training mode; short CPU
+            runs never got there.
         upsampling: ``"transpose"`` (2x2 transposed conv, the paper's code),
             ``"bilinear"`` or ``"nearest"`` (no weights).
         dropout: Spatial dropout rate after every node (0 disables).
@@ -108,6 +114,7 @@ class UNetPlusPlus(keras.Model):
         head_weights: Sequence[float] | None = None,
         output_activation: str | None = "auto",
         batch_norm: bool = True,
+        batch_norm_momentum: float = 0.9,
         upsampling: str = "transpose",
         dropout: float = 0.0,
         pad_to_multiple: int | None = None,
@@ -123,6 +130,8 @@ class UNetPlusPlus(keras.Model):
             raise ValueError(
                 f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}."
             )
+        if not 0.0 <= float(batch_norm_momentum) < 1.0:
+            raise ValueError(f"batch_norm_momentum must be in [0, 1), got {batch_norm_momentum}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         if inference_head != "mean" and not (
@@ -150,6 +159,7 @@ class UNetPlusPlus(keras.Model):
         self.head_weights = weights
         self.output_activation = output_activation
         self.batch_norm = bool(batch_norm)
+        self.batch_norm_momentum = float(batch_norm_momentum)
         self.upsampling = upsampling
         self.dropout = float(dropout)
         self.pad_to_multiple = multiple
@@ -178,7 +188,9 @@ class UNetPlusPlus(keras.Model):
     def _build_graph(self, inputs, head_columns, activation):
         """Creates the nodes X^{i,j} column by column, as in the paper's figure."""
         padded = PadToMultiple(self.pad_to_multiple, name="pad_to_multiple")(inputs)
-        block = dict(batch_norm=self.batch_norm, dropout=self.dropout)
+        block = dict(
+            batch_norm=self.batch_norm, batch_norm_momentum=self.batch_norm_momentum, dropout=self.dropout
+        )
         nodes = {}
         for i in range(self.depth + 1):
             x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}")(nodes[i - 1, 0])
@@ -320,6 +332,7 @@ class UNetPlusPlus(keras.Model):
             head_weights=list(self.head_weights) if self.deep_supervision else None,
             output_activation=self.output_activation,
             batch_norm=self.batch_norm,
+            batch_norm_momentum=self.batch_norm_momentum,
             upsampling=self.upsampling,
             dropout=self.dropout,
             pad_to_multiple=self.pad_to_multiple,

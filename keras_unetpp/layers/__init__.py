@@ -1,0 +1,24 @@
+"""Preprocessing and augmentation layers that move image and mask together."""
+
+from keras_unetpp.layers.base import ImageMaskLayer, RandomImageMaskLayer
+from keras_unetpp.layers.dihedral import RandomDihedral, RandomFlip
+from keras_unetpp.layers.intensity import RandomBrightness, RandomContrast, RandomGaussianNoise
+from keras_unetpp.layers.median_blur import MedianBlur, median_blur
+from keras_unetpp.layers.pipelines import AugmentationPipeline, aerial_augmentation, xray_augmentation
+from keras_unetpp.layers.rotation import RandomRotation
+
+__all__ = [
+    "AugmentationPipeline",
+    "ImageMaskLayer",
+    "MedianBlur",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomDihedral",
+    "RandomFlip",
+    "RandomGaussianNoise",
+    "RandomImageMaskLayer",
+    "RandomRotation",
+    "aerial_augmentation",
+    "median_blur",
+    "xray_augmentation",
+]

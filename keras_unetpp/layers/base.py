@@ -1,0 +1,105 @@
+"""The small shared base of our layers: one code path for tensors, (image, mask)
+pairs and ``{"images", "segmentation_masks"}`` dicts, batched or not.
+
+Why not Keras' own base (``BaseImagePreprocessingLayer``)? It is not public
+API (it may change without notice), and the Keras layers built on it write
+their results back into the caller's dict. Ours return a new dict and never
+touch the input.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+IMAGES, MASKS = "images", "segmentation_masks"
+
+
+def split_inputs(inputs, masks=None):
+    """Returns ``(images, masks, pack)``; ``pack(images, masks)`` rebuilds the
+    caller's structure (a new dict / tuple, never the caller's object)."""
+    if isinstance(inputs, dict):
+        if IMAGES not in inputs:
+            raise ValueError(f"A dict input needs an {IMAGES!r} key, got keys {sorted(inputs)}.")
+        extra = {k: v for k, v in inputs.items() if k not in (IMAGES, MASKS)}
+
+        def pack_dict(images, new_masks):
+            out = {**extra, IMAGES: images}
+            if new_masks is not None:
+                out[MASKS] = new_masks
+            return out
+
+        return inputs[IMAGES], inputs.get(MASKS), pack_dict
+    if isinstance(inputs, (tuple, list)):
+        if len(inputs) != 2:
+            raise ValueError(f"A tuple input must be (images, masks), got {len(inputs)} items.")
+        return inputs[0], inputs[1], lambda images, new_masks: (images, new_masks)
+    if masks is not None:
+        return inputs, masks, lambda images, new_masks: (images, new_masks)
+    return inputs, None, lambda images, new_masks: images
+
+
+class ImageMaskLayer(keras.layers.Layer):
+    """Base of layers that transform an image and, where given, its mask together.
+
+    Subclasses implement ``transform(images, masks, training)`` on batched,
+    channels-last tensors (``masks`` may be ``None``). Accepted inputs:
+    an image tensor; ``(images, masks)`` (also as two arguments, so
+    ``ds.map(layer)`` works on pair data sets); or a dict with ``"images"`` and
+    optionally ``"segmentation_masks"`` (other keys pass through). Unbatched
+    (H, W, C) inputs are accepted too.
+    """
+
+    def call(self, inputs, masks=None, training=True):
+        images, masks, pack = split_inputs(inputs, masks)
+        images = ops.convert_to_tensor(images)
+        masks = None if masks is None else ops.convert_to_tensor(masks)
+        rank = len(images.shape)
+        if rank not in (3, 4):
+            raise ValueError(
+                f"{type(self).__name__} expects images (H, W, C) or (N, H, W, C), got shape {images.shape}."
+            )
+        if masks is not None and len(masks.shape) != rank:
+            raise ValueError(
+                f"{type(self).__name__}: masks must have the images' rank (with a channel axis), "
+                f"got images {images.shape} and masks {masks.shape}."
+            )
+        if rank == 3:
+            images = images[None]
+            masks = None if masks is None else masks[None]
+        images, masks = self.transform(images, masks, training)
+        if rank == 3:
+            images = images[0]
+            masks = None if masks is None else masks[0]
+        return pack(images, masks)
+
+    def transform(self, images, masks, training):
+        raise NotImplementedError
+
+    def compute_output_spec(self, inputs, masks=None, training=True):
+        return keras.tree.map_structure(lambda t: keras.KerasTensor(t.shape, t.dtype), (inputs, masks) if masks is not None else inputs)
+
+
+class RandomImageMaskLayer(ImageMaskLayer):
+    """An :class:`ImageMaskLayer` drawing random parameters per sample, seeded,
+    and doing nothing when ``training`` is false (inference)."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def transform(self, images, masks, training):
+        if not training:
+            return images, masks
+        return self.random_transform(images, masks)
+
+    def random_transform(self, images, masks):
+        raise NotImplementedError
+
+    def per_sample(self, images, rank: int = 4):
+        """Reshapes a (N,) draw to broadcast over (N, H, W, C)."""
+        return ops.reshape(images, (-1,) + (1,) * (rank - 1))
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}

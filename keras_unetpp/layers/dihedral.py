@@ -1,0 +1,144 @@
+"""Lossless geometric augmentation: the 8 symmetries of the square."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_unetpp.layers.base import RandomImageMaskLayer
+
+
+def transpose_hw(x):
+    """Swaps height and width of (N, H, W, C)."""
+    return ops.transpose(x, (0, 2, 1, 3))
+
+
+def apply_dihedral(x, transpose, flip_h, flip_w):
+    """Applies, per sample, an optional H/W transpose, then up-down and
+    left-right flips. Every element of the dihedral group D4 is one such triple.
+
+    Args:
+        x: (N, H, W, C) tensor (square if any ``transpose`` is true).
+        transpose, flip_h, flip_w: Boolean tensors of shape (N,) or Python bools.
+
+    Returns:
+        The transformed tensor; values are moved, never interpolated.
+    """
+    def where(cond, a, b):
+        if isinstance(cond, bool):
+            return a if cond else b
+        return ops.where(ops.reshape(cond, (-1, 1, 1, 1)), a, b)
+
+    if not (isinstance(transpose, bool) and not transpose):
+        x = where(transpose, transpose_hw(x), x)
+    x = where(flip_h, ops.flip(x, axis=1), x)
+    return where(flip_w, ops.flip(x, axis=2), x)
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class RandomDihedral(RandomImageMaskLayer):
+    """A random element of the dihedral group D4 per sample: 90-degree
+    rotations and flips, all 8 symmetries of the square, applied identically to
+    image and mask. Lossless: pixels are moved, never interpolated, so masks
+    keep exactly their values.
+
+    Rotations by 90 degrees need square images (they swap height and width).
+    With ``rotate=False``, or on images that are not square, only the 4
+    shape-preserving elements (identity, the two flips, 180-degree rotation)
+    are drawn; with an unknown (dynamic) size, pass ``rotate=False`` or crop
+    to a fixed square size first.
+
+    Args:
+        rotate: Include the transpose, and so the 90/270-degree rotations and
+            the diagonal flips.
+        flip_vertical: Include up-down flips.
+        flip_horizontal: Include left-right flips.
+        seed: Seed for reproducibility.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        Same structure as the input; inactive when ``training=False``.
+
+    Raises:
+        ValueError: If ``rotate`` is true and the image size is unknown.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = RandomDihedral(seed=0)
+        >>> layer(np.zeros((2, 8, 8, 3), "float32")).shape
+        (2, 8, 8, 3)
+    """
+
+    def __init__(self, rotate: bool = True, flip_vertical: bool = True, flip_horizontal: bool = True,
+                 seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.rotate = bool(rotate)
+        self.flip_vertical = bool(flip_vertical)
+        self.flip_horizontal = bool(flip_horizontal)
+
+    def _coin(self, batch, enabled):
+        if not enabled:
+            return False
+        return keras.random.uniform((batch,), seed=self.seed_generator) < 0.5
+
+    def random_transform(self, images, masks):
+        height, width = images.shape[1], images.shape[2]
+        rotate = self.rotate
+        if rotate and (height is None or width is None):
+            raise ValueError(
+                f"{type(self).__name__}(rotate=True) needs a known image size to rotate by 90 degrees, "
+                f"got shape {images.shape}. Crop to a fixed square size first, or set rotate=False."
+            )
+        rotate = rotate and height == width
+        batch = ops.shape(images)[0]
+        params = (self._coin(batch, rotate), self._coin(batch, self.flip_vertical),
+                  self._coin(batch, self.flip_horizontal))
+        images = apply_dihedral(images, *params)
+        masks = None if masks is None else apply_dihedral(masks, *params)
+        return images, masks
+
+    def get_config(self):
+        return {**super().get_config(), "rotate": self.rotate, "flip_vertical": self.flip_vertical,
+                "flip_horizontal": self.flip_horizontal}
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class RandomFlip(RandomDihedral):
+    """Random flips, the same for image and mask, per sample.
+
+    Why not ``keras.layers.RandomFlip``: it writes its result back into the
+    caller's input dict, and its output for dict inputs depends on the Keras
+    version; this one is exact, returns a new structure, and shares the code
+    of :class:`RandomDihedral` (it is that layer without rotations).
+
+    Args:
+        mode: ``"horizontal"`` (left-right), ``"vertical"`` (up-down) or
+            ``"horizontal_and_vertical"``.
+        seed: Seed for reproducibility.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        Same structure as the input; inactive when ``training=False``.
+
+    Example:
+        >>> import numpy as np
+        >>> RandomFlip("horizontal", seed=1)(np.zeros((4, 4, 1))).shape
+        (4, 4, 1)
+    """
+
+    MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+    def __init__(self, mode: str = "horizontal_and_vertical", seed: int | None = None, **kwargs):
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}.")
+        for key in ("rotate", "flip_vertical", "flip_horizontal"):
+            kwargs.pop(key, None)  # from get_config of the parent
+        super().__init__(rotate=False, flip_vertical="vertical" in mode,
+                         flip_horizontal=mode.startswith("horizontal"), seed=seed, **kwargs)
+        self.mode = mode
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("rotate", "flip_vertical", "flip_horizontal"):
+            config.pop(key)
+        return {**config, "mode": self.mode}

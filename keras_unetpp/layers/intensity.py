@@ -1,0 +1,135 @@
+"""Intensity augmentation of images only; masks pass through untouched.
+
+Why our own and not ``keras.layers.RandomBrightness``/``RandomContrast``/
+``GaussianNoise``: Keras' ``GaussianNoise`` is a regulariser (a plain tensor
+layer that would add noise to a mask too, if handed one), and the Keras image
+layers write back into the caller's dict. These three are a few lines each on
+the shared :class:`~keras_unetpp.layers.base.RandomImageMaskLayer`, with one
+``value_range`` convention, and clip to it.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_unetpp.layers.base import RandomImageMaskLayer
+
+
+class _IntensityLayer(RandomImageMaskLayer):
+    """Draws one factor per sample in [-factor, factor] and adjusts the images."""
+
+    def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if factor < 0:
+            raise ValueError(f"factor must be >= 0, got {factor}.")
+        low, high = (float(v) for v in value_range)
+        if not low < high:
+            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
+        self.factor = float(factor)
+        self.value_range = (low, high)
+
+    def random_transform(self, images, masks):
+        dtype = images.dtype
+        x = ops.cast(images, "float32")
+        draws = keras.random.uniform((ops.shape(x)[0],), -self.factor, self.factor, seed=self.seed_generator)
+        x = self.adjust(x, self.per_sample(draws))
+        x = ops.clip(x, *self.value_range)
+        if "int" in keras.backend.standardize_dtype(dtype):
+            x = ops.round(x)
+        return ops.cast(x, dtype), masks
+
+    def adjust(self, x, draw):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": list(self.value_range)}
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class RandomBrightness(_IntensityLayer):
+    """Adds ``d * (high - low)`` with ``d`` uniform in [-factor, factor], per
+    sample, then clips to ``value_range``.
+
+    Args:
+        factor: Largest shift as a fraction of the value range.
+        value_range: The images' (low, high) range, e.g. (0, 1) or (0, 255).
+        seed: Seed for reproducibility.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        Same structure as the input; inactive when ``training=False``.
+
+    Example:
+        >>> import numpy as np
+        >>> RandomBrightness(0.2, seed=0)(np.full((1, 2, 2, 1), 0.5, "float32")).shape
+        (1, 2, 2, 1)
+    """
+
+    def adjust(self, x, draw):
+        return x + draw * (self.value_range[1] - self.value_range[0])
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class RandomContrast(_IntensityLayer):
+    """Scales each image around its per-channel mean by ``1 + d``, ``d``
+    uniform in [-factor, factor], then clips to ``value_range``.
+
+    Args:
+        factor: Largest relative contrast change, in [0, 1).
+        value_range: The images' (low, high) range.
+        seed: Seed for reproducibility.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        Same structure as the input; inactive when ``training=False``.
+
+    Example:
+        >>> import numpy as np
+        >>> RandomContrast(0.3, seed=0)(np.zeros((1, 2, 2, 3), "float32")).shape
+        (1, 2, 2, 3)
+    """
+
+    def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+        if factor >= 1:
+            raise ValueError(f"RandomContrast factor must be < 1, got {factor}.")
+        super().__init__(factor, value_range, seed, **kwargs)
+
+    def adjust(self, x, draw):
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        return mean + (x - mean) * (1.0 + draw)
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class RandomGaussianNoise(_IntensityLayer):
+    """Adds Gaussian noise of standard deviation ``stddev * (high - low)`` to
+    the images (not the masks), then clips to ``value_range``. The noise level
+    is fixed; the ``factor`` draw is not used.
+
+    Args:
+        stddev: Noise standard deviation as a fraction of the value range.
+        value_range: The images' (low, high) range.
+        seed: Seed for reproducibility.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        Same structure as the input; inactive when ``training=False``.
+
+    Example:
+        >>> import numpy as np
+        >>> RandomGaussianNoise(0.05, seed=0)(np.zeros((1, 2, 2, 1), "float32")).shape
+        (1, 2, 2, 1)
+    """
+
+    def __init__(self, stddev: float = 0.03, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+        kwargs.pop("factor", None)
+        super().__init__(stddev, value_range, seed, **kwargs)
+
+    def adjust(self, x, draw):
+        scale = self.factor * (self.value_range[1] - self.value_range[0])
+        return x + scale * keras.random.normal(ops.shape(x), seed=self.seed_generator)
+
+    def get_config(self):
+        config = super().get_config()
+        config["stddev"] = config.pop("factor")
+        return config

@@ -1,0 +1,126 @@
+"""Ready-made augmentation pipelines for the two motivating tasks."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_unetpp.layers.base import ImageMaskLayer
+from keras_unetpp.layers.dihedral import RandomDihedral, RandomFlip
+from keras_unetpp.layers.intensity import RandomBrightness, RandomContrast, RandomGaussianNoise
+from keras_unetpp.layers.median_blur import MedianBlur
+from keras_unetpp.layers.rotation import RandomRotation
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class AugmentationPipeline(ImageMaskLayer):
+    """Applies layers in order to images and masks together.
+
+    Takes what its layers take: an image tensor, ``(images, masks)`` (also as
+    two arguments, so ``ds.map(pipeline)`` works on a data set of pairs) or a
+    ``{"images", "segmentation_masks"}`` dict; batched or not. Usable in
+    ``tf.data`` (TensorFlow backend) and inside a model (any backend).
+
+    Args:
+        layers: :class:`ImageMaskLayer` instances.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        The same structure as its input.
+
+    Example:
+        >>> import numpy as np
+        >>> pipe = AugmentationPipeline([MedianBlur(3), RandomDihedral(seed=0)])
+        >>> image, mask = pipe(np.zeros((8, 8, 3), "float32"), np.zeros((8, 8, 1), "uint8"))
+        >>> image.shape, mask.shape
+        ((8, 8, 3), (8, 8, 1))
+    """
+
+    def __init__(self, layers, **kwargs):
+        super().__init__(**kwargs)
+        layers = [keras.layers.deserialize(l) if isinstance(l, dict) else l for l in layers]
+        for layer in layers:
+            if not isinstance(layer, ImageMaskLayer):
+                raise ValueError(
+                    f"AugmentationPipeline takes keras_unetpp image/mask layers, got {type(layer).__name__}."
+                )
+        self.layers = layers
+
+    def build(self, *args, **kwargs):
+        for layer in self.layers:  # stateless apart from their seed generators
+            layer.built = True
+        self.built = True
+
+    def transform(self, images, masks, training):
+        for layer in self.layers:
+            images, masks = layer.transform(images, masks, training)
+        return images, masks
+
+    def get_config(self):
+        return {**super().get_config(), "layers": [keras.layers.serialize(l) for l in self.layers]}
+
+
+def _seed(seed, offset):
+    return None if seed is None else seed + offset
+
+
+def aerial_augmentation(seed: int | None = None, median_kernel: int = 5) -> AugmentationPipeline:
+    """The aerial buildings pipeline: median blur, then a random symmetry of
+    the square (90-degree rotations and flips).
+
+    Args:
+        seed: Seed for reproducibility.
+        median_kernel: Median blur window (odd); 0 or 1 disables it.
+
+    Returns:
+        An :class:`AugmentationPipeline`. The median blur stays active at
+        inference (it is preprocessing); the symmetries do not.
+
+    Example:
+        >>> import numpy as np
+        >>> aug = aerial_augmentation(seed=0)
+        >>> aug(np.zeros((2, 16, 16, 3), "float32"), np.zeros((2, 16, 16, 1)))[0].shape
+        (2, 16, 16, 3)
+    """
+    layers = [MedianBlur(median_kernel)] if median_kernel and median_kernel > 1 else []
+    return AugmentationPipeline(layers + [RandomDihedral(seed=seed)], name="aerial_augmentation")
+
+
+def xray_augmentation(
+    seed: int | None = None,
+    max_degrees: float = 10.0,
+    brightness: float = 0.1,
+    contrast: float = 0.2,
+    noise: float = 0.02,
+    value_range=(0.0, 1.0),
+) -> AugmentationPipeline:
+    """The chest X-ray pipeline: small rotations, left-right flips,
+    brightness, contrast and Gaussian noise.
+
+    Args:
+        seed: Seed for reproducibility.
+        max_degrees: Largest rotation angle.
+        brightness: Brightness factor (fraction of the value range).
+        contrast: Contrast factor.
+        noise: Noise standard deviation (fraction of the value range).
+        value_range: The images' value range.
+
+    Returns:
+        An :class:`AugmentationPipeline`, inactive at inference.
+
+    Example:
+        >>> import numpy as np
+        >>> aug = xray_augmentation(seed=0)
+        >>> aug({"images": np.zeros((16, 16, 1), "float32"),
+        ...      "segmentation_masks": np.zeros((16, 16, 1), "uint8")})["images"].shape
+        (16, 16, 1)
+    """
+    return AugmentationPipeline(
+        [
+            RandomRotation(max_degrees, fill_mode="constant", seed=_seed(seed, 0)),
+            RandomFlip("horizontal", seed=_seed(seed, 1)),
+            RandomBrightness(brightness, value_range, seed=_seed(seed, 2)),
+            RandomContrast(contrast, value_range, seed=_seed(seed, 3)),
+            RandomGaussianNoise(noise, value_range, seed=_seed(seed, 4)),
+        ],
+        name="xray_augmentation",
+    )

@@ -1,0 +1,200 @@
+"""PNG figures people look at: image / mask / prediction panels, overlays and
+training curves. Drawn with OpenCV, so no plotting library is needed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+
+
+def to_rgb8(image) -> np.ndarray:
+    """Converts an image or mask to uint8 RGB (H, W, 3).
+
+    Floats are taken as [0, 1] (a mask with values up to 255 as 0..255);
+    integers as 0..255, except 0/1 masks, which are scaled to 0/255.
+
+    Args:
+        image: (H, W), (H, W, 1) or (H, W, 3) array.
+
+    Returns:
+        A new uint8 (H, W, 3) array.
+
+    Raises:
+        ValueError: For another shape.
+
+    Example:
+        >>> to_rgb8(np.array([[0.0, 1.0]])).tolist()
+        [[[0, 0, 0], [255, 255, 255]]]
+    """
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3):
+        raise ValueError(f"Expected an image (H, W), (H, W, 1) or (H, W, 3), got shape {array.shape}.")
+    if array.dtype == bool or (array.size and array.max() <= 1):
+        array = array.astype(np.float32) * 255.0
+    array = np.clip(np.asarray(array, np.float32), 0, 255).round().astype(np.uint8)
+    return np.repeat(array[..., None], 3, axis=-1) if array.ndim == 2 else array
+
+
+def overlay(image, mask, color=(255, 40, 40), opacity: float = 0.45, threshold: float = 0.5) -> np.ndarray:
+    """Tints the mask's foreground pixels of ``image`` with ``color``.
+
+    Args:
+        image: The image.
+        mask: Mask or probability map of the same height and width.
+        color: RGB tint.
+        opacity: Tint strength in [0, 1].
+        threshold: Foreground threshold for float masks.
+
+    Returns:
+        A new uint8 RGB image.
+    """
+    rgb = to_rgb8(image).astype(np.float32)
+    m = np.asarray(mask)
+    m = (m[..., 0] if m.ndim == 3 else m) >= (threshold if m.dtype.kind == "f" else 1)
+    rgb[m] = (1 - opacity) * rgb[m] + opacity * np.asarray(color, np.float32)
+    return rgb.round().astype(np.uint8)
+
+
+def _titled(panel: np.ndarray, title: str, min_width: int = 96) -> np.ndarray:
+    height, width = panel.shape[:2]
+    if width < min_width:  # small images: enlarge so the title fits
+        scale = int(np.ceil(min_width / width))
+        panel = cv2.resize(panel, (width * scale, height * scale), interpolation=cv2.INTER_NEAREST)
+    bar = np.full((22, panel.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, title, (4, 16), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, panel], axis=0)
+
+
+def panel_grid(rows: Sequence[Sequence], titles: Sequence[str], gap: int = 4) -> np.ndarray:
+    """Arranges rows of images (each row the same columns) into one RGB image.
+
+    Args:
+        rows: For each row, the panels (images, masks or probability maps).
+        titles: One title per column.
+        gap: White pixels between panels.
+
+    Returns:
+        uint8 RGB image.
+
+    Raises:
+        ValueError: If a row's length differs from ``titles``.
+    """
+    lines = []
+    for row in rows:
+        if len(row) != len(titles):
+            raise ValueError(f"Every row needs {len(titles)} panels, got {len(row)}.")
+        panels = [_titled(to_rgb8(p), t) for p, t in zip(row, titles)]
+        height = max(p.shape[0] for p in panels)
+        padded = []
+        for p in panels:
+            p = np.pad(p, ((0, height - p.shape[0]), (0, gap), (0, 0)), constant_values=255)
+            padded.append(p)
+        lines.append(np.concatenate(padded, axis=1))
+    width = max(line.shape[1] for line in lines)
+    lines = [np.pad(l, ((0, gap), (0, width - l.shape[1]), (0, 0)), constant_values=255) for l in lines]
+    return np.concatenate(lines, axis=0)
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Writes an RGB uint8 image as PNG, creating the folder.
+
+    Args:
+        path: Output path.
+        rgb: (H, W, 3) uint8 RGB image.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: If the file cannot be written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
+        raise OSError(f"Could not write {path}.")
+    return path
+
+
+def save_prediction_grid(path, images, true_masks, predictions, threshold: float = 0.5) -> Path:
+    """Saves rows of image / true mask / predicted mask / overlay as a PNG.
+
+    Args:
+        path: Output PNG path.
+        images: (N, H, W, C) images.
+        true_masks: (N, H, W, 1) masks.
+        predictions: (N, H, W, 1) probabilities.
+        threshold: Foreground threshold of the predictions.
+
+    Returns:
+        The path written.
+    """
+    rows = [
+        (img, truth, (pred >= threshold).astype(np.float32), overlay(img, pred, threshold=threshold))
+        for img, truth, pred in zip(images, true_masks, predictions)
+    ]
+    return save_png(path, panel_grid(rows, ["image", "true mask", "prediction", "overlay"]))
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str | Path,
+    title: str = "",
+    xlabel: str = "epoch",
+    size: tuple[int, int] = (640, 400),
+) -> Path:
+    """Plots named series (e.g. a Keras ``History.history``) as lines in a PNG.
+
+    Args:
+        curves: ``{name: values per epoch}``; non-finite values are skipped.
+        path: Output PNG path.
+        title: Figure title.
+        xlabel: Label of the x axis.
+        size: (width, height) in pixels.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: If there is nothing to plot.
+    """
+    series = {k: np.asarray(v, np.float64) for k, v in curves.items() if len(v)}
+    finite = np.concatenate([v[np.isfinite(v)] for v in series.values()]) if series else np.array([])
+    if finite.size == 0:
+        raise ValueError("plot_curves needs at least one finite value.")
+    width, height = size
+    left, right, top, bottom = 60, 150, 30, 40
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    n = max(len(v) for v in series.values())
+    x_of = lambda i: int(left + (width - left - right) * (i / max(n - 1, 1)))  # noqa: E731
+    y_of = lambda v: int(top + (height - top - bottom) * (1 - (v - lo) / (hi - lo)))  # noqa: E731
+    cv2.rectangle(canvas, (left, top), (width - right, height - bottom), (0, 0, 0), 1)
+    for tick in np.linspace(lo, hi, 5):
+        y = y_of(tick)
+        cv2.line(canvas, (left - 4, y), (left, y), (0, 0, 0), 1)
+        cv2.putText(canvas, f"{tick:.3g}", (4, y + 4), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    for i in sorted({0, n - 1, (n - 1) // 2}):
+        cv2.putText(canvas, str(i + 1), (x_of(i) - 4, height - bottom + 16), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, xlabel, ((width - right) // 2, height - 8), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, title, (left, 20), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, (name, values) in enumerate(series.items()):
+        color = _PALETTE[k % len(_PALETTE)]
+        points = [(x_of(i), y_of(v)) for i, v in enumerate(values) if np.isfinite(v)]
+        if len(points) > 1:
+            cv2.polylines(canvas, [np.array(points, np.int32)], False, color, 2, cv2.LINE_AA)
+        for p in points:
+            cv2.circle(canvas, p, 3, color, -1, cv2.LINE_AA)
+        y = top + 16 + 18 * k
+        cv2.line(canvas, (width - right + 10, y - 4), (width - right + 30, y - 4), color, 2)
+        cv2.putText(canvas, name[:16], (width - right + 34, y), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return save_png(path, canvas)
