@@ -1,9 +1,10 @@
 """keras-unetpp: Keras 3 building blocks for image segmentation."""
 
 from keras_unetpp import evaluation, layers
+from keras_unetpp.inference import predict_tiled
 from keras_unetpp.losses import FocalDiceLoss
 from keras_unetpp.metrics import BinaryDice, BinaryIoU
 from keras_unetpp.models import UNetPlusPlus
 
 __version__ = "0.1.0"
-__all__ = ["BinaryDice", "BinaryIoU", "FocalDiceLoss", "UNetPlusPlus", "evaluation", "layers", "__version__"]
+__all__ = ["BinaryDice", "BinaryIoU", "FocalDiceLoss", "UNetPlusPlus", "evaluation", "layers", "predict_tiled", "__version__"]

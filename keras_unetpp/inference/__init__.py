@@ -1,0 +1,21 @@
+"""Prediction of large scenes."""
+
+from keras_unetpp.inference.tiling import (
+    DIHEDRAL_TRANSFORMS,
+    count_windows,
+    gaussian_weights,
+    predict_tiled,
+    save_mask,
+    scene_report,
+    window_starts,
+)
+
+__all__ = [
+    "DIHEDRAL_TRANSFORMS",
+    "count_windows",
+    "gaussian_weights",
+    "predict_tiled",
+    "save_mask",
+    "scene_report",
+    "window_starts",
+]

@@ -1,0 +1,302 @@
+"""Tiled prediction of scenes larger than a model's tile, with overlap
+blending and test-time augmentation, in bounded memory.
+
+After MONAI's ``sliding_window_inference``: windows cover the scene, the last
+ones shifted back to end at the border; predictions are accumulated with a
+Gaussian importance map and divided by the accumulated weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from keras_unetpp import evaluation
+
+#: The 8 dihedral transforms as (transpose, flip up-down, flip left-right).
+DIHEDRAL_TRANSFORMS = tuple((t, v, h) for t in (False, True) for v in (False, True) for h in (False, True))
+
+
+def window_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets covering ``[0, length)`` with windows of ``tile``; the last
+    window is shifted back to end exactly at ``length`` (no padding).
+
+    Args:
+        length: Scene size along the axis (>= tile).
+        tile: Window size.
+        stride: Step between windows, in [1, tile].
+
+    Returns:
+        Sorted start offsets.
+
+    Example:
+        >>> window_starts(10, 4, 3)
+        [0, 3, 6]
+        >>> window_starts(11, 4, 3)
+        [0, 3, 6, 7]
+    """
+    if not 1 <= stride <= tile:
+        raise ValueError(f"stride must be in [1, tile={tile}] so windows leave no gaps, got {stride}.")
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
+
+
+def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3) -> np.ndarray:
+    """Gaussian importance map of a square window, peak 1, never zero.
+
+    The map is the outer product of two 1-D Gaussians, each floored at
+    ``floor``. Flooring per axis (not the product) keeps the ratio between two
+    windows that meet along the scene border, where both see a pixel at the
+    same vertical offset: a product floor would make them equal there.
+
+    Args:
+        tile: Window size.
+        sigma_scale: Standard deviation as a fraction of ``tile``.
+        floor: Smallest 1-D weight (> 0); the smallest 2-D weight is its square.
+
+    Returns:
+        float32 (tile, tile).
+
+    Example:
+        >>> w = gaussian_weights(8)
+        >>> float(w.max()) <= 1.0 and float(w.min()) >= 1e-6
+        True
+    """
+    centre = (tile - 1) / 2.0
+    d = (np.arange(tile) - centre) / max(sigma_scale * tile, 1e-6)
+    g = np.maximum(np.exp(-0.5 * d**2), floor)
+    w = np.outer(g, g)
+    return (w / w.max()).astype(np.float32)
+
+
+def _forward(x, transform):
+    transpose, flip_v, flip_h = transform
+    if transpose:
+        x = np.swapaxes(x, 1, 2)
+    if flip_v:
+        x = x[:, ::-1]
+    if flip_h:
+        x = x[:, :, ::-1]
+    return x
+
+
+def _inverse(x, transform):
+    transpose, flip_v, flip_h = transform
+    if flip_h:
+        x = x[:, :, ::-1]
+    if flip_v:
+        x = x[:, ::-1]
+    if transpose:
+        x = np.swapaxes(x, 1, 2)
+    return x
+
+
+def _model_channels(model):
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        return None, None
+    if isinstance(shape, list):
+        shape = shape[0]
+    return tuple(shape[1:3]), shape[-1]
+
+
+def predict_tiled(
+    model,
+    image,
+    tile_size: int = 256,
+    overlap: float = 0.25,
+    batch_size: int = 8,
+    blend: str = "gaussian",
+    tta: bool | Sequence[tuple[bool, bool, bool]] = False,
+    progress: bool | None = None,
+    sigma_scale: float = 0.125,
+) -> np.ndarray:
+    """Predicts a scene of any size window by window and blends the windows.
+
+    The scene is processed one row of windows at a time; the accumulated
+    prediction and weight maps are the only arrays of the scene's size, so a
+    20,000 x 20,000 scene needs the memory of those two buffers plus one row
+    of windows, not of all windows.
+
+    Args:
+        model: Any Keras model mapping (N, h, w, c) to (N, h, w, k), e.g. a
+            :class:`~keras_unetpp.UNetPlusPlus` (with deep supervision or
+            pruned). Called with ``predict_on_batch``.
+        image: (H, W, C) array; any H and W (smaller than a tile too: it is
+            edge-padded to a tile and cropped back). Normalise it as the
+            model expects; it is passed as float32.
+        tile_size: Window edge in pixels.
+        overlap: Fraction of a window shared with its neighbour, in [0, 1).
+        batch_size: Windows per model call.
+        blend: ``"gaussian"`` (weights fall off towards a window's edge, so
+            seams vanish) or ``"mean"`` (plain average).
+        tta: Test-time augmentation: ``True`` averages over the 8 dihedral
+            transforms (``DIHEDRAL_TRANSFORMS``), each mapped back before
+            blending; or a subset of those ``(transpose, flip_ud, flip_lr)``
+            triples; ``False`` for none.
+        progress: Show a Keras ``Progbar``; ``None`` shows it when there are
+            more than 32 windows.
+        sigma_scale: Gaussian standard deviation as a fraction of the tile.
+
+    Returns:
+        float32 (H, W, k) probability (or logit) map of the whole scene.
+
+    Raises:
+        ValueError: For an image that is not (H, W, C), a channel count or
+            tile size the model cannot take, an ``overlap`` outside [0, 1),
+            an unknown ``blend``, or a model whose output does not have the
+            window's size.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> model = UNetPlusPlus((None, None, 1), filters=(4, 8))
+        >>> predict_tiled(model, np.zeros((50, 70, 1)), tile_size=32).shape
+        (50, 70, 1)
+    """
+    array = np.asarray(image)
+    if array.ndim != 3:
+        raise ValueError(f"predict_tiled expects one image (H, W, C), got shape {array.shape}.")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+    if int(tile_size) < 1 or int(batch_size) < 1:
+        raise ValueError(f"tile_size and batch_size must be >= 1, got {tile_size} and {batch_size}.")
+    if blend not in ("gaussian", "mean"):
+        raise ValueError(f"blend must be 'gaussian' or 'mean', got {blend!r}.")
+    tile = int(tile_size)
+    spatial, channels = _model_channels(model)
+    if channels is not None and channels != array.shape[-1]:
+        raise ValueError(
+            f"The model takes {channels} input channel(s), the image has {array.shape[-1]} (shape {array.shape})."
+        )
+    if spatial is not None and any(s is not None and s != tile for s in spatial):
+        raise ValueError(f"The model takes windows of {spatial}, not tile_size={tile}.")
+    transforms = DIHEDRAL_TRANSFORMS if tta is True else ((False, False, False),) if tta is False else tuple(tta)
+    if not transforms or any(tuple(t) not in DIHEDRAL_TRANSFORMS for t in transforms):
+        raise ValueError(f"tta must be a bool or a non-empty subset of DIHEDRAL_TRANSFORMS, got {tta!r}.")
+
+    height, width = array.shape[:2]
+    padded_h, padded_w = max(height, tile), max(width, tile)
+    stride = max(1, int(round(tile * (1.0 - overlap))))
+    rows, cols = window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride)
+    weights = gaussian_weights(tile, sigma_scale) if blend == "gaussian" else np.ones((tile, tile), np.float32)
+    total = len(rows) * len(cols)
+    bar = keras.utils.Progbar(total, unit_name="window") if (progress or (progress is None and total > 32)) else None
+
+    accumulated = None
+    weight_sum = np.zeros((padded_h, padded_w), np.float32)
+    done = 0
+    for y in rows:
+        strip = _strip(array, y, tile, padded_w)  # (tile, padded_w, C) float32: one row of windows
+        windows = np.stack([strip[:, x : x + tile] for x in cols])
+        prediction = _predict_windows(model, windows, batch_size, transforms)
+        if accumulated is None:
+            accumulated = np.zeros((padded_h, padded_w, prediction.shape[-1]), np.float32)
+        for x, window in zip(cols, prediction):
+            accumulated[y : y + tile, x : x + tile] += window * weights[..., None]
+            weight_sum[y : y + tile, x : x + tile] += weights
+        done += len(cols)
+        if bar is not None:
+            bar.update(done)
+    accumulated /= weight_sum[..., None]
+    return accumulated[:height, :width]
+
+
+def _strip(array, y, tile, padded_w):
+    """Rows ``y .. y + tile`` of the scene as float32, edge-padded when the
+    scene is smaller than a tile."""
+    rows = array[y : y + tile].astype(np.float32)
+    pad_h, pad_w = tile - rows.shape[0], padded_w - rows.shape[1]
+    if pad_h or pad_w:
+        rows = np.pad(rows, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return rows
+
+
+def _predict_windows(model, windows, batch_size, transforms):
+    out = None
+    for transform in transforms:
+        batch_out = []
+        for start in range(0, len(windows), batch_size):
+            batch = np.ascontiguousarray(_forward(windows[start : start + batch_size], transform))
+            pred = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
+            if pred.ndim != 4 or pred.shape[:3] != batch.shape[:3]:
+                raise ValueError(
+                    f"The model maps windows of shape {batch.shape} to {pred.shape}; predict_tiled needs "
+                    f"(N, h, w, k) outputs of the window's size."
+                )
+            batch_out.append(_inverse(pred.astype(np.float32), transform))
+        prediction = np.concatenate(batch_out)
+        out = prediction if out is None else out + prediction
+    return out / len(transforms)
+
+
+def save_mask(path: str | Path, probabilities, threshold: float = 0.5) -> Path:
+    """Thresholds a probability map and writes it as a 0/255 PNG.
+
+    Args:
+        path: Output path (``.png``).
+        probabilities: (H, W) or (H, W, 1) map.
+        threshold: Foreground threshold.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: For a map with several channels.
+        OSError: If the file cannot be written.
+    """
+    p = np.asarray(probabilities)
+    if p.ndim == 3 and p.shape[-1] == 1:
+        p = p[..., 0]
+    if p.ndim != 2:
+        raise ValueError(f"save_mask needs a single-channel map (H, W[, 1]), got shape {p.shape}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.where(p >= threshold, 255, 0).astype(np.uint8)):
+        raise OSError(f"Could not write the mask to {path}.")
+    return path
+
+
+def scene_report(
+    probabilities, true_mask, out_dir: str | Path | None = None, threshold: float = 0.5, block_size: int = 256
+) -> evaluation.SegmentationReport:
+    """Evaluates a scene prediction: report with coverage tests, and, when
+    ``out_dir`` is given, ``mask.png``, ``error_map.png`` and ``report.json``.
+
+    Args:
+        probabilities: (H, W[, 1]) predicted map, e.g. from :func:`predict_tiled`.
+        true_mask: (H, W[, 1]) true mask (bool, 0/1 or 0/255).
+        out_dir: Folder for the files; ``None`` writes nothing.
+        threshold: Foreground threshold.
+        block_size: Block size of the coverage comparison.
+
+    Returns:
+        The :class:`~keras_unetpp.evaluation.SegmentationReport`.
+    """
+    report = evaluation.segmentation_report(true_mask, probabilities, threshold, block_size=block_size)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_mask(out / "mask.png", probabilities, threshold)
+        evaluation.save_error_map(out / "error_map.png", true_mask, probabilities, threshold)
+        report.to_json(out / "report.json")
+    return report
+
+
+def count_windows(height: int, width: int, tile_size: int = 256, overlap: float = 0.25) -> int:
+    """How many windows :func:`predict_tiled` evaluates (before TTA)."""
+    stride = max(1, int(round(tile_size * (1.0 - overlap))))
+    return len(window_starts(max(height, tile_size), tile_size, stride)) * len(
+        window_starts(max(width, tile_size), tile_size, stride)
+    )
+
+

@@ -1,0 +1,130 @@
+"""predict_tiled: coverage, blending, TTA, shapes, errors, scene report."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keras_unetpp import UNetPlusPlus, predict_tiled
+from keras_unetpp.inference import gaussian_weights, scene_report, window_starts
+
+
+def conv_model(kernel, channels=1):
+    """A fully-convolutional model with a given (k, k) kernel, same padding."""
+    inputs = keras.Input((None, None, channels))
+    conv = keras.layers.Conv2D(1, kernel.shape[0], padding="same", use_bias=False)
+    outputs = conv(inputs)
+    conv.set_weights([np.repeat(kernel[:, :, None, None], channels, axis=2).astype("float32")])
+    return keras.Model(inputs, outputs)
+
+
+def correlate_same(image, kernel):
+    """Independent reference: zero-padded 'same' cross-correlation in numpy."""
+    r = kernel.shape[0] // 2
+    p = np.pad(image.sum(-1), r)
+    h, w = image.shape[:2]
+    return sum(kernel[i, j] * p[i:i + h, j:j + w] for i in range(kernel.shape[0]) for j in range(kernel.shape[1]))[..., None]
+
+
+@given(st.integers(1, 200), st.integers(1, 64), st.floats(0, 1))
+def test_windows_cover_the_axis_and_end_at_the_border(length, tile, fraction):
+    stride = max(1, round(tile * fraction))
+    starts = window_starts(length, tile, stride)
+    covered = np.zeros(max(length, tile), bool)
+    for s in starts:
+        covered[s:s + tile] = True
+    assert covered[:length].all()
+    assert starts[-1] + tile == max(length, tile) and starts == sorted(set(starts))
+    with pytest.raises(ValueError, match="stride"):
+        window_starts(length, tile, tile + 1)
+
+
+@given(st.integers(1, 300), st.floats(0.01, 1.0))
+def test_gaussian_weights_are_never_zero(tile, sigma):
+    w = gaussian_weights(tile, sigma)
+    assert w.shape == (tile, tile) and w.min() > 0 and w.max() == pytest.approx(1.0)
+
+
+@given(st.integers(1, 90), st.integers(1, 90), st.sampled_from([0.0, 0.25, 0.5]))
+def test_output_has_image_shape_and_pointwise_model_is_exact(h, w, overlap):
+    model = conv_model(np.array([[1.5]]), channels=2)
+    image = np.random.default_rng(h * w).random((h, w, 2)).astype("float32")
+    out = predict_tiled(model, image, tile_size=32, overlap=overlap, progress=False)
+    assert out.shape == (h, w, 1) and out.dtype == np.float32
+    np.testing.assert_allclose(out, 1.5 * image.sum(-1, keepdims=True), rtol=1e-5)
+
+
+def test_constant_model_gives_the_constant():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: keras.ops.ones_like(x[..., :1]) * 0.7)(inputs))
+    out = predict_tiled(model, np.zeros((100, 77, 3)), tile_size=32, overlap=0.5, progress=False)
+    np.testing.assert_allclose(out, 0.7, rtol=1e-6)
+
+
+def test_small_receptive_field_matches_whole_image_away_from_border():
+    """3x3 conv: only pixels within 1 px of a window edge see the window's zero
+    padding. Away from the scene border (half a tile) every pixel is seen near
+    the centre of some window, whose Gaussian weight dominates."""
+    kernel = np.random.default_rng(0).normal(size=(3, 3))
+    image = np.random.default_rng(1).random((97, 131, 1)).astype("float32")
+    whole = correlate_same(image, kernel)
+    scale = np.abs(whole).mean()
+    tiled = predict_tiled(conv_model(kernel), image, tile_size=32, overlap=0.5, progress=False)
+    error = np.abs(tiled - whole)[16:-16, 16:-16]
+    assert error.max() < 5e-3 * scale  # the 1e-3 weight floor bounds the edge pixels' share
+    # the plain mean shows the seams the Gaussian removes (so the test can fail)
+    mean = predict_tiled(conv_model(kernel), image, tile_size=32, overlap=0.5, blend="mean", progress=False)
+    assert np.abs(mean - whole)[16:-16, 16:-16].max() > 0.05 * scale
+
+
+def test_tta_of_equivariant_model_equals_plain_prediction():
+    a, b, c = 0.3, -0.5, 1.2
+    symmetric = np.array([[a, b, a], [b, c, b], [a, b, a]])  # invariant under D4
+    model = conv_model(symmetric)
+    image = np.random.default_rng(2).random((70, 45, 1)).astype("float32")
+    plain = predict_tiled(model, image, tile_size=32, progress=False)
+    np.testing.assert_allclose(predict_tiled(model, image, tile_size=32, tta=True, progress=False), plain, atol=1e-5)
+    # and a non-equivariant model is changed by TTA (the test can fail)
+    skew = conv_model(np.array([[0, 0, 0], [0, 0, 1.0], [0, 0, 0]]))
+    assert not np.allclose(predict_tiled(skew, image, tile_size=32, tta=True, progress=False),
+                           predict_tiled(skew, image, tile_size=32, progress=False), atol=1e-3)
+
+
+def test_works_with_deep_supervision_and_pruned_unetpp(capsys):
+    model = UNetPlusPlus((None, None, 3), filters=(4, 8, 16), deep_supervision=True)
+    image = np.random.default_rng(3).random((40, 70, 3)).astype("float32")
+    full = predict_tiled(model, image, tile_size=32, overlap=0.25, progress=True)
+    assert full.shape == (40, 70, 1)
+    assert "window" in capsys.readouterr().out
+    assert predict_tiled(model.prune(1), image, tile_size=32, progress=False).shape == (40, 70, 1)
+
+
+def test_clear_errors():
+    model = conv_model(np.ones((1, 1)), channels=3)
+    with pytest.raises(ValueError, match="input channel"):
+        predict_tiled(model, np.zeros((40, 40, 1)))
+    with pytest.raises(ValueError, match="overlap"):
+        predict_tiled(model, np.zeros((40, 40, 3)), overlap=1.0)
+    with pytest.raises(ValueError, match=r"\(H, W, C\)"):
+        predict_tiled(model, np.zeros((40, 40)))
+    fixed = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(1, 1)])
+    with pytest.raises(ValueError, match="tile_size"):
+        predict_tiled(fixed, np.zeros((100, 100, 3)), tile_size=32)
+    shrinking = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(1, 3)])
+    with pytest.raises(ValueError, match="window's size"):
+        predict_tiled(shrinking, np.zeros((40, 40, 3)), tile_size=32)
+
+
+def test_scene_report_writes_mask_error_map_and_json(tmp_path):
+    truth = np.zeros((64, 96), np.uint8)
+    truth[10:40, 20:60] = 255
+    prob = np.zeros((64, 96, 1), np.float32)
+    prob[12:40, 20:60] = 0.9
+    report = scene_report(prob, truth, tmp_path, block_size=32)
+    assert report.counts.tp == 28 * 40 and report.counts.fn == 2 * 40 and report.counts.fp == 0
+    for name in ("mask.png", "error_map.png", "report.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert json.loads((tmp_path / "report.json").read_text())["coverage"]["blocks"] == 6
