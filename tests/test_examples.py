@@ -1,6 +1,7 @@
 """The examples run end to end in their --quick mode and write what they promise."""
 
 import json
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -11,12 +12,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def run_example(name, *args):
-    argv = sys.argv
+    argv, path = sys.argv, list(sys.path)
     sys.argv = [name, *args]
+    sys.path.insert(0, str(EXAMPLES))  # the examples import their _common helpers
     try:
         runpy.run_path(str(EXAMPLES / name), run_name="__main__")
     finally:
-        sys.argv = argv
+        sys.argv, sys.path[:] = argv, path
 
 
 def test_quickstart_quick(tmp_path):
@@ -25,3 +27,24 @@ def test_quickstart_quick(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0.0 <= metrics["val_iou"] <= 1.0
+
+DATA = Path(os.environ.get("KERAS_UNETPP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.mark.skipif(not (DATA / "aerial-dubai").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+def test_aerial_example_quick(tmp_path):
+    run_example("aerial_buildings.py", "--quick", "--data", str(DATA / "aerial-dubai"), "--out", str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0.0 <= metrics["overall"]["iou"] <= 1.0 and len(metrics["per_image"]) == 2
+    for name in ("model.keras", "curves_loss.png", "curves_iou.png", "curves_lr.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert list(tmp_path.glob("*_error_map.png")) and list(tmp_path.glob("*_overlay.png"))
+
+
+@pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+def test_lung_example_quick_compare(tmp_path):
+    run_example("lung_xray.py", "--quick", "--compare-augmentation", "--data", str(DATA / "lung-xray"),
+                "--out", str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["runs"]) == {"with_augmentation", "without_augmentation"}
+    assert (tmp_path / "with_augmentation" / "predictions.png").stat().st_size > 0

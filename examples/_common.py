@@ -1,0 +1,88 @@
+"""Helpers shared by the examples: common arguments, a learning-rate logger,
+curves and the metrics file. Uses only the public keras_unetpp API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_unetpp.evaluation import ConfusionCounts, SegmentationReport
+from keras_unetpp.visualization import plot_curves
+
+
+def common_parser(description: str, out: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data directory (default: $KERAS_UNETPP_DATA/<data set>)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="training steps per epoch")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
+    return parser
+
+
+def resolve_data(path: Path | None, name: str) -> Path:
+    """``--data``, else ``$KERAS_UNETPP_DATA/name``; a clear error if missing."""
+    if path is None:
+        root = os.environ.get("KERAS_UNETPP_DATA")
+        if not root:
+            raise SystemExit(f"No data: pass --data DIR or set KERAS_UNETPP_DATA (the folder holding {name}/).")
+        path = Path(root) / name
+    if not path.is_dir():
+        raise SystemExit(f"Data directory {path} does not exist. See README.md, 'Getting the data'.")
+    return path
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs as ``lr``."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def save_curves(history: dict, out: Path, title: str) -> None:
+    """curves_loss.png, curves_iou.png and curves_lr.png from a History dict."""
+    groups = {"loss": ("loss", "val_loss"), "iou": ("iou", "val_iou"), "lr": ("lr",)}
+    for name, keys in groups.items():
+        series = {k: history[k] for k in keys if k in history}
+        if series:
+            plot_curves(series, out / f"curves_{name}.png", title=f"{title}: {name}")
+
+
+def total_report(reports: list[SegmentationReport]) -> SegmentationReport:
+    """The report of all pixels of several images (counts added up)."""
+    counts = ConfusionCounts(0, 0, 0, 0)
+    for r in reports:
+        counts = counts + r.counts
+    return SegmentationReport(counts)
+
+
+def write_metrics(out: Path, payload: dict) -> None:
+    payload = {
+        "date": time.strftime("%Y-%m-%d"),
+        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, backend {keras.backend.backend()}",
+        **payload,
+    }
+    (out / "metrics.json").write_text(json.dumps(payload, indent=2, default=float))
+
+
+def apply_defaults(args, full: dict, quick: dict) -> None:
+    """Fills unset --epochs/--steps/--batch-size from the full or quick defaults."""
+    chosen = quick if args.quick else full
+    for key, value in chosen.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
+def to_numpy(x) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))

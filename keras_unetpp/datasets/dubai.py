@@ -1,0 +1,88 @@
+"""Loader for the Dubai aerial imagery layout: ``Tile N/images/*.jpg`` with
+``Tile N/masks/*.png`` colour-coded masks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from keras_unetpp.datasets.io import Sample, check_same_size, match_pairs, read_image
+
+#: The colours actually used in the mask files (not those of classes.json, a
+#: known quirk of this data set).
+DUBAI_CLASS_COLORS = {
+    "building": "#3C1098",
+    "land": "#8429F6",
+    "road": "#6EC1E4",
+    "vegetation": "#FEDD3A",
+    "water": "#E2A929",
+    "unlabeled": "#9B9B9B",
+}
+_ALIASES = {"buildings": "building", "trees": "vegetation", "tree": "vegetation"}
+
+
+def class_color(name: str) -> tuple[int, int, int]:
+    """RGB colour of a class by name (``"building"``, ``"vegetation"``/``"trees"``, ...).
+
+    Raises:
+        ValueError: For an unknown class, listing the known ones.
+
+    Example:
+        >>> class_color("trees")
+        (254, 221, 58)
+    """
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in DUBAI_CLASS_COLORS:
+        raise ValueError(f"Unknown class {name!r}; known: {sorted(DUBAI_CLASS_COLORS)} (aliases {sorted(_ALIASES)}).")
+    hex_code = DUBAI_CLASS_COLORS[key].lstrip("#")
+    return tuple(int(hex_code[i : i + 2], 16) for i in (0, 2, 4))
+
+
+def _tile_number(path: Path) -> int:
+    match = re.search(r"(\d+)$", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def load_dubai(data_dir: str | Path, target: str = "building", tiles=None) -> list[Sample]:
+    """Loads the Dubai tiles as binary image/mask pairs for one class.
+
+    Args:
+        data_dir: The folder holding ``Tile 1`` ... ``Tile 7``.
+        target: Class name (see :data:`DUBAI_CLASS_COLORS`; ``"trees"`` =
+            vegetation).
+        tiles: Tile numbers to load; ``None`` loads all.
+
+    Returns:
+        :class:`~keras_unetpp.datasets.io.Sample` list; ``group`` is the tile
+        (``"Tile 3"``), so splits keep a tile's images together.
+
+    Raises:
+        FileNotFoundError: If no ``Tile N`` folder is found.
+        ValueError: For an unknown class, unmatched or unreadable files, or
+            an image and mask of different sizes.
+    """
+    color = np.array(class_color(target), np.uint8)
+    root = Path(data_dir)
+    tile_dirs = sorted((p for p in root.glob("Tile *") if p.is_dir()), key=_tile_number)
+    if tiles is not None:
+        tile_dirs = [p for p in tile_dirs if _tile_number(p) in set(tiles)]
+    if not tile_dirs:
+        raise FileNotFoundError(f"No 'Tile N' folders{' for tiles ' + str(tiles) if tiles else ''} in {root}.")
+    samples = []
+    for tile_dir in tile_dirs:
+        for stem, image_path, mask_path in match_pairs(tile_dir / "images", tile_dir / "masks"):
+            image = read_image(image_path, 3)
+            mask_rgb = read_image(mask_path, 3)
+            check_same_size(image, mask_rgb, image_path, mask_path)
+            mask = np.all(mask_rgb == color, axis=-1).astype(np.uint8)[..., None]
+            samples.append(Sample(f"{tile_dir.name}/{stem}", tile_dir.name, image, mask))
+    return samples
+
+
+def is_dubai_layout(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` holds ``Tile N/images`` folders."""
+    return any((p / "images").is_dir() for p in Path(data_dir).glob("Tile *"))
+
+

@@ -1,0 +1,112 @@
+"""Reading and validating image/mask files, and the pair container."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DATA_ENV = "KERAS_UNETPP_DATA"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One image with its binary mask.
+
+    Args:
+        name: File stem.
+        group: What a split must keep together (tile, case).
+        image: uint8 (H, W, C).
+        mask: uint8 (H, W, 1) holding 0 and 1.
+    """
+
+    name: str
+    group: str
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def data_root(path: str | os.PathLike | None = None) -> Path:
+    """The data directory: ``path``, else ``$KERAS_UNETPP_DATA``.
+
+    Args:
+        path: Explicit directory, or ``None``.
+
+    Returns:
+        The directory as a :class:`~pathlib.Path`.
+
+    Raises:
+        FileNotFoundError: If neither is given or the directory is missing.
+    """
+    chosen = path if path is not None else os.environ.get(DATA_ENV)
+    if not chosen:
+        raise FileNotFoundError(f"No data directory: pass one or set {DATA_ENV}.")
+    root = Path(chosen).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Data directory {root} does not exist.")
+    return root
+
+
+def read_image(path: Path, channels: int = 3) -> np.ndarray:
+    """Reads an image as uint8 RGB (channels=3) or grayscale (channels=1), (H, W, C).
+
+    Raises:
+        ValueError: If the file cannot be read as an image.
+    """
+    flag = cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE
+    image = cv2.imread(str(path), flag)
+    if image is None:
+        raise ValueError(f"Cannot read image file {path}.")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{path}: expected an 8-bit image, got {image.dtype}.")
+    return image[..., ::-1].copy() if channels == 3 else image[..., None]
+
+
+def list_images(folder: Path) -> dict[str, Path]:
+    """Image files of a folder by stem.
+
+    Raises:
+        FileNotFoundError: If the folder is missing or holds no image.
+        ValueError: If two files share a stem.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Folder {folder} does not exist.")
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in files:
+                raise ValueError(f"Two files with the stem {path.stem!r} in {folder}.")
+            files[path.stem] = path
+    if not files:
+        raise FileNotFoundError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}.")
+    return files
+
+
+def match_pairs(image_dir: Path, mask_dir: Path) -> list[tuple[str, Path, Path]]:
+    """(stem, image path, mask path) for every stem; unmatched files are an error.
+
+    Raises:
+        ValueError: Naming the files without a partner.
+    """
+    images, masks = list_images(image_dir), list_images(mask_dir)
+    missing_masks = sorted(set(images) - set(masks))
+    missing_images = sorted(set(masks) - set(images))
+    if missing_masks or missing_images:
+        raise ValueError(
+            f"Unmatched files: images without a mask in {mask_dir}: {missing_masks[:5]}; "
+            f"masks without an image in {image_dir}: {missing_images[:5]}."
+        )
+    return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
+
+
+def check_same_size(image: np.ndarray, mask: np.ndarray, image_path: Path, mask_path: Path) -> None:
+    """Raises ValueError naming both files if their sizes differ."""
+    if image.shape[:2] != mask.shape[:2]:
+        raise ValueError(
+            f"Size mismatch: {image_path} is {image.shape[1]}x{image.shape[0]}, "
+            f"{mask_path} is {mask.shape[1]}x{mask.shape[0]}."
+        )

@@ -1,0 +1,130 @@
+"""Loaders on small files written here, plus checks on the real data when present."""
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from keras_unetpp.datasets import (
+    class_color,
+    crop_dataset,
+    fixed_crops,
+    load_dubai,
+    load_folder_pairs,
+    random_crop,
+    split_by_group,
+    split_fraction,
+)
+
+DATA = Path(os.environ.get("KERAS_UNETPP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+
+
+def write_rgb(path, rgb):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+
+
+def make_dubai(root, tiles=2, size=(20, 30)):
+    rng = np.random.default_rng(0)
+    truth = {}
+    building, road = np.array(class_color("building")), np.array(class_color("road"))
+    for t in range(1, tiles + 1):
+        for k in range(2):
+            labels = rng.integers(0, 2, size)
+            mask = np.where(labels[..., None] == 1, building, road).astype(np.uint8)
+            write_rgb(root / f"Tile {t}" / "images" / f"image_part_00{k}.jpg", rng.integers(0, 255, size + (3,), dtype=np.uint8))
+            write_rgb(root / f"Tile {t}" / "masks" / f"image_part_00{k}.png", mask)
+            truth[f"Tile {t}/image_part_00{k}"] = labels
+    return truth
+
+
+def test_dubai_loader_reads_class_masks_by_colour(tmp_path):
+    truth = make_dubai(tmp_path)
+    samples = load_dubai(tmp_path, "buildings")
+    assert len(samples) == 4 and {s.group for s in samples} == {"Tile 1", "Tile 2"}
+    for s in samples:
+        np.testing.assert_array_equal(s.mask[..., 0], truth[s.name])
+        assert s.image.shape == (20, 30, 3) and s.mask.dtype == np.uint8
+    assert len(load_dubai(tmp_path, "building", tiles=[2])) == 2
+
+
+def test_dubai_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Tile"):
+        load_dubai(tmp_path)
+    make_dubai(tmp_path, tiles=1)
+    with pytest.raises(ValueError, match="Unknown class 'cars'"):
+        load_dubai(tmp_path, "cars")
+    os.remove(tmp_path / "Tile 1" / "masks" / "image_part_001.png")
+    with pytest.raises(ValueError, match="Unmatched.*image_part_001"):
+        load_dubai(tmp_path)
+
+
+def test_folder_pairs_matching_sizes_and_errors(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(FileNotFoundError, match="No image files"):
+        load_folder_pairs(tmp_path)
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((6, 7), np.uint8))
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), np.array([[0, 255] * 3 + [0]] * 6, np.uint8))
+    cv2.imwrite(str(tmp_path / "images" / "b.png"), np.zeros((6, 7), np.uint8))
+    cv2.imwrite(str(tmp_path / "masks" / "b.png"), np.ones((6, 7), np.uint8))  # 0/1 masks too
+    samples = load_folder_pairs(tmp_path)
+    assert [s.name for s in samples] == ["a", "b"]
+    assert samples[0].mask[0, :, 0].tolist() == [0, 1, 0, 1, 0, 1, 0] and samples[1].mask.min() == 1
+    cv2.imwrite(str(tmp_path / "masks" / "b.png"), np.ones((5, 7), np.uint8))
+    with pytest.raises(ValueError, match="Size mismatch.*b.png"):
+        load_folder_pairs(tmp_path)
+    (tmp_path / "masks" / "b.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="Cannot read.*b.png"):
+        load_folder_pairs(tmp_path)
+
+
+def test_splits_never_share_a_group(tmp_path):
+    make_dubai(tmp_path, tiles=3)
+    samples = load_dubai(tmp_path)
+    train, val = split_by_group(samples, ["Tile 3"])
+    assert {s.group for s in val} == {"Tile 3"} and "Tile 3" not in {s.group for s in train}
+    train, val = split_fraction(samples, 0.34, seed=1)
+    assert not ({s.group for s in train} & {s.group for s in val}) and len(train) + len(val) == 6
+    with pytest.raises(ValueError, match="Unknown validation groups"):
+        split_by_group(samples, ["Tile 9"])
+
+
+def test_crops_keep_image_and_mask_aligned(tmp_path):
+    make_dubai(tmp_path, tiles=1, size=(40, 50))
+    samples = load_dubai(tmp_path)
+    # make the image encode its mask so alignment can be checked after cropping
+    aligned = [s.__class__(s.name, s.group, np.repeat(s.mask * 200, 3, axis=-1), s.mask) for s in samples]
+    rng = np.random.default_rng(0)
+    for s in aligned:
+        image, mask = random_crop(s, 16, rng)
+        np.testing.assert_array_equal(image[..., :1] // 200, mask)
+        small_image, small_mask = random_crop(s, 64, rng)  # larger than the image: padded
+        assert small_image.shape == (64, 64, 3)
+        np.testing.assert_array_equal(small_image[..., :1] // 200, small_mask)
+    images, masks = fixed_crops(aligned, 16, per_image=3)
+    assert images.shape == (6, 16, 16, 3) and images.max() <= 1.0
+    ds = crop_dataset(aligned, 16, batch_size=4, seed=0)
+    x, y = next(iter(ds))
+    assert x.shape == (4, 16, 16, 3) and y.shape == (4, 16, 16, 1)
+    np.testing.assert_array_equal((x.numpy()[..., :1] > 0.5).astype("float32"), y.numpy())
+
+
+@pytest.mark.skipif(not (DATA / "aerial-dubai").is_dir(), reason=f"real data not found at {DATA}/aerial-dubai "
+                    "(set KERAS_UNETPP_DATA)")
+def test_real_dubai_data_loads_with_buildings_everywhere():
+    samples = load_dubai(DATA / "aerial-dubai", "building", tiles=[1])
+    assert len(samples) == 9
+    assert all(s.mask.shape[:2] == s.image.shape[:2] for s in samples)
+    assert 0.0 < np.mean([s.mask.mean() for s in samples]) < 0.6
+
+
+@pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA}/lung-xray "
+                    "(set KERAS_UNETPP_DATA)")
+def test_real_lung_data_loads():
+    samples = load_folder_pairs(DATA / "lung-xray", channels=1)
+    assert len(samples) == 79
+    fractions = [s.mask.mean() for s in samples]
+    assert 0.05 < np.median(fractions) < 0.6
