@@ -65,7 +65,7 @@ class RandomDihedral(RandomImageMaskLayer):
     Example:
         >>> import numpy as np
         >>> layer = RandomDihedral(seed=0)
-        >>> layer(np.zeros((2, 8, 8, 3), "float32")).shape
+        >>> tuple(layer(np.zeros((2, 8, 8, 3), "float32")).shape)
         (2, 8, 8, 3)
     """
 
@@ -122,7 +122,7 @@ class RandomFlip(RandomDihedral):
 
     Example:
         >>> import numpy as np
-        >>> RandomFlip("horizontal", seed=1)(np.zeros((4, 4, 1))).shape
+        >>> tuple(RandomFlip("horizontal", seed=1)(np.zeros((4, 4, 1))).shape)
         (4, 4, 1)
     """
 

@@ -62,7 +62,7 @@ class RandomBrightness(_IntensityLayer):
 
     Example:
         >>> import numpy as np
-        >>> RandomBrightness(0.2, seed=0)(np.full((1, 2, 2, 1), 0.5, "float32")).shape
+        >>> tuple(RandomBrightness(0.2, seed=0)(np.full((1, 2, 2, 1), 0.5, "float32")).shape)
         (1, 2, 2, 1)
     """
 
@@ -86,7 +86,7 @@ class RandomContrast(_IntensityLayer):
 
     Example:
         >>> import numpy as np
-        >>> RandomContrast(0.3, seed=0)(np.zeros((1, 2, 2, 3), "float32")).shape
+        >>> tuple(RandomContrast(0.3, seed=0)(np.zeros((1, 2, 2, 3), "float32")).shape)
         (1, 2, 2, 3)
     """
 
@@ -117,7 +117,7 @@ class RandomGaussianNoise(_IntensityLayer):
 
     Example:
         >>> import numpy as np
-        >>> RandomGaussianNoise(0.05, seed=0)(np.zeros((1, 2, 2, 1), "float32")).shape
+        >>> tuple(RandomGaussianNoise(0.05, seed=0)(np.zeros((1, 2, 2, 1), "float32")).shape)
         (1, 2, 2, 1)
     """
 

@@ -42,9 +42,10 @@ def median_blur(images, kernel_size: int = 5):
 
     Example:
         >>> import numpy as np
-        >>> x = np.array([[0, 9, 0], [9, 0, 9], [0, 9, 0]], "uint8")[None, :, :, None]
-        >>> np.asarray(median_blur(x, 3))[0, :, :, 0].tolist()
-        [[9, 0, 9], [0, 9, 0], [9, 0, 9]]
+        >>> import keras
+        >>> x = np.full((1, 3, 4, 1), 5, "uint8"); x[0, 1, 1, 0] = 255  # salt noise
+        >>> keras.ops.convert_to_numpy(median_blur(x, 3))[0, :, :, 0].tolist()
+        [[5, 5, 5, 5], [5, 5, 5, 5], [5, 5, 5, 5]]
     """
     column_network, column_ranks, window_network, output = median_plan(kernel_size)
     if kernel_size == 1:

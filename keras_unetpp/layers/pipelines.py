@@ -31,7 +31,7 @@ class AugmentationPipeline(ImageMaskLayer):
         >>> import numpy as np
         >>> pipe = AugmentationPipeline([MedianBlur(3), RandomDihedral(seed=0)])
         >>> image, mask = pipe(np.zeros((8, 8, 3), "float32"), np.zeros((8, 8, 1), "uint8"))
-        >>> image.shape, mask.shape
+        >>> tuple(image.shape), tuple(mask.shape)
         ((8, 8, 3), (8, 8, 1))
     """
 
@@ -78,7 +78,7 @@ def aerial_augmentation(seed: int | None = None, median_kernel: int = 5) -> Augm
     Example:
         >>> import numpy as np
         >>> aug = aerial_augmentation(seed=0)
-        >>> aug(np.zeros((2, 16, 16, 3), "float32"), np.zeros((2, 16, 16, 1)))[0].shape
+        >>> tuple(aug(np.zeros((2, 16, 16, 3), "float32"), np.zeros((2, 16, 16, 1)))[0].shape)
         (2, 16, 16, 3)
     """
     layers = [MedianBlur(median_kernel)] if median_kernel and median_kernel > 1 else []
@@ -110,8 +110,9 @@ def xray_augmentation(
     Example:
         >>> import numpy as np
         >>> aug = xray_augmentation(seed=0)
-        >>> aug({"images": np.zeros((16, 16, 1), "float32"),
-        ...      "segmentation_masks": np.zeros((16, 16, 1), "uint8")})["images"].shape
+        >>> out = aug({"images": np.zeros((16, 16, 1), "float32"),
+        ...            "segmentation_masks": np.zeros((16, 16, 1), "uint8")})
+        >>> tuple(out["images"].shape)
         (16, 16, 1)
     """
     return AugmentationPipeline(

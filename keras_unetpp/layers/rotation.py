@@ -54,7 +54,7 @@ class RandomRotation(RandomImageMaskLayer):
 
     Example:
         >>> import numpy as np
-        >>> RandomRotation(15, seed=0)(np.zeros((2, 16, 16, 1), "float32")).shape
+        >>> tuple(RandomRotation(15, seed=0)(np.zeros((2, 16, 16, 1), "float32")).shape)
         (2, 16, 16, 1)
     """
 

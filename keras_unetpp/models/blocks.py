@@ -87,7 +87,7 @@ class PadToMultiple(layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> PadToMultiple(8)(np.ones((1, 5, 9, 1), "float32")).shape
+        >>> tuple(PadToMultiple(8)(np.ones((1, 5, 9, 1), "float32")).shape)
         (1, 8, 16, 1)
     """
 
@@ -128,7 +128,7 @@ class CropToReference(layers.Layer):
         >>> import numpy as np
         >>> x = np.ones((1, 8, 16, 2), "float32")
         >>> ref = np.ones((1, 5, 9, 3), "float32")
-        >>> CropToReference()([x, ref]).shape
+        >>> tuple(CropToReference()([x, ref]).shape)
         (1, 5, 9, 2)
     """
 
