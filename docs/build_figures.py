@@ -1,0 +1,149 @@
+"""Builds the pictures of the docs site from real runs of the library.
+
+    python docs/build_figures.py [--data ../shared/data] [--aerial-model outputs/aerial/model.keras]
+
+Writes small PNGs to docs/images/:
+  augmentation.png   every layer's effect on an image and its mask (a real aerial crop when the data
+                     is there, else the synthetic set)
+  tiling.png         a scene predicted with naive non-overlapping tiles vs predict_tiled (seams)
+  and copies of the example figures found under outputs/ (downscaled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from keras_unetpp import UNetPlusPlus, predict_tiled
+from keras_unetpp.datasets import load_dubai, make_shapes, to_float
+from keras_unetpp.layers import (
+    MedianBlur,
+    RandomBrightness,
+    RandomContrast,
+    RandomDihedral,
+    RandomFlip,
+    RandomGaussianNoise,
+    RandomRotation,
+)
+from keras_unetpp.visualization import overlay, panel_grid, save_png
+
+IMAGES = Path(__file__).parent / "images"
+
+
+def sample_pair(data: Path | None):
+    if data is not None and (data / "aerial-dubai").is_dir():
+        s = load_dubai(data / "aerial-dubai", "building", tiles=[1])[0]
+        return to_float(s.image[100:228, 200:328]), s.mask[100:228, 200:328].astype(np.float32)
+    x, y = make_shapes(1, size=128, seed=3)
+    return x[0], y[0]
+
+
+def augmentation_figure(data):
+    image, mask = sample_pair(data)
+    layers = [
+        ("MedianBlur(5)", MedianBlur(5)),
+        ("RandomDihedral", RandomDihedral(seed=4)),
+        ("RandomFlip", RandomFlip(seed=1)),
+        ("RandomRotation(30)", RandomRotation(30, seed=2)),
+        ("RandomBrightness(0.2)", RandomBrightness(0.2, seed=3)),
+        ("RandomContrast(0.5)", RandomContrast(0.5, seed=3)),
+        ("GaussianNoise(0.08)", RandomGaussianNoise(0.08, seed=3)),
+    ]
+    rows = []
+    for name, layer in layers:
+        out_image, out_mask = layer(image[None], mask[None])
+        out_image = keras.ops.convert_to_numpy(out_image)[0]
+        out_mask = keras.ops.convert_to_numpy(out_mask)[0]
+        rows.append((image, mask, out_image, out_mask, overlay(out_image, out_mask)))
+        print("augmentation:", name)
+    grid = panel_grid(rows, ["image", "mask", "after", "mask after", "overlay after"])
+    labels = np.full((grid.shape[0], 150, 3), 255, np.uint8)
+    row_height = grid.shape[0] // len(layers)
+    for k, (name, _) in enumerate(layers):
+        cv2.putText(labels, name, (4, k * row_height + row_height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    save_png(IMAGES / "augmentation.png", np.concatenate([labels, grid], axis=1))
+
+
+def naive_tiles(model, image, tile):
+    """The aerial project's way: non-overlapping tiles, hard pasted."""
+    h, w = image.shape[:2]
+    out = np.zeros((h, w, 1), np.float32)
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0 = min(y, h - tile), min(x, w - tile)
+            out[y0:y0 + tile, x0:x0 + tile] = model.predict(image[None, y0:y0 + tile, x0:x0 + tile], verbose=0)[0]
+    return out
+
+
+def tiling_figure(data, model_path: Path | None):
+    if model_path is not None and model_path.exists() and data is not None and (data / "aerial-dubai").is_dir():
+        model = keras.models.load_model(model_path)
+        s = load_dubai(data / "aerial-dubai", "building", tiles=[7])[0]
+        image = keras.ops.convert_to_numpy(MedianBlur(5)(to_float(s.image)))[:512, :768]
+        tile = 256
+        print("tiling: trained aerial model")
+    else:  # a quickly trained synthetic model
+        keras.utils.set_random_seed(0)
+        x, y = make_shapes(256, size=64, seed=0)
+        model = UNetPlusPlus((None, None, 3), filters=(8, 16, 32))
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+        model.fit(x, y, epochs=4, batch_size=16, verbose=0)
+        scene_x, _ = make_shapes(1, size=256, max_shapes=12, seed=9)
+        image, tile = scene_x[0], 64
+        print("tiling: synthetic model")
+    naive = naive_tiles(model, image, tile)
+    blended = predict_tiled(model, image, tile_size=tile, overlap=0.5, progress=False)
+    diff = np.abs(naive - blended)
+    diff = diff / max(float(diff.max()), 1e-6)
+    grid = panel_grid([(image, naive, blended, diff)],
+                      ["scene", "naive tiles (seams)", "predict_tiled (gaussian)", "|difference|"])
+    scale = min(1.0, 1400 / grid.shape[1])
+    grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    save_png(IMAGES / "tiling.png", grid)
+
+
+def copy_outputs(outputs: Path):
+    """Downscaled copies of the figures the examples wrote."""
+    wanted = {
+        "quickstart/predictions.png": "quickstart_predictions.png",
+        "lung_compare/with_augmentation/predictions.png": "lung_predictions.png",
+        "lung_compare/with_augmentation/curves_iou.png": "lung_curves_iou.png",
+        "lung_compare/without_augmentation/curves_iou.png": "lung_curves_iou_no_aug.png",
+        "aerial/curves_iou.png": "aerial_curves_iou.png",
+        "aerial/curves_lr.png": "aerial_curves_lr.png",
+    }
+    for pattern in ("aerial/*_error_map.png", "aerial/*_overlay.png"):
+        first = sorted(outputs.glob(pattern))[:1]
+        for f in first:
+            wanted[str(f.relative_to(outputs))] = "aerial_" + pattern.split("*_")[1]
+    for src, dst in wanted.items():
+        path = outputs / src
+        if path.exists():
+            image = cv2.imread(str(path))
+            scale = min(1.0, 700 / max(image.shape[:2]))
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(IMAGES / dst), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            print("copied", src)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=os.environ.get("KERAS_UNETPP_DATA"))
+    parser.add_argument("--aerial-model", type=Path, default=Path("outputs/aerial/model.keras"))
+    parser.add_argument("--outputs", type=Path, default=Path("outputs"))
+    args = parser.parse_args()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data) if args.data else None
+    augmentation_figure(data)
+    tiling_figure(data, args.aerial_model)
+    copy_outputs(args.outputs)
+
+
+if __name__ == "__main__":
+    main()
