@@ -26,7 +26,7 @@ ERROR_COLORS = {
 _ROWS_PER_STRIP = 512
 
 
-def _binary_mask(mask, threshold: float, name: str) -> np.ndarray:
+def _binary_mask(mask, name: str) -> np.ndarray:
     """Checks a 2-D (or H x W x 1) mask; returns a read-only view, no copy."""
     array = np.asarray(mask)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -54,8 +54,8 @@ def _binarize(strip: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _pair(y_true, y_pred, threshold):
-    truth = _binary_mask(y_true, threshold, "y_true")
-    pred = _binary_mask(y_pred, threshold, "y_pred")
+    truth = _binary_mask(y_true, "y_true")
+    pred = _binary_mask(y_pred, "y_pred")
     if truth.shape != pred.shape:
         raise ValueError(f"y_true has shape {truth.shape} but y_pred has shape {pred.shape}.")
     return truth, pred
@@ -189,7 +189,7 @@ def block_fractions(mask, block_size: int = 256, threshold: float = 0.5) -> np.n
     """
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}.")
-    array = _binary_mask(mask, threshold, "mask")
+    array = _binary_mask(mask, "mask")
     height, width = array.shape
     col_starts = np.arange(0, width, block_size)
     sums = np.zeros((len(range(0, height, block_size)), len(col_starts)))

@@ -17,7 +17,7 @@ from keras_unetpp.layers.base import RandomImageMaskLayer
 
 
 class _IntensityLayer(RandomImageMaskLayer):
-    """Draws one factor per sample in [-factor, factor] and adjusts the images."""
+    """Adjusts the images (float32 math, clipped to ``value_range``, cast back)."""
 
     def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -31,16 +31,18 @@ class _IntensityLayer(RandomImageMaskLayer):
 
     def random_transform(self, images, masks):
         dtype = images.dtype
-        x = ops.cast(images, "float32")
-        draws = keras.random.uniform((ops.shape(x)[0],), -self.factor, self.factor, seed=self.seed_generator)
-        x = self.adjust(x, self.per_sample(draws))
-        x = ops.clip(x, *self.value_range)
+        x = ops.clip(self.adjust(ops.cast(images, "float32")), *self.value_range)
         if "int" in keras.backend.standardize_dtype(dtype):
             x = ops.round(x)
         return ops.cast(x, dtype), masks
 
-    def adjust(self, x, draw):
+    def adjust(self, x):
         raise NotImplementedError
+
+    def draw_per_sample(self, x):
+        """One value per sample, uniform in [-factor, factor], shaped to broadcast over x."""
+        draws = keras.random.uniform((ops.shape(x)[0],), -self.factor, self.factor, seed=self.seed_generator)
+        return self.per_sample(draws)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "value_range": list(self.value_range)}
@@ -66,8 +68,8 @@ class RandomBrightness(_IntensityLayer):
         (1, 2, 2, 1)
     """
 
-    def adjust(self, x, draw):
-        return x + draw * (self.value_range[1] - self.value_range[0])
+    def adjust(self, x):
+        return x + self.draw_per_sample(x) * (self.value_range[1] - self.value_range[0])
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
@@ -95,16 +97,15 @@ class RandomContrast(_IntensityLayer):
             raise ValueError(f"RandomContrast factor must be < 1, got {factor}.")
         super().__init__(factor, value_range, seed, **kwargs)
 
-    def adjust(self, x, draw):
+    def adjust(self, x):
         mean = ops.mean(x, axis=(1, 2), keepdims=True)
-        return mean + (x - mean) * (1.0 + draw)
+        return mean + (x - mean) * (1.0 + self.draw_per_sample(x))
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
 class RandomGaussianNoise(_IntensityLayer):
     """Adds Gaussian noise of standard deviation ``stddev * (high - low)`` to
-    the images (not the masks), then clips to ``value_range``. The noise level
-    is fixed; the ``factor`` draw is not used.
+    the images (not the masks), then clips to ``value_range``.
 
     Args:
         stddev: Noise standard deviation as a fraction of the value range.
@@ -125,7 +126,7 @@ class RandomGaussianNoise(_IntensityLayer):
         kwargs.pop("factor", None)
         super().__init__(stddev, value_range, seed, **kwargs)
 
-    def adjust(self, x, draw):
+    def adjust(self, x):
         scale = self.factor * (self.value_range[1] - self.value_range[0])
         return x + scale * keras.random.normal(ops.shape(x), seed=self.seed_generator)
 
