@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=None, help="images are resized to size x size")
     parser.add_argument("--compare-augmentation", action="store_true")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=30, steps=40, batch_size=8, size=256),
+    apply_defaults(args, full=dict(epochs=20, steps=30, batch_size=8, size=256),
                    quick=dict(epochs=2, steps=3, batch_size=4, size=64))
     data_dir = resolve_data(args.data, "lung-xray")
     samples = load_folder_pairs(data_dir, channels=1)

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     """
     import numpy as np, keras
     from scipy import ndimage
-    from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
+    from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, predict_tiled
     from keras_unetpp.layers import MedianBlur, aerial_augmentation, xray_augmentation
     assert keras.backend.backend() == "{backend}"
     rng = np.random.default_rng(0)
@@ -28,6 +28,13 @@ SCRIPT = textwrap.dedent(
     pruned = model.prune(1)
     head = keras.ops.convert_to_numpy(model.network(x, training=False)[0])
     np.testing.assert_allclose(pruned.predict(x, verbose=0), head, atol=1e-5)
+
+    # tiled prediction with TTA: shape, range, and equal to the whole-image prediction on one tile
+    scene = rng.random((45, 70, 1), dtype=np.float32)
+    tiled = predict_tiled(model, scene, tile_size=32, tta=True, progress=False)
+    assert tiled.shape == (45, 70, 1) and 0 <= tiled.min() and tiled.max() <= 1
+    one = predict_tiled(model, scene[:32, :32], tile_size=32, progress=False)
+    np.testing.assert_allclose(one, model.predict(scene[None, :32, :32], verbose=0)[0], atol=1e-5)
 
     # layers inside a model: median blur exact, augmentations inactive at inference
     images = rng.random((2, 16, 16, 3), dtype=np.float32)
