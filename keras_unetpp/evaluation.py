@@ -70,6 +70,11 @@ class ConfusionCounts:
         fp: Background predicted as foreground.
         fn: Foreground predicted as background.
         tn: Background predicted as background.
+
+    Example:
+        >>> c = ConfusionCounts(tp=3, fp=1, fn=0, tn=4)
+        >>> c.total, c.fractions()["tp"]
+        (8, 0.375)
     """
 
     tp: int
@@ -144,6 +149,11 @@ class CoverageComparison:
             occupied).
         chi2_pvalue: Its p-value (NaN likewise).
         bins: Histogram bin count.
+
+    Example:
+        >>> m = np.zeros((32, 32), np.uint8); m[:8] = 1
+        >>> compare_coverage(m, m, block_size=8).to_dict()["blocks"]
+        16
     """
 
     block_size: int
@@ -252,6 +262,11 @@ class SegmentationReport:
     Args:
         counts: The pixel counts.
         coverage: Optional scene-level :class:`CoverageComparison`.
+
+    Example:
+        >>> r = SegmentationReport(ConfusionCounts(tp=2, fp=2, fn=0, tn=4))
+        >>> r.iou, r.precision, r.recall
+        (0.5, 0.5, 1.0)
     """
 
     counts: ConfusionCounts
@@ -390,6 +405,11 @@ def save_error_map(path: str | Path, y_true, y_pred, threshold: float = 0.5, leg
 
     Raises:
         OSError: If the file cannot be written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> save_error_map(pathlib.Path(tempfile.mkdtemp()) / "e.png", [[1, 0]], [[1, 1]]).suffix
+        '.png'
     """
     image = error_map(y_true, y_pred, threshold)
     if legend:

@@ -55,6 +55,10 @@ def overlay(image, mask, color=(255, 40, 40), opacity: float = 0.45, threshold: 
 
     Returns:
         A new uint8 RGB image.
+
+    Example:
+        >>> overlay(np.zeros((1, 2)), np.array([[1, 0]]), color=(200, 0, 0), opacity=0.5)[0].tolist()
+        [[100, 0, 0], [0, 0, 0]]
     """
     rgb = to_rgb8(image).astype(np.float32)
     m = np.asarray(mask)
@@ -86,6 +90,11 @@ def panel_grid(rows: Sequence[Sequence], titles: Sequence[str], gap: int = 4) ->
 
     Raises:
         ValueError: If a row's length differs from ``titles``.
+
+    Example:
+        >>> grid = panel_grid([(np.zeros((100, 100)), np.ones((100, 100)))], ["a", "b"])
+        >>> grid.shape
+        (126, 208, 3)
     """
     lines = []
     for row in rows:
@@ -115,6 +124,11 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
 
     Raises:
         OSError: If the file cannot be written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> save_png(pathlib.Path(tempfile.mkdtemp()) / "x.png", np.zeros((4, 4, 3), np.uint8)).name
+        'x.png'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +149,12 @@ def save_prediction_grid(path, images, true_masks, predictions, threshold: float
 
     Returns:
         The path written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> x = np.zeros((2, 8, 8, 3)); y = np.ones((2, 8, 8, 1))
+        >>> save_prediction_grid(pathlib.Path(tempfile.mkdtemp()) / "g.png", x, y, y).exists()
+        True
     """
     rows = [
         (img, truth, (pred >= threshold).astype(np.float32), overlay(img, pred, threshold=threshold))
@@ -164,6 +184,11 @@ def plot_curves(
 
     Raises:
         ValueError: If there is nothing to plot.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> plot_curves({"loss": [1.0, 0.5, 0.3]}, pathlib.Path(tempfile.mkdtemp()) / "c.png").exists()
+        True
     """
     series = {k: np.asarray(v, np.float64) for k, v in curves.items() if len(v)}
     finite = np.concatenate([v[np.isfinite(v)] for v in series.values()]) if series else np.array([])

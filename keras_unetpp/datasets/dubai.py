@@ -26,6 +26,12 @@ _ALIASES = {"buildings": "building", "trees": "vegetation", "tree": "vegetation"
 def class_color(name: str) -> tuple[int, int, int]:
     """RGB colour of a class by name (``"building"``, ``"vegetation"``/``"trees"``, ...).
 
+    Args:
+        name: Class name or alias, any case.
+
+    Returns:
+        ``(r, g, b)`` as used in the mask files.
+
     Raises:
         ValueError: For an unknown class, listing the known ones.
 
@@ -62,6 +68,13 @@ def load_dubai(data_dir: str | Path, target: str = "building", tiles=None) -> li
         FileNotFoundError: If no ``Tile N`` folder is found.
         ValueError: For an unknown class, unmatched or unreadable files, or
             an image and mask of different sizes.
+
+    Example:
+        >>> import os, pathlib
+        >>> root = pathlib.Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai"
+        >>> samples = load_dubai(root, "building", tiles=[1]) if root.is_dir() else []
+        >>> all(s.mask.shape[:2] == s.image.shape[:2] for s in samples)
+        True
     """
     color = np.array(class_color(target), np.uint8)
     root = Path(data_dir)
@@ -82,7 +95,20 @@ def load_dubai(data_dir: str | Path, target: str = "building", tiles=None) -> li
 
 
 def is_dubai_layout(data_dir: str | Path) -> bool:
-    """Whether ``data_dir`` holds ``Tile N/images`` folders."""
+    """Whether ``data_dir`` holds ``Tile N/images`` folders.
+
+    Args:
+        data_dir: A folder.
+
+    Returns:
+        True for the Dubai layout.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "Tile 1" / "images").mkdir(parents=True)
+        >>> is_dubai_layout(d)
+        True
+    """
     return any((p / "images").is_dir() for p in Path(data_dir).glob("Tile *"))
 
 

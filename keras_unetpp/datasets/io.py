@@ -22,6 +22,11 @@ class Sample:
         group: What a split must keep together (tile, case).
         image: uint8 (H, W, C).
         mask: uint8 (H, W, 1) holding 0 and 1.
+
+    Example:
+        >>> s = Sample("a", "case a", np.zeros((2, 3, 1), np.uint8), np.ones((2, 3, 1), np.uint8))
+        >>> s.group, s.mask.shape
+        ('case a', (2, 3, 1))
     """
 
     name: str
@@ -41,6 +46,11 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
 
     Raises:
         FileNotFoundError: If neither is given or the directory is missing.
+
+    Example:
+        >>> import tempfile
+        >>> data_root(tempfile.gettempdir()).is_dir()
+        True
     """
     chosen = path if path is not None else os.environ.get(DATA_ENV)
     if not chosen:

@@ -12,14 +12,28 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from keras_unetpp.datasets.io import Sample
+from keras_unetpp.datasets.io import Sample  # noqa: F401  (also used by the doctests)
 
 
 def split_by_group(samples: Sequence[Sample], val_groups: Sequence[str]) -> tuple[list[Sample], list[Sample]]:
     """Puts the samples of ``val_groups`` in validation, the rest in training.
 
+    Args:
+        samples: Loaded samples.
+        val_groups: Group names (e.g. ``["Tile 7"]``) for validation.
+
+    Returns:
+        ``(train, val)`` sample lists.
+
     Raises:
         ValueError: If a named group does not exist or a side is empty.
+
+    Example:
+        >>> s = [Sample(f"t{g}/{i}", f"Tile {g}", np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2, 1), np.uint8))
+        ...      for g in (1, 2) for i in range(2)]
+        >>> train, val = split_by_group(s, ["Tile 2"])
+        >>> [x.name for x in val]
+        ['t2/0', 't2/1']
     """
     groups = {s.group for s in samples}
     unknown = set(val_groups) - groups
@@ -35,8 +49,19 @@ def split_by_group(samples: Sequence[Sample], val_groups: Sequence[str]) -> tupl
 def split_fraction(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0):
     """Random split by group with about ``val_fraction`` of the groups in validation.
 
+    Args:
+        samples: Loaded samples.
+        val_fraction: Fraction of the groups for validation, in (0, 1).
+        seed: Seed of the draw.
+
     Returns:
-        ``(train, val)`` sample lists.
+        ``(train, val)`` sample lists; no group is on both sides.
+
+    Example:
+        >>> s = [Sample(str(i), str(i), np.zeros((2, 2, 1), np.uint8), np.zeros((2, 2, 1), np.uint8))
+        ...      for i in range(10)]
+        >>> [len(part) for part in split_fraction(s, 0.2)]
+        [8, 2]
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
@@ -55,7 +80,21 @@ def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def random_crop(sample: Sample, size: int, rng: np.random.Generator):
-    """A random ``size`` x ``size`` crop of image and mask (reflect-padded if smaller)."""
+    """A random ``size`` x ``size`` crop of image and mask (reflect-padded if smaller).
+
+    Args:
+        sample: The image/mask pair.
+        size: Crop edge in pixels.
+        rng: Random generator drawing the position.
+
+    Returns:
+        ``(image, mask)`` crops, uint8.
+
+    Example:
+        >>> s = Sample("a", "a", np.zeros((10, 20, 3), np.uint8), np.zeros((10, 20, 1), np.uint8))
+        >>> [c.shape for c in random_crop(s, 8, np.random.default_rng(0))]
+        [(8, 8, 3), (8, 8, 1)]
+    """
     image, mask = _pad_to(sample.image, size), _pad_to(sample.mask, size)
     y = rng.integers(0, image.shape[0] - size + 1)
     x = rng.integers(0, image.shape[1] - size + 1)
@@ -65,8 +104,20 @@ def random_crop(sample: Sample, size: int, rng: np.random.Generator):
 def fixed_crops(samples: Sequence[Sample], size: int, per_image: int, seed: int = 0):
     """A reproducible array of random crops, e.g. for validation during training.
 
+    Args:
+        samples: Samples to crop.
+        size: Crop edge in pixels.
+        per_image: Crops per sample.
+        seed: Seed of the positions.
+
     Returns:
         ``(images, masks)``: float32 [0, 1] (N, size, size, C) and float32 0/1 (N, size, size, 1).
+
+    Example:
+        >>> s = Sample("a", "a", np.full((10, 20, 3), 255, np.uint8), np.ones((10, 20, 1), np.uint8))
+        >>> x, y = fixed_crops([s], 8, per_image=3)
+        >>> x.shape, float(x.max()), y.dtype
+        ((3, 8, 8, 3), 1.0, dtype('float32'))
     """
     rng = np.random.default_rng(seed)
     pairs = [random_crop(s, size, rng) for s in samples for _ in range(per_image)]
@@ -74,7 +125,18 @@ def fixed_crops(samples: Sequence[Sample], size: int, per_image: int, seed: int 
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 images to float32 in [0, 1] (a new array)."""
+    """uint8 images to float32 in [0, 1] (a new array).
+
+    Args:
+        images: uint8 array of any shape.
+
+    Returns:
+        float32 array of the same shape.
+
+    Example:
+        >>> to_float(np.array([0, 51, 255], np.uint8)).tolist()
+        [0.0, 0.20000000298023224, 1.0]
+    """
     return images.astype(np.float32) / 255.0
 
 
@@ -82,8 +144,17 @@ def resized_arrays(samples: Sequence[Sample], size: int):
     """Every sample resized to ``size`` x ``size`` (area interpolation for
     images, nearest for masks, so masks stay 0/1).
 
+    Args:
+        samples: Samples of any sizes.
+        size: Output edge in pixels.
+
     Returns:
         ``(images, masks)`` as float32 arrays, images in [0, 1].
+
+    Example:
+        >>> s = Sample("a", "a", np.zeros((30, 40, 1), np.uint8), np.ones((30, 40, 1), np.uint8))
+        >>> [a.shape for a in resized_arrays([s], 16)]
+        [(1, 16, 16, 1), (1, 16, 16, 1)]
     """
     images, masks = [], []
     for s in samples:
@@ -122,6 +193,12 @@ def crop_dataset(
 
     Raises:
         ValueError: If ``samples`` is empty.
+
+    Example:
+        >>> s = Sample("a", "a", np.zeros((30, 40, 3), np.uint8), np.ones((30, 40, 1), np.uint8))
+        >>> x, y = next(iter(crop_dataset([s], 16, batch_size=2)))
+        >>> tuple(x.shape), tuple(y.shape)
+        ((2, 16, 16, 3), (2, 16, 16, 1))
     """
     import tensorflow as tf
 
@@ -159,6 +236,11 @@ def array_dataset(images, masks, batch_size: int, augmentation: Callable | None 
 
     Returns:
         A ``tf.data.Dataset``; use with ``steps_per_epoch``.
+
+    Example:
+        >>> x, y = np.zeros((5, 8, 8, 1), "float32"), np.zeros((5, 8, 8, 1), "float32")
+        >>> tuple(next(iter(array_dataset(x, y, batch_size=4)))[0].shape)
+        (4, 8, 8, 1)
     """
     import tensorflow as tf
 

@@ -253,6 +253,12 @@ def save_mask(path: str | Path, probabilities, threshold: float = 0.5) -> Path:
     Raises:
         ValueError: For a map with several channels.
         OSError: If the file cannot be written.
+
+    Example:
+        >>> import tempfile, pathlib, cv2
+        >>> path = save_mask(pathlib.Path(tempfile.mkdtemp()) / "m.png", np.array([[0.2, 0.9]]))
+        >>> cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).tolist()
+        [[0, 255]]
     """
     p = np.asarray(probabilities)
     if p.ndim == 3 and p.shape[-1] == 1:
@@ -281,6 +287,11 @@ def scene_report(
 
     Returns:
         The :class:`~keras_unetpp.evaluation.SegmentationReport`.
+
+    Example:
+        >>> truth = np.zeros((64, 64), np.uint8); truth[:32] = 1
+        >>> round(scene_report(truth * 0.9, truth, block_size=32).iou, 3)
+        1.0
     """
     report = evaluation.segmentation_report(true_mask, probabilities, threshold, block_size=block_size)
     if out_dir is not None:
@@ -293,7 +304,21 @@ def scene_report(
 
 
 def count_windows(height: int, width: int, tile_size: int = 256, overlap: float = 0.25) -> int:
-    """How many windows :func:`predict_tiled` evaluates (before TTA)."""
+    """How many windows :func:`predict_tiled` evaluates (before TTA).
+
+    Args:
+        height: Scene height.
+        width: Scene width.
+        tile_size: Window edge.
+        overlap: Window overlap fraction.
+
+    Returns:
+        The number of windows.
+
+    Example:
+        >>> count_windows(3072, 4608, 256, 0.25)
+        384
+    """
     stride = max(1, int(round(tile_size * (1.0 - overlap))))
     return len(window_starts(max(height, tile_size), tile_size, stride)) * len(
         window_starts(max(width, tile_size), tile_size, stride)

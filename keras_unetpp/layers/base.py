@@ -48,6 +48,20 @@ class ImageMaskLayer(keras.layers.Layer):
     ``ds.map(layer)`` works on pair data sets); or a dict with ``"images"`` and
     optionally ``"segmentation_masks"`` (other keys pass through). Unbatched
     (H, W, C) inputs are accepted too.
+
+    Args:
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        Called, the same structure as its input (a new dict or tuple).
+
+    Example:
+        >>> class Invert(ImageMaskLayer):
+        ...     def transform(self, images, masks, training):
+        ...         return 1.0 - images, masks
+        >>> out = Invert()({"images": np.zeros((4, 4, 1), "float32"), "segmentation_masks": np.ones((4, 4, 1))})
+        >>> float(out["images"][0, 0, 0]), float(out["segmentation_masks"][0, 0, 0])
+        (1.0, 1.0)
     """
 
     def call(self, inputs, masks=None, training=True):
@@ -82,7 +96,27 @@ class ImageMaskLayer(keras.layers.Layer):
 
 class RandomImageMaskLayer(ImageMaskLayer):
     """An :class:`ImageMaskLayer` drawing random parameters per sample, seeded,
-    and doing nothing when ``training`` is false (inference)."""
+    and doing nothing when ``training`` is false (inference).
+
+    Subclasses implement ``random_transform(images, masks)`` and draw with
+    ``self.seed_generator``.
+
+    Args:
+        seed: Seed for reproducibility.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        Called, the same structure as its input.
+
+    Example:
+        >>> import keras
+        >>> class Shift(RandomImageMaskLayer):
+        ...     def random_transform(self, images, masks):
+        ...         return images + keras.random.uniform((), seed=self.seed_generator), masks
+        >>> x = np.zeros((1, 2, 2, 1), "float32")
+        >>> float(Shift(seed=1)(x, training=False)[0, 0, 0, 0])
+        0.0
+    """
 
     def __init__(self, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
