@@ -48,3 +48,21 @@ def test_lung_example_quick_compare(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["runs"]) == {"with_augmentation", "without_augmentation"}
     assert (tmp_path / "with_augmentation" / "predictions.png").stat().st_size > 0
+
+
+def test_aerial_example_on_init_mask_layout(tmp_path):
+    """The original aerial project's layout: init/ (RGB tiles) + mask/ (0/255), split by file."""
+    import cv2
+
+    from keras_unetpp.datasets import make_shapes
+
+    images, masks = make_shapes(8, size=64, seed=5)
+    for folder in ("init", "mask"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    for k, (image, mask) in enumerate(zip(images, masks)):
+        cv2.imwrite(str(tmp_path / "data" / "init" / f"{k}.png"), (image[..., ::-1] * 255).astype("uint8"))
+        cv2.imwrite(str(tmp_path / "data" / "mask" / f"{k}.png"), (mask[..., 0] * 255).astype("uint8"))
+    out = tmp_path / "out"
+    run_example("aerial_buildings.py", "--quick", "--data", str(tmp_path / "data"), "--out", str(out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_images"] + metrics["val_images"] == 8 and metrics["val_images"] >= 1
