@@ -140,7 +140,8 @@ def copy_outputs(outputs: Path):
             image = cv2.imread(str(path))[..., ::-1]
             if "predictions" in src:
                 image = image[: image.shape[0] // 2]  # the first three rows
-            save_small(dst, np.ascontiguousarray(image), scale=min(1.0, 560 / max(image.shape[:2])))
+            limit = 360 if "overlay" in dst else 560  # photos compress worst
+            save_small(dst, np.ascontiguousarray(image), scale=min(1.0, limit / max(image.shape[:2])))
             print("copied", src)
 
 
