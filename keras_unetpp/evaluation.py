@@ -71,7 +71,7 @@ class ConfusionCounts:
         fn: Foreground predicted as background.
         tn: Background predicted as background.
 
-    Example:
+    Examples:
         >>> c = ConfusionCounts(tp=3, fp=1, fn=0, tn=4)
         >>> c.total, c.fractions()["tp"]
         (8, 0.375)
@@ -112,7 +112,7 @@ def confusion_counts(y_true, y_pred, threshold: float = 0.5) -> ConfusionCounts:
     Raises:
         ValueError: If the masks are not 2-D, not numeric or differ in size.
 
-    Example:
+    Examples:
         >>> confusion_counts([[1, 1], [0, 0]], [[1, 0], [1, 0]])
         ConfusionCounts(tp=1, fp=1, fn=1, tn=1)
     """
@@ -150,7 +150,7 @@ class CoverageComparison:
         chi2_pvalue: Its p-value (NaN likewise).
         bins: Histogram bin count.
 
-    Example:
+    Examples:
         >>> m = np.zeros((32, 32), np.uint8); m[:8] = 1
         >>> compare_coverage(m, m, block_size=8).to_dict()["blocks"]
         16
@@ -193,7 +193,7 @@ def block_fractions(mask, block_size: int = 256, threshold: float = 0.5) -> np.n
     Returns:
         Float64 array (ceil(H / b), ceil(W / b)).
 
-    Example:
+    Examples:
         >>> block_fractions([[1, 0, 0], [1, 1, 0]], block_size=2)
         array([[0.75, 0.  ]])
     """
@@ -228,7 +228,7 @@ def compare_coverage(y_true, y_pred, block_size: int = 256, bins: int = 10, thre
     Returns:
         A :class:`CoverageComparison`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> m = np.zeros((64, 64), np.uint8); m[:32] = 1
         >>> compare_coverage(m, m, block_size=16).ks_statistic
@@ -263,7 +263,7 @@ class SegmentationReport:
         counts: The pixel counts.
         coverage: Optional scene-level :class:`CoverageComparison`.
 
-    Example:
+    Examples:
         >>> r = SegmentationReport(ConfusionCounts(tp=2, fp=2, fn=0, tn=4))
         >>> r.iou, r.precision, r.recall
         (0.5, 0.5, 1.0)
@@ -354,7 +354,7 @@ def segmentation_report(
         A :class:`SegmentationReport`; ``print`` it for a table,
         ``to_json()`` for JSON.
 
-    Example:
+    Examples:
         >>> r = segmentation_report([[1, 1], [0, 0]], [[1, 0], [0, 0]])
         >>> round(r.iou, 3), r.precision, r.recall
         (0.5, 1.0, 0.5)
@@ -376,7 +376,7 @@ def error_map(y_true, y_pred, threshold: float = 0.5, colors: dict | None = None
     Returns:
         uint8 RGB image (H, W, 3); the only full-size array allocated.
 
-    Example:
+    Examples:
         >>> error_map([[1, 0]], [[1, 1]])[0].tolist()
         [[255, 255, 255], [40, 120, 255]]
     """
@@ -406,7 +406,7 @@ def save_error_map(path: str | Path, y_true, y_pred, threshold: float = 0.5, leg
     Raises:
         OSError: If the file cannot be written.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> save_error_map(pathlib.Path(tempfile.mkdtemp()) / "e.png", [[1, 0]], [[1, 1]]).suffix
         '.png'

@@ -106,7 +106,7 @@ class FocalDiceLoss(keras.losses.Loss):
         ValueError: For negative ``alpha``/``smooth``, non-positive ``gamma``
             or mismatching shapes.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> y = np.zeros((1, 4, 4, 1), "float32"); y[0, :2] = 1
         >>> float(FocalDiceLoss()(y, y))

@@ -94,7 +94,7 @@ class BinaryIoU(_BinaryConfusionMetric):
     Returns:
         ``result()`` is the scalar IoU.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> m = BinaryIoU()
         >>> m.update_state(np.array([[1, 1, 0, 0]]), np.array([[0.9, 0.2, 0.8, 0.1]]))
@@ -127,7 +127,7 @@ class BinaryDice(_BinaryConfusionMetric):
     Returns:
         ``result()`` is the scalar Dice.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> m = BinaryDice()
         >>> m.update_state(np.array([[1, 1, 0, 0]]), np.array([[0.9, 0.2, 0.8, 0.1]]))

@@ -28,7 +28,7 @@ def to_rgb8(image) -> np.ndarray:
     Raises:
         ValueError: For another shape.
 
-    Example:
+    Examples:
         >>> to_rgb8(np.array([[0.0, 1.0]])).tolist()
         [[[0, 0, 0], [255, 255, 255]]]
     """
@@ -56,7 +56,7 @@ def overlay(image, mask, color=(255, 40, 40), opacity: float = 0.45, threshold: 
     Returns:
         A new uint8 RGB image.
 
-    Example:
+    Examples:
         >>> overlay(np.zeros((1, 2)), np.array([[1, 0]]), color=(200, 0, 0), opacity=0.5)[0].tolist()
         [[100, 0, 0], [0, 0, 0]]
     """
@@ -91,7 +91,7 @@ def panel_grid(rows: Sequence[Sequence], titles: Sequence[str], gap: int = 4) ->
     Raises:
         ValueError: If a row's length differs from ``titles``.
 
-    Example:
+    Examples:
         >>> grid = panel_grid([(np.zeros((100, 100)), np.ones((100, 100)))], ["a", "b"])
         >>> grid.shape
         (126, 208, 3)
@@ -125,7 +125,7 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     Raises:
         OSError: If the file cannot be written.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> save_png(pathlib.Path(tempfile.mkdtemp()) / "x.png", np.zeros((4, 4, 3), np.uint8)).name
         'x.png'
@@ -150,7 +150,7 @@ def save_prediction_grid(path, images, true_masks, predictions, threshold: float
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> x = np.zeros((2, 8, 8, 3)); y = np.ones((2, 8, 8, 1))
         >>> save_prediction_grid(pathlib.Path(tempfile.mkdtemp()) / "g.png", x, y, y).exists()
@@ -185,7 +185,7 @@ def plot_curves(
     Raises:
         ValueError: If there is nothing to plot.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> plot_curves({"loss": [1.0, 0.5, 0.3]}, pathlib.Path(tempfile.mkdtemp()) / "c.png").exists()
         True

@@ -23,6 +23,6 @@ def public_objects():
 @pytest.mark.parametrize("name, obj", sorted(public_objects().items()))
 def test_docstring_has_args_and_example(name, obj):
     doc = inspect.getdoc(obj) or ""
-    required = ("Args:", "Example:") + (("Returns:",) if inspect.isfunction(obj) else ())
+    required = ("Args:", "Examples:") + (("Returns:",) if inspect.isfunction(obj) else ())
     missing = [section for section in required if section not in doc]
     assert not missing, f"{name} lacks {missing}"

@@ -35,7 +35,7 @@ def class_color(name: str) -> tuple[int, int, int]:
     Raises:
         ValueError: For an unknown class, listing the known ones.
 
-    Example:
+    Examples:
         >>> class_color("trees")
         (254, 221, 58)
     """
@@ -69,7 +69,7 @@ def load_dubai(data_dir: str | Path, target: str = "building", tiles=None) -> li
         ValueError: For an unknown class, unmatched or unreadable files, or
             an image and mask of different sizes.
 
-    Example:
+    Examples:
         >>> import os, pathlib
         >>> root = pathlib.Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai"
         >>> samples = load_dubai(root, "building", tiles=[1]) if root.is_dir() else []
@@ -103,7 +103,7 @@ def is_dubai_layout(data_dir: str | Path) -> bool:
     Returns:
         True for the Dubai layout.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "Tile 1" / "images").mkdir(parents=True)
         >>> is_dubai_layout(d)

@@ -33,7 +33,7 @@ def load_folder_pairs(
         ValueError: For unmatched or unreadable files, or an image and mask
             of different sizes.
 
-    Example:
+    Examples:
         >>> import tempfile, cv2, numpy as np, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp())
         >>> (d / "images").mkdir(); (d / "masks").mkdir()

@@ -23,7 +23,7 @@ class Sample:
         image: uint8 (H, W, C).
         mask: uint8 (H, W, 1) holding 0 and 1.
 
-    Example:
+    Examples:
         >>> s = Sample("a", "case a", np.zeros((2, 3, 1), np.uint8), np.ones((2, 3, 1), np.uint8))
         >>> s.group, s.mask.shape
         ('case a', (2, 3, 1))
@@ -47,7 +47,7 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     Raises:
         FileNotFoundError: If neither is given or the directory is missing.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> data_root(tempfile.gettempdir()).is_dir()
         True

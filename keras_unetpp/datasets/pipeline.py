@@ -28,7 +28,7 @@ def split_by_group(samples: Sequence[Sample], val_groups: Sequence[str]) -> tupl
     Raises:
         ValueError: If a named group does not exist or a side is empty.
 
-    Example:
+    Examples:
         >>> s = [Sample(f"t{g}/{i}", f"Tile {g}", np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2, 1), np.uint8))
         ...      for g in (1, 2) for i in range(2)]
         >>> train, val = split_by_group(s, ["Tile 2"])
@@ -57,7 +57,7 @@ def split_fraction(samples: Sequence[Sample], val_fraction: float = 0.2, seed: i
     Returns:
         ``(train, val)`` sample lists; no group is on both sides.
 
-    Example:
+    Examples:
         >>> s = [Sample(str(i), str(i), np.zeros((2, 2, 1), np.uint8), np.zeros((2, 2, 1), np.uint8))
         ...      for i in range(10)]
         >>> [len(part) for part in split_fraction(s, 0.2)]
@@ -90,7 +90,7 @@ def random_crop(sample: Sample, size: int, rng: np.random.Generator):
     Returns:
         ``(image, mask)`` crops, uint8.
 
-    Example:
+    Examples:
         >>> s = Sample("a", "a", np.zeros((10, 20, 3), np.uint8), np.zeros((10, 20, 1), np.uint8))
         >>> [c.shape for c in random_crop(s, 8, np.random.default_rng(0))]
         [(8, 8, 3), (8, 8, 1)]
@@ -113,7 +113,7 @@ def fixed_crops(samples: Sequence[Sample], size: int, per_image: int, seed: int 
     Returns:
         ``(images, masks)``: float32 [0, 1] (N, size, size, C) and float32 0/1 (N, size, size, 1).
 
-    Example:
+    Examples:
         >>> s = Sample("a", "a", np.full((10, 20, 3), 255, np.uint8), np.ones((10, 20, 1), np.uint8))
         >>> x, y = fixed_crops([s], 8, per_image=3)
         >>> x.shape, float(x.max()), y.dtype
@@ -133,7 +133,7 @@ def to_float(images: np.ndarray) -> np.ndarray:
     Returns:
         float32 array of the same shape.
 
-    Example:
+    Examples:
         >>> to_float(np.array([0, 51, 255], np.uint8)).tolist()
         [0.0, 0.20000000298023224, 1.0]
     """
@@ -151,7 +151,7 @@ def resized_arrays(samples: Sequence[Sample], size: int):
     Returns:
         ``(images, masks)`` as float32 arrays, images in [0, 1].
 
-    Example:
+    Examples:
         >>> s = Sample("a", "a", np.zeros((30, 40, 1), np.uint8), np.ones((30, 40, 1), np.uint8))
         >>> [a.shape for a in resized_arrays([s], 16)]
         [(1, 16, 16, 1), (1, 16, 16, 1)]
@@ -194,7 +194,7 @@ def crop_dataset(
     Raises:
         ValueError: If ``samples`` is empty.
 
-    Example:
+    Examples:
         >>> s = Sample("a", "a", np.zeros((30, 40, 3), np.uint8), np.ones((30, 40, 1), np.uint8))
         >>> x, y = next(iter(crop_dataset([s], 16, batch_size=2)))
         >>> tuple(x.shape), tuple(y.shape)
@@ -237,7 +237,7 @@ def array_dataset(images, masks, batch_size: int, augmentation: Callable | None 
     Returns:
         A ``tf.data.Dataset``; use with ``steps_per_epoch``.
 
-    Example:
+    Examples:
         >>> x, y = np.zeros((5, 8, 8, 1), "float32"), np.zeros((5, 8, 8, 1), "float32")
         >>> tuple(next(iter(array_dataset(x, y, batch_size=4)))[0].shape)
         (4, 8, 8, 1)

@@ -47,7 +47,7 @@ def make_shapes(
     Raises:
         ValueError: For a bad count, size, channel count or shape count.
 
-    Example:
+    Examples:
         >>> images, masks = make_shapes(2, size=32, seed=1)
         >>> images.shape, masks.shape, sorted(set(masks.ravel().tolist())) == [0.0, 1.0]
         ((2, 32, 32, 3), (2, 32, 32, 1), True)

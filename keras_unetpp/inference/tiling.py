@@ -33,7 +33,7 @@ def window_starts(length: int, tile: int, stride: int) -> list[int]:
     Returns:
         Sorted start offsets.
 
-    Example:
+    Examples:
         >>> window_starts(10, 4, 3)
         [0, 3, 6]
         >>> window_starts(11, 4, 3)
@@ -65,7 +65,7 @@ def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3)
     Returns:
         float32 (tile, tile).
 
-    Example:
+    Examples:
         >>> w = gaussian_weights(8)
         >>> float(w.max()) <= 1.0 and float(w.min()) >= 1e-6
         True
@@ -156,7 +156,7 @@ def predict_tiled(
             an unknown ``blend``, or a model whose output does not have the
             window's size.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from keras_unetpp import UNetPlusPlus
         >>> model = UNetPlusPlus((None, None, 1), filters=(4, 8))
@@ -254,7 +254,7 @@ def save_mask(path: str | Path, probabilities, threshold: float = 0.5) -> Path:
         ValueError: For a map with several channels.
         OSError: If the file cannot be written.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib, cv2
         >>> path = save_mask(pathlib.Path(tempfile.mkdtemp()) / "m.png", np.array([[0.2, 0.9]]))
         >>> cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).tolist()
@@ -288,7 +288,7 @@ def scene_report(
     Returns:
         The :class:`~keras_unetpp.evaluation.SegmentationReport`.
 
-    Example:
+    Examples:
         >>> truth = np.zeros((64, 64), np.uint8); truth[:32] = 1
         >>> round(scene_report(truth * 0.9, truth, block_size=32).iou, 3)
         1.0
@@ -315,7 +315,7 @@ def count_windows(height: int, width: int, tile_size: int = 256, overlap: float 
     Returns:
         The number of windows.
 
-    Example:
+    Examples:
         >>> count_windows(3072, 4608, 256, 0.25)
         384
     """

@@ -55,7 +55,7 @@ class ImageMaskLayer(keras.layers.Layer):
     Returns:
         Called, the same structure as its input (a new dict or tuple).
 
-    Example:
+    Examples:
         >>> class Invert(ImageMaskLayer):
         ...     def transform(self, images, masks, training):
         ...         return 1.0 - images, masks
@@ -63,6 +63,9 @@ class ImageMaskLayer(keras.layers.Layer):
         >>> float(out["images"][0, 0, 0]), float(out["segmentation_masks"][0, 0, 0])
         (1.0, 1.0)
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
 
     def call(self, inputs, masks=None, training=True):
         images, masks, pack = split_inputs(inputs, masks)
@@ -108,7 +111,7 @@ class RandomImageMaskLayer(ImageMaskLayer):
     Returns:
         Called, the same structure as its input.
 
-    Example:
+    Examples:
         >>> import keras
         >>> class Shift(RandomImageMaskLayer):
         ...     def random_transform(self, images, masks):

@@ -62,7 +62,7 @@ class RandomDihedral(RandomImageMaskLayer):
     Raises:
         ValueError: If ``rotate`` is true and the image size is unknown.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> layer = RandomDihedral(seed=0)
         >>> tuple(layer(np.zeros((2, 8, 8, 3), "float32")).shape)
@@ -120,7 +120,7 @@ class RandomFlip(RandomDihedral):
     Returns:
         Same structure as the input; inactive when ``training=False``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(RandomFlip("horizontal", seed=1)(np.zeros((4, 4, 1))).shape)
         (4, 4, 1)

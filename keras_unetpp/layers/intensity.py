@@ -62,7 +62,7 @@ class RandomBrightness(_IntensityLayer):
     Returns:
         Same structure as the input; inactive when ``training=False``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(RandomBrightness(0.2, seed=0)(np.full((1, 2, 2, 1), 0.5, "float32")).shape)
         (1, 2, 2, 1)
@@ -86,7 +86,7 @@ class RandomContrast(_IntensityLayer):
     Returns:
         Same structure as the input; inactive when ``training=False``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(RandomContrast(0.3, seed=0)(np.zeros((1, 2, 2, 3), "float32")).shape)
         (1, 2, 2, 3)
@@ -116,7 +116,7 @@ class RandomGaussianNoise(_IntensityLayer):
     Returns:
         Same structure as the input; inactive when ``training=False``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(RandomGaussianNoise(0.05, seed=0)(np.zeros((1, 2, 2, 1), "float32")).shape)
         (1, 2, 2, 1)

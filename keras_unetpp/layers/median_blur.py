@@ -40,7 +40,7 @@ def median_blur(images, kernel_size: int = 5):
     Returns:
         A tensor of the input's shape and dtype.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import keras
         >>> x = np.full((1, 3, 4, 1), 5, "uint8"); x[0, 1, 1, 0] = 255  # salt noise
@@ -83,7 +83,7 @@ class MedianBlur(ImageMaskLayer):
     Raises:
         ValueError: For an even or non-positive ``kernel_size``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> out = MedianBlur(3)({"images": np.ones((8, 8, 3), "float32"),
         ...                      "segmentation_masks": np.ones((8, 8, 1), "uint8")})

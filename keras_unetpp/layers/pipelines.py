@@ -27,7 +27,7 @@ class AugmentationPipeline(ImageMaskLayer):
     Returns:
         The same structure as its input.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> pipe = AugmentationPipeline([MedianBlur(3), RandomDihedral(seed=0)])
         >>> image, mask = pipe(np.zeros((8, 8, 3), "float32"), np.zeros((8, 8, 1), "uint8"))
@@ -75,7 +75,7 @@ def aerial_augmentation(seed: int | None = None, median_kernel: int = 5) -> Augm
         An :class:`AugmentationPipeline`. The median blur stays active at
         inference (it is preprocessing); the symmetries do not.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> aug = aerial_augmentation(seed=0)
         >>> tuple(aug(np.zeros((2, 16, 16, 3), "float32"), np.zeros((2, 16, 16, 1)))[0].shape)
@@ -107,7 +107,7 @@ def xray_augmentation(
     Returns:
         An :class:`AugmentationPipeline`, inactive at inference.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> aug = xray_augmentation(seed=0)
         >>> out = aug({"images": np.zeros((16, 16, 1), "float32"),

@@ -52,7 +52,7 @@ class RandomRotation(RandomImageMaskLayer):
     Raises:
         ValueError: For a negative angle or an unknown mode.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(RandomRotation(15, seed=0)(np.zeros((2, 16, 16, 1), "float32")).shape)
         (2, 16, 16, 1)

@@ -85,7 +85,7 @@ class PadToMultiple(layers.Layer):
         multiple: The size multiple, ``2**depth`` for a UNet++ of depth L.
         **kwargs: Standard layer arguments.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(PadToMultiple(8)(np.ones((1, 5, 9, 1), "float32")).shape)
         (1, 8, 16, 1)
@@ -124,7 +124,7 @@ class CropToReference(layers.Layer):
     Args:
         **kwargs: Standard layer arguments.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> x = np.ones((1, 8, 16, 2), "float32")
         >>> ref = np.ones((1, 5, 9, 3), "float32")

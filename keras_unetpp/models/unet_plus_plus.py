@@ -92,7 +92,7 @@ class UNetPlusPlus(keras.Model):
         ValueError: For an invalid argument, or at call time for an input
             that is not a 4-D batch with ``channels`` channels.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> model = UNetPlusPlus(input_shape=(None, None, 1), filters=(4, 8, 16))
         >>> model.predict(np.zeros((2, 30, 45, 1), "float32"), verbose=0).shape
@@ -293,7 +293,7 @@ class UNetPlusPlus(keras.Model):
             ValueError: If ``level`` is out of range, or this model has no
                 deep supervision (its intermediate heads were never trained).
 
-        Example:
+        Examples:
             >>> m = UNetPlusPlus((32, 32, 1), filters=(4, 8, 16), deep_supervision=True)
             >>> m.prune(1).depth
             1
