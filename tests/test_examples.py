@@ -28,6 +28,7 @@ def test_quickstart_quick(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0.0 <= metrics["val_iou"] <= 1.0
 
+
 DATA = Path(os.environ.get("KERAS_UNETPP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 

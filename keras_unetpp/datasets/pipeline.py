@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from keras_unetpp.datasets.io import Sample  # noqa: F401  (also used by the doctests)
+from keras_unetpp.datasets.io import Sample
 
 
 def split_by_group(samples: Sequence[Sample], val_groups: Sequence[str]) -> tuple[list[Sample], list[Sample]]:
