@@ -6,7 +6,8 @@ Writes small PNGs to docs/images/:
   augmentation.png   every layer's effect on an image and its mask (a real aerial crop when the data
                      is there, else the synthetic set)
   tiling.png         a scene predicted with naive non-overlapping tiles vs predict_tiled (seams)
-  and copies of the example figures found under outputs/ (downscaled).
+  and copies of the example figures found under outputs/ (quickstart, lung_compare, aerial, trees;
+  downscaled).
 """
 
 from __future__ import annotations
@@ -129,11 +130,12 @@ def copy_outputs(outputs: Path):
         "lung_compare/without_augmentation/curves_iou.png": "lung_curves_iou_no_aug.png",
         "aerial/curves_iou.png": "aerial_curves_iou.png",
         "aerial/curves_lr.png": "aerial_curves_lr.png",
+        "trees/curves_iou.png": "trees_curves_iou.png",
     }
-    for pattern in ("aerial/*_error_map.png", "aerial/*_overlay.png"):
-        first = sorted(outputs.glob(pattern))[:1]
-        for f in first:
-            wanted[str(f.relative_to(outputs))] = "aerial_" + pattern.split("*_")[1]
+    for run in ("aerial", "trees"):  # buildings and the trees variant: the first validation image
+        for kind in ("error_map.png", "overlay.png"):
+            for f in sorted(outputs.glob(f"{run}/*_{kind}"))[:1]:
+                wanted[str(f.relative_to(outputs))] = f"{run}_{kind}"
     for src, dst in wanted.items():
         path = outputs / src
         if path.exists():

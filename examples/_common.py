@@ -26,6 +26,8 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--filters", type=int, nargs="+", default=None,
+                        help="filters per level (default 8 16 32 64 128; on a GPU try 32 64 128 256 512)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
     return parser
 
@@ -77,7 +79,7 @@ def write_metrics(out: Path, payload: dict) -> None:
 
 
 def apply_defaults(args, full: dict, quick: dict) -> None:
-    """Fills unset --epochs/--steps/--batch-size from the full or quick defaults."""
+    """Fills unset --epochs/--steps/--batch-size/--filters from the full or quick defaults."""
     chosen = quick if args.quick else full
     for key, value in chosen.items():
         if getattr(args, key, None) is None:

@@ -4,7 +4,7 @@ Trains UNetPlusPlus with deep supervision, FocalDiceLoss, BinaryIoU, D4
 augmentation and a 5x5 median blur (in the tf.data graph) on random crops of
 Tiles 1-6, validates on Tile 7, then segments every validation image whole with
 tiled prediction and writes: the model, training curves (loss, IoU, learning
-rate), overlays, error maps and metrics.json (IoU, precision, recall, F1, Dice
+rate), predicted masks (0/255 PNG), overlays, error maps and metrics.json (IoU, precision, recall, F1, Dice
 per image and overall).
 
     python examples/aerial_buildings.py --data ../shared/data/aerial-dubai
@@ -34,6 +34,7 @@ from _common import (
 )
 
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, predict_tiled
+from keras_unetpp.inference import save_mask
 from keras_unetpp.datasets import (
     crop_dataset,
     fixed_crops,
@@ -65,8 +66,8 @@ def main(argv=None):
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=25, steps=40, batch_size=8, crop=256),
-                   quick=dict(epochs=2, steps=3, batch_size=4, crop=64))
+    apply_defaults(args, full=dict(epochs=24, steps=30, batch_size=8, crop=256, filters=[8, 16, 32, 64, 128]),
+                   quick=dict(epochs=2, steps=3, batch_size=4, crop=64, filters=[8, 16, 32]))
     keras.utils.set_random_seed(args.seed)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def main(argv=None):
     val_x = to_numpy(blur(val_x))  # the same preprocessing as in training
     train_ds = crop_dataset(train, args.crop, args.batch_size, aerial_augmentation(seed=args.seed), args.seed)
 
-    filters = (8, 16, 32) if args.quick else (16, 32, 64, 128, 256)
+    filters = tuple(args.filters)
     model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, args.epochs * args.steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
@@ -101,6 +102,7 @@ def main(argv=None):
         reports.append(report)
         per_image[sample.name] = {k: v for k, v in report.to_dict().items() if k != "fractions"}
         stem = sample.name.replace("/", "_").replace(" ", "_")
+        save_mask(out / f"{stem}_prediction.png", prob)
         save_error_map(out / f"{stem}_error_map.png", sample.mask, prob)
         save_png(out / f"{stem}_overlay.png", overlay(sample.image, prob))
     predict_seconds = time.perf_counter() - start

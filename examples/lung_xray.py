@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 
 import keras
+import numpy as np
+import scipy.stats
 from _common import (
     LearningRateLogger,
     apply_defaults,
@@ -39,7 +41,7 @@ def train_and_evaluate(args, data, augment: bool, out):
     train_x, train_y, val_x, val_y, val_names = data
     augmentation = xray_augmentation(seed=args.seed) if augment else None
     ds = array_dataset(train_x, train_y, args.batch_size, augmentation, seed=args.seed)
-    filters = (8, 16, 32) if args.quick else (16, 32, 64, 128, 256)
+    filters = tuple(args.filters)
     model = UNetPlusPlus((None, None, 1), filters=filters, deep_supervision=True)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, args.epochs * args.steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
@@ -65,13 +67,24 @@ def train_and_evaluate(args, data, augment: bool, out):
     return result
 
 
+def paired_comparison(with_aug: dict, without_aug: dict) -> dict:
+    """Per-case IoU changes (same validation cases, two models) and a Wilcoxon
+    signed-rank test: one overall IoU from 16 cases says little on its own."""
+    change = np.array([with_aug[name]["iou"] - without_aug[name]["iou"] for name in with_aug])
+    nonzero = change[change != 0]
+    p_value = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else 1.0
+    return {"cases": len(change), "cases_better": int((change > 0).sum()), "cases_worse": int((change < 0).sum()),
+            "mean_iou_change": float(change.mean()), "median_iou_change": float(np.median(change)),
+            "wilcoxon_p": p_value}
+
+
 def main(argv=None):
     parser = common_parser(__doc__, "outputs/lung")
     parser.add_argument("--size", type=int, default=None, help="images are resized to size x size")
     parser.add_argument("--compare-augmentation", action="store_true")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=20, steps=30, batch_size=8, size=256),
-                   quick=dict(epochs=2, steps=3, batch_size=4, size=64))
+    apply_defaults(args, full=dict(epochs=12, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128]),
+                   quick=dict(epochs=2, steps=3, batch_size=4, size=64, filters=[8, 16, 32]))
     data_dir = resolve_data(args.data, "lung-xray")
     samples = load_folder_pairs(data_dir, channels=1)
     train, val = split_fraction(samples, 0.2, seed=args.seed)
@@ -84,8 +97,12 @@ def main(argv=None):
         runs = {label: train_and_evaluate(args, data, aug, args.out / label)
                 for label, aug in (("with_augmentation", True), ("without_augmentation", False))}
         gain = runs["with_augmentation"]["overall"]["iou"] - runs["without_augmentation"]["overall"]["iou"]
-        write_metrics(args.out, {**common, "runs": runs, "iou_gain_from_augmentation": gain})
-        print(f"augmentation changes validation IoU by {gain:+.3f}")
+        paired = paired_comparison(runs["with_augmentation"]["per_image"], runs["without_augmentation"]["per_image"])
+        write_metrics(args.out, {**common, "runs": runs, "iou_gain_from_augmentation": gain,
+                                 "per_case_comparison": paired})
+        print(f"augmentation changes validation IoU by {gain:+.3f}; better on {paired['cases_better']} of "
+              f"{paired['cases']} cases, median per-case change {paired['median_iou_change']:+.3f} "
+              f"(Wilcoxon p = {paired['wilcoxon_p']:.2f})")
         return runs
     result = train_and_evaluate(args, data, True, args.out)
     write_metrics(args.out, {**common, **result})

@@ -39,7 +39,13 @@ def test_aerial_example_quick(tmp_path):
     assert 0.0 <= metrics["overall"]["iou"] <= 1.0 and len(metrics["per_image"]) == 2
     for name in ("model.keras", "curves_loss.png", "curves_iou.png", "curves_lr.png"):
         assert (tmp_path / name).stat().st_size > 0, name
-    assert list(tmp_path.glob("*_error_map.png")) and list(tmp_path.glob("*_overlay.png"))
+    for kind in ("error_map", "overlay", "prediction"):
+        assert len(list(tmp_path.glob(f"*_{kind}.png"))) == 2, kind
+    import cv2
+
+    for name, per_image in metrics["per_image"].items():  # the saved mask is the one the metrics were taken on
+        saved = cv2.imread(str(tmp_path / f"{name.replace('/', '_').replace(' ', '_')}_prediction.png"), 0) > 127
+        assert int(saved.sum()) == per_image["counts"]["tp"] + per_image["counts"]["fp"]
 
 
 @pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
@@ -49,6 +55,17 @@ def test_lung_example_quick_compare(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["runs"]) == {"with_augmentation", "without_augmentation"}
     assert (tmp_path / "with_augmentation" / "predictions.png").stat().st_size > 0
+    # the paired per-case comparison, recomputed from the per-case IoUs with plain Python
+    with_aug, without_aug = (metrics["runs"][k]["per_image"] for k in ("with_augmentation", "without_augmentation"))
+    assert set(with_aug) == set(without_aug) and len(with_aug) == metrics["val_cases"]
+    changes = sorted(with_aug[name]["iou"] - without_aug[name]["iou"] for name in with_aug)
+    paired = metrics["per_case_comparison"]
+    assert paired["cases_better"] == sum(c > 0 for c in changes)
+    assert paired["cases_worse"] == sum(c < 0 for c in changes)
+    middle = len(changes) // 2
+    median = changes[middle] if len(changes) % 2 else (changes[middle - 1] + changes[middle]) / 2
+    assert paired["median_iou_change"] == pytest.approx(median)
+    assert 0.0 <= paired["wilcoxon_p"] <= 1.0
 
 
 def test_aerial_example_on_init_mask_layout(tmp_path):
