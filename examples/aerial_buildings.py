@@ -1,11 +1,15 @@
 """Buildings (or trees) in aerial images of Dubai with UNet++.
 
-Trains UNetPlusPlus with deep supervision, FocalDiceLoss, BinaryIoU, D4
-augmentation and a 5x5 median blur (in the tf.data graph) on random crops of
-Tiles 1-6, validates on Tile 7, then segments every validation image whole with
-tiled prediction and writes: the model, training curves (loss, IoU, learning
-rate), predicted masks (0/255 PNG), overlays, error maps and metrics.json (IoU, precision, recall, F1, Dice
-per image and overall).
+Preprocesses Tiles 1-6 whole (scale to [0, 1], 5x5 median blur, and by
+default half resolution: ``--downsample 2``), trains UNetPlusPlus with deep
+supervision, FocalDiceLoss and BinaryIoU on random crops with the 8 symmetries
+of the square (in the tf.data graph), validates on Tile 7, then saves the model
+*with its preprocessing* (``with_preprocessing``: raw uint8 RGB in,
+full-resolution probabilities out) and segments every validation image whole
+with ``predict_tiled`` on the raw pixels. Writes: model.keras, training curves
+(loss, IoU, learning rate), predicted masks (0/255 PNG), overlays, error maps
+and metrics.json (IoU, precision, recall, F1, Dice per image and overall).
+The recipe was chosen by measurement: docs/examples.md, "Choosing the recipe".
 
     python examples/aerial_buildings.py --data ../shared/data/aerial-dubai
     python examples/aerial_buildings.py --target vegetation      # trees
@@ -21,21 +25,19 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 from _common import (
     LearningRateLogger,
     apply_defaults,
     common_parser,
     resolve_data,
     save_curves,
-    to_numpy,
     total_report,
     write_metrics,
 )
 
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, predict_tiled
-from keras_unetpp.inference import save_mask
 from keras_unetpp.datasets import (
+    Sample,
     crop_dataset,
     fixed_crops,
     is_dubai_layout,
@@ -43,10 +45,11 @@ from keras_unetpp.datasets import (
     load_folder_pairs,
     split_by_group,
     split_fraction,
-    to_float,
 )
 from keras_unetpp.evaluation import save_error_map, segmentation_report
-from keras_unetpp.layers import MedianBlur, aerial_augmentation
+from keras_unetpp.inference import save_mask
+from keras_unetpp.layers import RandomDihedral
+from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
 from keras_unetpp.visualization import overlay, save_png
 
 
@@ -59,15 +62,27 @@ def load_split(data: Path, target: str, val_tile: int, seed: int):
     raise SystemExit(f"{data} holds neither 'Tile N/images' folders nor init/ + mask/ folders.")
 
 
+def at_working_scale(sample: Sample, downsample: int, median_kernel: int) -> Sample:
+    """The sample as the model sees it in training: preprocessed exactly like
+    the saved model's own input layers do at prediction time."""
+    image = preprocess_images(sample.image, median_kernel=median_kernel, downsample=downsample)
+    mask = downsample_masks(sample.mask, downsample) if downsample > 1 else sample.mask
+    return Sample(sample.name, sample.group, image, mask)
+
+
 def main(argv=None):
     parser = common_parser(__doc__, "outputs/aerial")
     parser.add_argument("--target", default="building", help="class: building, vegetation (trees), road, water, land")
-    parser.add_argument("--crop", type=int, default=None, help="training crop / prediction tile size")
+    parser.add_argument("--crop", type=int, default=None,
+                        help="training crop at the working scale (prediction tiles are crop x downsample pixels)")
+    parser.add_argument("--downsample", type=int, default=None,
+                        help="working scale 1/N: train and predict at 1/N resolution (default 2; 1 = full size)")
+    parser.add_argument("--median-kernel", type=int, default=5, help="median blur window (0 disables)")
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=24, steps=30, batch_size=8, crop=256, filters=[8, 16, 32, 64, 128]),
-                   quick=dict(epochs=2, steps=3, batch_size=4, crop=64, filters=[8, 16, 32]))
+    apply_defaults(args, full=dict(epochs=24, steps=30, batch_size=8, crop=256, downsample=2, filters=[8, 16, 32, 64, 128]),
+                   quick=dict(epochs=2, steps=3, batch_size=4, crop=64, downsample=2, filters=[8, 16, 32]))
     keras.utils.set_random_seed(args.seed)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -77,10 +92,10 @@ def main(argv=None):
     if args.quick:
         val = val[:2]
     print(f"{len(train)} training images, {len(val)} validation images; target {args.target!r}")
-    blur = MedianBlur(5)
-    val_x, val_y = fixed_crops(val, args.crop, per_image=4, seed=args.seed)
-    val_x = to_numpy(blur(val_x))  # the same preprocessing as in training
-    train_ds = crop_dataset(train, args.crop, args.batch_size, aerial_augmentation(seed=args.seed), args.seed)
+    scaled_train = [at_working_scale(s, args.downsample, args.median_kernel) for s in train]
+    val_x, val_y = fixed_crops([at_working_scale(s, args.downsample, args.median_kernel) for s in val], args.crop,
+                               per_image=4, seed=args.seed)
+    train_ds = crop_dataset(scaled_train, args.crop, args.batch_size, RandomDihedral(seed=args.seed), args.seed)
 
     filters = tuple(args.filters)
     model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True)
@@ -90,14 +105,16 @@ def main(argv=None):
     history = model.fit(train_ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
                         callbacks=[LearningRateLogger()], verbose=2 if args.quick else 1)
     train_seconds = time.perf_counter() - start
-    model.save(out / "model.keras")
+    # The saved model takes raw uint8 RGB and returns full-resolution probabilities.
+    segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel, downsample=args.downsample)
+    segmenter.save(out / "model.keras")
     save_curves(history.history, out, f"aerial {args.target}")
 
     reports, per_image = [], {}
     start = time.perf_counter()
     for sample in val:
-        image = to_numpy(blur(to_float(sample.image)))
-        prob = predict_tiled(model, image, tile_size=args.crop, overlap=0.25, tta=args.tta)
+        prob = predict_tiled(segmenter, sample.image, tile_size=args.crop * args.downsample, overlap=0.25,
+                             tta=args.tta)
         report = segmentation_report(sample.mask, prob, block_size=args.crop)
         reports.append(report)
         per_image[sample.name] = {k: v for k, v in report.to_dict().items() if k != "fractions"}
@@ -112,6 +129,7 @@ def main(argv=None):
         "task": f"aerial {args.target}", "data": str(data), "quick": args.quick,
         "train_images": len(train), "val_images": len(val), "filters": list(filters),
         "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size, "crop": args.crop,
+        "downsample": args.downsample, "median_kernel": args.median_kernel,
         "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1), "tta": args.tta,
         "overall": overall.to_dict(), "per_image": per_image,
     })

@@ -6,6 +6,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -46,6 +47,18 @@ def test_aerial_example_quick(tmp_path):
     for name, per_image in metrics["per_image"].items():  # the saved mask is the one the metrics were taken on
         saved = cv2.imread(str(tmp_path / f"{name.replace('/', '_').replace(' ', '_')}_prediction.png"), 0) > 127
         assert int(saved.sum()) == per_image["counts"]["tp"] + per_image["counts"]["fp"]
+    # the saved model carries its preprocessing: raw uint8 pixels in, the example's own prediction out
+    import keras
+
+    from keras_unetpp import predict_tiled
+    from keras_unetpp.datasets import load_dubai
+
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    sample = next(s for s in load_dubai(DATA / "aerial-dubai", tiles=[7]) if s.name in metrics["per_image"])
+    tile = metrics["crop"] * metrics["downsample"]
+    mask = predict_tiled(model, sample.image, tile_size=tile, overlap=0.25)[..., 0] >= 0.5
+    saved = cv2.imread(str(tmp_path / f"{sample.name.replace('/', '_').replace(' ', '_')}_prediction.png"), 0) > 127
+    assert sample.image.dtype == np.uint8 and np.mean(mask != saved) < 1e-4
 
 
 @pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")

@@ -111,7 +111,8 @@ def fixed_crops(samples: Sequence[Sample], size: int, per_image: int, seed: int 
         seed: Seed of the positions.
 
     Returns:
-        ``(images, masks)``: float32 [0, 1] (N, size, size, C) and float32 0/1 (N, size, size, 1).
+        ``(images, masks)``: float32 (N, size, size, C) (uint8 images scaled to
+        [0, 1], float images as they are) and float32 0/1 (N, size, size, 1).
 
     Examples:
         >>> s = Sample("a", "a", np.full((10, 20, 3), 255, np.uint8), np.ones((10, 20, 1), np.uint8))
@@ -121,7 +122,9 @@ def fixed_crops(samples: Sequence[Sample], size: int, per_image: int, seed: int 
     """
     rng = np.random.default_rng(seed)
     pairs = [random_crop(s, size, rng) for s in samples for _ in range(per_image)]
-    return to_float(np.stack([p[0] for p in pairs])), np.stack([p[1] for p in pairs]).astype(np.float32)
+    images = np.stack([p[0] for p in pairs])
+    images = to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    return images, np.stack([p[1] for p in pairs]).astype(np.float32)
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
@@ -175,8 +178,10 @@ def crop_dataset(
     """An endless ``tf.data.Dataset`` of random crops, batched and augmented.
 
     Crops are drawn from images with probability proportional to their area,
-    so large images are not under-sampled. Images are scaled to [0, 1]
-    float32, masks to float32 0/1; ``augmentation`` (e.g.
+    so large images are not under-sampled. uint8 images are scaled to [0, 1]
+    float32; float32 images (already preprocessed, e.g. by
+    :func:`~keras_unetpp.models.preprocess_images`) pass as they are. Masks
+    become float32 0/1; ``augmentation`` (e.g.
     :func:`~keras_unetpp.layers.aerial_augmentation`) is mapped over the
     batches, in the graph.
 
@@ -206,6 +211,11 @@ def crop_dataset(
         raise ValueError("crop_dataset needs at least one sample.")
     areas = np.array([s.image.shape[0] * s.image.shape[1] for s in samples], np.float64)
     channels = samples[0].image.shape[-1]
+    dtypes = {s.image.dtype for s in samples}
+    if len(dtypes) != 1 or not dtypes <= {np.dtype(np.uint8), np.dtype(np.float32)}:
+        raise ValueError(f"crop_dataset needs all images uint8 or all float32, got {sorted(map(str, dtypes))}.")
+    image_dtype = dtypes.pop()
+    scale = 1.0 / 255.0 if image_dtype == np.uint8 else 1.0
 
     def generate():
         rng = np.random.default_rng(seed)
@@ -214,11 +224,11 @@ def crop_dataset(
             yield random_crop(sample, crop_size, rng)
 
     signature = (
-        tf.TensorSpec((crop_size, crop_size, channels), tf.uint8),
+        tf.TensorSpec((crop_size, crop_size, channels), tf.as_dtype(image_dtype)),
         tf.TensorSpec((crop_size, crop_size, 1), tf.uint8),
     )
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature).batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32)))
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) * scale, tf.cast(y, tf.float32)))
     if augmentation is not None:
         ds = ds.map(augmentation, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,3 +1,9 @@
+from keras_unetpp.models.preprocessing import (
+    downsample_masks,
+    preprocess_images,
+    preprocessing_layers,
+    with_preprocessing,
+)
 from keras_unetpp.models.unet_plus_plus import UNetPlusPlus
 
-__all__ = ["UNetPlusPlus"]
+__all__ = ["UNetPlusPlus", "downsample_masks", "preprocess_images", "preprocessing_layers", "with_preprocessing"]

@@ -1,0 +1,279 @@
+"""Aerial buildings: each recipe change measured on Tile 7 at one fixed budget.
+
+Every configuration trains from scratch on Tiles 1-6 for the number of steps
+that fits ``--budget-minutes`` of training on the reference CPU (2 cores, its
+seconds per step measured with ``--time-steps`` and kept in
+``benchmarks/results/aerial_step_seconds.json``), then segments the nine Tile 7
+images whole with ``predict_tiled`` through ``with_preprocessing`` (raw uint8 in,
+full-resolution probabilities out) and scores every pixel. Because the budget
+is a step count, the same table can be computed on a faster machine (we used a
+GPU for the sweep) and the quality still describes the CPU budget.
+
+    python benchmarks/aerial_recipe.py --time-steps baseline half         # CPU seconds per step
+    python benchmarks/aerial_recipe.py --configs baseline half --budget-minutes 15
+
+Backend-agnostic (numpy sampler, keras.ops layers), so it runs on JAX too.
+Writes one JSON line per configuration to ``--out`` (default
+``benchmarks/results/aerial_recipe.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+BASE = dict(downsample=1, crop=256, batch=8, filters=(8, 16, 32, 64, 128), loss="focal_dice", sampling="area",
+            lr=2e-3, warmup=0.0)
+CONFIGS = {
+    "baseline": {},                                   # today's example
+    "half": dict(downsample=2),                       # 1/2 scale, crop 256 = 512 px of scene
+    "half_c128": dict(downsample=2, crop=128),        # 1/2 scale, today's context, 4x cheaper steps
+    "third": dict(downsample=3),                      # 1/3 scale, 768 px of scene
+    "half_bce": dict(downsample=2, loss="bce_dice"),  # + binary cross-entropy
+    "half_fg": dict(downsample=2, sampling="foreground"),  # half the crops centred on a building pixel
+    "half_wide": dict(downsample=2, filters=(16, 32, 64, 128, 256)),
+    "half_warm": dict(downsample=2, warmup=0.05, lr=4e-3),
+    "half_deep": dict(downsample=2, filters=(8, 16, 32, 64, 128, 256)),
+    "half_c128_bce": dict(downsample=2, crop=128, loss="bce_dice"),
+    "half_c128_fg": dict(downsample=2, crop=128, sampling="foreground"),
+    "half_c128_warm": dict(downsample=2, crop=128, warmup=0.05, lr=4e-3),
+}
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def config(name: str) -> dict:
+    if name not in CONFIGS:
+        raise SystemExit(f"Unknown config {name!r}; known: {sorted(CONFIGS)}")
+    return {**BASE, **CONFIGS[name]}
+
+
+def step_seconds_for(name: str, measured: dict) -> float:
+    """The measured CPU seconds per step of ``name``, or of a measured config
+    with the same step cost (crop, batch, filters; loss, sampling and working
+    scale do not change what one step computes)."""
+    if name in measured:
+        return measured[name]
+    key = lambda c: (c["crop"], c["batch"], tuple(c["filters"]))  # noqa: E731
+    for other, seconds in measured.items():
+        if other in CONFIGS and key(config(other)) == key(config(name)):
+            return seconds
+    raise SystemExit(f"No CPU step time for {name!r}: run --time-steps {name} on the reference CPU first.")
+
+
+def load_tiles(data: Path, target: str = "building"):
+    """(name, tile, uint8 image, uint8 0/1 mask) for every pair. Uses OpenCV
+    through the library; falls back to Pillow where OpenCV is not installed."""
+    try:
+        from keras_unetpp.datasets import load_dubai
+
+        return [(s.name, s.group, s.image, s.mask[..., 0]) for s in load_dubai(data, target)]
+    except ImportError:
+        from PIL import Image
+
+        from keras_unetpp.datasets.dubai import class_color  # pure python
+
+        color = np.array(class_color(target), np.uint8)
+        out = []
+        for tile in sorted(data.glob("Tile *"), key=lambda p: int(p.name.split()[1])):
+            for image_path in sorted((tile / "images").glob("*.jpg")):
+                mask_rgb = np.asarray(Image.open(tile / "masks" / (image_path.stem + ".png")).convert("RGB"))
+                image = np.asarray(Image.open(image_path).convert("RGB"))
+                out.append((f"{tile.name}/{image_path.stem}", tile.name, image, np.all(mask_rgb == color, -1).astype(np.uint8)))
+        return out
+
+
+class CropSampler(keras.utils.PyDataset):
+    """Random crops of preprocessed whole images with a random symmetry of the
+    square; ``sampling="foreground"`` centres half the crops on a foreground pixel."""
+
+    def __init__(self, images, masks, crop, batch, steps, sampling, seed):
+        super().__init__()
+        self.images, self.masks, self.crop, self.batch, self.steps = images, masks, crop, batch, steps
+        self.sampling = sampling
+        self.rng = np.random.default_rng(seed)
+        areas = np.array([m.size for m in masks], np.float64)
+        self.p = areas / areas.sum()
+        self.fg = [np.argwhere(m > 0) for m in masks]
+
+    def __len__(self):
+        return self.steps
+
+    def _crop(self):
+        i = self.rng.choice(len(self.images), p=self.p)
+        image, mask, c = self.images[i], self.masks[i], self.crop
+        h, w = mask.shape
+        if self.sampling == "foreground" and len(self.fg[i]) and self.rng.random() < 0.5:
+            cy, cx = self.fg[i][self.rng.integers(len(self.fg[i]))]
+            y = int(np.clip(cy - c // 2, 0, max(h - c, 0)))
+            x = int(np.clip(cx - c // 2, 0, max(w - c, 0)))
+        else:
+            y, x = self.rng.integers(0, max(h - c, 0) + 1), self.rng.integers(0, max(w - c, 0) + 1)
+        xi, yi = image[y : y + c, x : x + c], mask[y : y + c, x : x + c, None]
+        k, flip = self.rng.integers(4), self.rng.integers(2)
+        xi, yi = np.rot90(xi, k), np.rot90(yi, k)
+        if flip:
+            xi, yi = xi[:, ::-1], yi[:, ::-1]
+        return xi, yi
+
+    def __getitem__(self, index):
+        pairs = [self._crop() for _ in range(self.batch)]
+        return np.stack([p[0] for p in pairs]).astype(np.float32), np.stack([p[1] for p in pairs]).astype(np.float32)
+
+
+def make_loss(name):
+    from keras_unetpp import FocalDiceLoss
+
+    if name == "focal_dice":
+        return FocalDiceLoss()
+
+    focal_dice = FocalDiceLoss()
+    bce = keras.losses.BinaryCrossentropy()
+
+    def bce_dice(y_true, y_pred):
+        return focal_dice(y_true, y_pred) + bce(y_true, y_pred)
+
+    return bce_dice
+
+
+def build(cfg):
+    from keras_unetpp import UNetPlusPlus
+
+    model = UNetPlusPlus((None, None, 3), filters=cfg["filters"], deep_supervision=True)
+    return model
+
+
+def compile_model(model, cfg, steps):
+    warmup = int(cfg["warmup"] * steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg["lr"] if not warmup else cfg["lr"] / 10, steps - warmup, alpha=0.05,
+        warmup_target=cfg["lr"] if warmup else None, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=make_loss(cfg["loss"]))
+
+
+def prepared_training_set(tiles, cfg, val_tile):
+    from keras_unetpp.models import downsample_masks, preprocess_images
+
+    images, masks = [], []
+    for _, tile, image, mask in tiles:
+        if tile == f"Tile {val_tile}":
+            continue
+        images.append(preprocess_images(image, downsample=cfg["downsample"]))
+        masks.append(downsample_masks(mask, cfg["downsample"])[..., 0] if cfg["downsample"] > 1 else mask)
+    return images, masks
+
+
+def time_steps(names, repeats=6):
+    rows = {}
+    for name in names:
+        cfg = config(name)
+        model = build(cfg)
+        compile_model(model, cfg, 1000)
+        c = cfg["crop"]
+        rng = np.random.default_rng(0)
+        x = rng.random((cfg["batch"], c, c, 3), np.float32)
+        y = (rng.random((cfg["batch"], c, c, 1)) > 0.7).astype(np.float32)
+        model.train_on_batch(x, y)
+        model.train_on_batch(x, y)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.train_on_batch(x, y)
+        rows[name] = round((time.perf_counter() - start) / repeats, 3)
+        print(f"{name}: {rows[name]} s/step", flush=True)
+    path = RESULTS / "aerial_step_seconds.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known.update(rows)
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(known, indent=2))
+
+
+def counts(truth, prob, threshold):
+    pred = prob >= threshold
+    t = truth.astype(bool)
+    return np.array([np.sum(pred & t), np.sum(pred & ~t), np.sum(~pred & t), np.sum(~pred & ~t)], np.int64)
+
+
+def scores(c):
+    tp, fp, fn, _ = (int(v) for v in c)
+    iou = tp / max(tp + fp + fn, 1)
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    return dict(iou=round(iou, 4), precision=round(precision, 4), recall=round(recall, 4),
+                dice=round(2 * tp / max(2 * tp + fp + fn, 1), 4))
+
+
+def evaluate(model, tiles, cfg, val_tile, tta=False, heads=("mean", "deepest")):
+    from keras_unetpp import predict_tiled
+    from keras_unetpp.models import with_preprocessing
+
+    depth = len(cfg["filters"]) - 1
+    cores = {"mean": model, "deepest": model.prune(depth)}
+    out = {}
+    for head in heads:
+        core = cores[head]
+        wrapped = with_preprocessing(core, downsample=cfg["downsample"])
+        total = {t: np.zeros(4, np.int64) for t in THRESHOLDS}
+        for _, tile, image, mask in tiles:
+            if tile != f"Tile {val_tile}":
+                continue
+            prob = predict_tiled(wrapped, image, tile_size=cfg["crop"] * cfg["downsample"], overlap=0.25,
+                                 batch_size=8, tta=tta, progress=False)[..., 0]
+            for t in THRESHOLDS:
+                total[t] += counts(mask, prob, t)
+        out[head] = {str(t): scores(c) for t, c in total.items()}
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai")
+    parser.add_argument("--configs", nargs="+", default=[])
+    parser.add_argument("--time-steps", nargs="+", default=[])
+    parser.add_argument("--budget-minutes", type=float, default=15.0)
+    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead of the budget")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-tile", type=int, default=7)
+    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--heads", nargs="+", default=["mean", "deepest"], choices=["mean", "deepest"],
+                        help="inference heads to score: the mean of the deep-supervision heads, the deepest one")
+    parser.add_argument("--out", type=Path, default=RESULTS / "aerial_recipe.jsonl")
+    args = parser.parse_args(argv)
+    if args.time_steps:
+        time_steps(args.time_steps)
+    if not args.configs:
+        return
+    step_seconds_file = RESULTS / "aerial_step_seconds.json"
+    step_seconds = json.loads(step_seconds_file.read_text()) if step_seconds_file.exists() else {}
+    tiles = load_tiles(args.data)
+    for name in args.configs:
+        cfg = config(name)
+        steps = args.steps or int(args.budget_minutes * 60 / step_seconds_for(name, step_seconds))
+        keras.utils.set_random_seed(args.seed)
+        images, masks = prepared_training_set(tiles, cfg, args.val_tile)
+        model = build(cfg)
+        compile_model(model, cfg, steps)
+        sampler = CropSampler(images, masks, cfg["crop"], cfg["batch"], steps, cfg["sampling"], args.seed)
+        start = time.perf_counter()
+        history = model.fit(sampler, epochs=1, verbose=0)
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        result = evaluate(model, tiles, cfg, args.val_tile, args.tta, args.heads)
+        row = dict(config=name, **{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, steps=steps,
+                   budget_minutes=args.budget_minutes, seed=args.seed, val_tile=args.val_tile, tta=args.tta,
+                   final_loss=round(float(history.history["loss"][-1]), 4), train_seconds=round(seconds, 1),
+                   eval_seconds=round(time.perf_counter() - start, 1), backend=keras.backend.backend(), tile7=result)
+        with args.out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        summary = ", ".join(f"{head} IoU@0.5 {r['0.5']['iou']} (P {r['0.5']['precision']} R {r['0.5']['recall']})"
+                            for head, r in result.items())
+        print(f"{name}: steps {steps}, {summary}, train {seconds:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Input preprocessing that travels inside the saved model: value scaling,
+median blur and a reduced working scale.
+
+A model trained on preprocessed crops forgets nothing at prediction time if
+the same steps are part of the ``.keras`` file: :func:`with_preprocessing`
+wraps a trained model so that it takes raw images (e.g. uint8 RGB scenes) and
+returns probabilities at the input's full resolution, and
+:func:`preprocess_images` applies exactly the same layers to whole training
+images, so training and inference cannot drift apart.
+
+Working scale ``1 / downsample``: the image is area-averaged by an integer
+factor (``AveragePooling2D``), the model runs there, and its probabilities
+are bilinearly upsampled back to the input's size. Steps cost
+``downsample**2`` times less and every pixel sees ``downsample`` times more
+context, which suits large objects such as the buildings of aerial scenes.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from keras_unetpp.layers.median_blur import MedianBlur
+from keras_unetpp.models.blocks import CropToReference, PadToMultiple
+
+
+def _check(input_scale: float, median_kernel: int, downsample: int) -> None:
+    if not np.isfinite(input_scale) or input_scale <= 0:
+        raise ValueError(f"input_scale must be a positive number, got {input_scale}.")
+    if int(median_kernel) < 0 or (int(median_kernel) > 1 and int(median_kernel) % 2 == 0):
+        raise ValueError(f"median_kernel must be 0, 1 or an odd size, got {median_kernel}.")
+    if int(downsample) != downsample or int(downsample) < 1:
+        raise ValueError(f"downsample must be a positive integer (working scale 1/downsample), got {downsample}.")
+
+
+def preprocessing_layers(input_scale: float = 1 / 255, median_kernel: int = 5, downsample: int = 1) -> list:
+    """The preprocessing steps as Keras layers, in order.
+
+    Args:
+        input_scale: Multiplies the raw values (``1/255`` maps uint8 to [0, 1]).
+        median_kernel: Median blur window (odd); 0 or 1 for none.
+        downsample: Integer factor of the working scale (1 keeps full size).
+
+    Returns:
+        A list of layers: ``Rescaling``, optionally ``MedianBlur``, and for
+        ``downsample > 1`` padding to a multiple of it and ``AveragePooling2D``.
+
+    Raises:
+        ValueError: For a non-positive scale, an even kernel or a
+            non-integer ``downsample``.
+
+    Examples:
+        >>> [type(layer).__name__ for layer in preprocessing_layers(downsample=2)]
+        ['Rescaling', 'MedianBlur', 'PadToMultiple', 'AveragePooling2D']
+    """
+    _check(input_scale, median_kernel, downsample)
+    steps = [layers.Rescaling(float(input_scale), name="input_scale")]
+    if int(median_kernel) > 1:
+        steps.append(MedianBlur(int(median_kernel), name="median_blur"))
+    if int(downsample) > 1:
+        steps.append(PadToMultiple(int(downsample), name="pad_to_working_scale"))
+        steps.append(layers.AveragePooling2D(int(downsample), name="to_working_scale"))
+    return steps
+
+
+def preprocess_images(images, input_scale: float = 1 / 255, median_kernel: int = 5, downsample: int = 1) -> np.ndarray:
+    """Applies the preprocessing of :func:`with_preprocessing` to images, e.g.
+    whole training images before cropping.
+
+    Args:
+        images: (H, W, C) or (N, H, W, C) array (not modified).
+        input_scale: As in :func:`preprocessing_layers`.
+        median_kernel: As in :func:`preprocessing_layers`.
+        downsample: As in :func:`preprocessing_layers`.
+
+    Returns:
+        float32 array of the same rank, height and width divided by
+        ``downsample`` (rounded up).
+
+    Examples:
+        >>> x = np.full((5, 8, 3), 255, np.uint8)
+        >>> y = preprocess_images(x, downsample=2)
+        >>> y.shape, float(y[0, 0, 0])
+        ((3, 4, 3), 1.0)
+    """
+    array = np.asarray(images)
+    if array.ndim not in (3, 4):
+        raise ValueError(f"preprocess_images expects (H, W, C) or (N, H, W, C), got shape {array.shape}.")
+    x = array[None] if array.ndim == 3 else array
+    x = keras.ops.convert_to_tensor(x.astype(np.float32))
+    for layer in preprocessing_layers(input_scale, median_kernel, downsample):
+        x = layer(x)
+    out = np.asarray(keras.ops.convert_to_numpy(x), np.float32)
+    return out[0] if array.ndim == 3 else out
+
+
+def downsample_masks(masks, downsample: int) -> np.ndarray:
+    """Binary masks at the working scale: the foreground fraction of each
+    ``downsample`` x ``downsample`` block (zero-padded at the bottom/right,
+    like the images), thresholded at one half.
+
+    Args:
+        masks: (H, W, 1) or (H, W) array of 0/1 (or 0/255) values.
+        downsample: Integer factor.
+
+    Returns:
+        uint8 0/1 array, (ceil(H / downsample), ceil(W / downsample), 1).
+
+    Examples:
+        >>> m = np.zeros((4, 4, 1), np.uint8); m[:2, :2] = 1; m[2, 2] = 1
+        >>> downsample_masks(m, 2)[..., 0].tolist()
+        [[1, 0], [0, 0]]
+    """
+    _check(1.0, 0, downsample)
+    array = np.asarray(masks)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise ValueError(f"downsample_masks expects (H, W) or (H, W, 1), got shape {np.shape(masks)}.")
+    k = int(downsample)
+    fg = (array > 0).astype(np.float32)
+    h, w = fg.shape[:2]
+    padded = np.zeros((-(-h // k) * k, -(-w // k) * k, fg.shape[2]), np.float32)
+    padded[:h, :w] = fg
+    blocks = padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k, -1).mean(axis=(1, 3))
+    return (blocks >= 0.5).astype(np.uint8)
+
+
+def with_preprocessing(
+    model: keras.Model,
+    channels: int = 3,
+    input_scale: float = 1 / 255,
+    median_kernel: int = 5,
+    downsample: int = 1,
+    name: str = "segmenter",
+) -> keras.Model:
+    """Wraps a trained model so that it takes raw images and returns
+    probabilities at the input's full resolution.
+
+    The wrapper is a functional ``keras.Model``: ``input -> Rescaling ->
+    MedianBlur -> (pad, AveragePooling2D) -> model -> (bilinear UpSampling2D,
+    crop to the input's size)``. Save it with ``model.save("x.keras")``; a
+    loaded copy (after ``import keras_unetpp``) predicts from raw pixels, for
+    example ``predict_tiled(keras.saving.load_model("x.keras"), uint8_scene)``.
+
+    Args:
+        model: The trained segmentation model (e.g. :class:`~keras_unetpp.UNetPlusPlus`),
+            taking preprocessed images at the working scale.
+        channels: Input channels.
+        input_scale: Multiplies the raw values (``1/255`` for uint8).
+        median_kernel: Median blur window (odd); 0 or 1 for none.
+        downsample: Integer factor of the working scale; the same one the
+            model was trained at.
+        name: Name of the wrapper model.
+
+    Returns:
+        A ``keras.Model`` mapping (N, H, W, channels) raw images to
+        (N, H, W, classes) float32 probabilities, any H and W.
+
+    Raises:
+        ValueError: For invalid preprocessing arguments.
+
+    Examples:
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> core = UNetPlusPlus((None, None, 3), filters=(4, 8))
+        >>> full = with_preprocessing(core, downsample=2)
+        >>> full.predict(np.zeros((1, 30, 45, 3), np.uint8), verbose=0).shape
+        (1, 30, 45, 1)
+    """
+    if int(channels) < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}.")
+    inputs = keras.Input((None, None, int(channels)), name="raw_images")
+    x = inputs
+    for layer in preprocessing_layers(input_scale, median_kernel, downsample):
+        x = layer(x)
+    y = model(x)
+    if int(downsample) > 1:
+        y = layers.UpSampling2D(int(downsample), interpolation="bilinear", name="to_input_scale")(y)
+        y = CropToReference(name="crop_to_input")([y, inputs])
+    return keras.Model(inputs, y, name=name)

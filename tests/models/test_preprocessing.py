@@ -1,0 +1,88 @@
+"""Preprocessing carried inside the model: each step against OpenCV / numpy
+written independently, shapes for any size, the .keras round trip from raw uint8."""
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keras_unetpp import UNetPlusPlus
+from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
+
+
+def block_mean(x, k):
+    """Mean over k x k blocks after zero-padding bottom/right: a loop, not a reshape."""
+    h, w = x.shape[:2]
+    out = np.zeros((-(-h // k), -(-w // k)) + x.shape[2:], np.float64)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = x[i * k : (i + 1) * k, j * k : (j + 1) * k].sum(axis=(0, 1)) / (k * k)
+    return out
+
+
+@given(height=st.integers(5, 23), width=st.integers(5, 23), k=st.integers(1, 3), seed=st.integers(0, 99))
+def test_preprocess_images_is_blur_then_area_average(height, width, k, seed):
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    original = image.copy()
+    reference = block_mean(cv2.medianBlur(image, 5).astype(np.float64) / 255.0, k)
+    out = preprocess_images(image, downsample=k)
+    np.testing.assert_allclose(out, reference, atol=1e-5)
+    np.testing.assert_array_equal(image, original)  # the caller's array is untouched
+
+
+@given(height=st.integers(1, 20), width=st.integers(1, 20), k=st.integers(1, 4), seed=st.integers(0, 99))
+def test_downsample_masks_is_majority_of_each_block(height, width, k, seed):
+    mask = (np.random.default_rng(seed).random((height, width, 1)) > 0.5).astype(np.uint8) * 255
+    reference = (block_mean(mask.astype(np.float64) / 255.0, k) >= 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(downsample_masks(mask, k), reference)
+
+
+class MeanOfChannels(keras.layers.Layer):
+    def call(self, x):
+        return keras.ops.mean(x, axis=-1, keepdims=True)
+
+
+def test_with_preprocessing_full_scale_equals_core_on_reference_input(rng):
+    core = keras.Sequential([keras.Input((None, None, 3)), MeanOfChannels()])
+    image = rng.integers(0, 256, (2, 21, 30, 3), dtype=np.uint8)
+    expected = np.stack([cv2.medianBlur(im, 5) for im in image]).astype(np.float64).mean(-1, keepdims=True) / 255
+    out = with_preprocessing(core, downsample=1).predict(image, verbose=0)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_with_preprocessing_half_scale_upsamples_a_constant_exactly(rng):
+    """A model that sees the working scale returns maps of the input's size;
+    a flat image stays flat through blur, pooling and bilinear upsampling."""
+    core = keras.Sequential([keras.Input((None, None, 3)), MeanOfChannels()])
+    image = np.full((1, 32, 48, 3), 102, np.uint8)
+    out = with_preprocessing(core, downsample=2).predict(image, verbose=0)
+    assert out.shape == (1, 32, 48, 1)
+    np.testing.assert_allclose(out, 0.4, atol=1e-6)
+
+
+@given(height=st.integers(1, 40), width=st.integers(1, 40), k=st.integers(1, 3))
+def test_output_has_the_input_size(height, width, k):
+    model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), downsample=k)
+    assert model.predict(np.zeros((1, height, width, 3), np.uint8), verbose=0).shape == (1, height, width, 1)
+
+
+def test_saved_model_predicts_the_same_from_raw_uint8(tmp_path, rng):
+    from keras_unetpp import predict_tiled
+
+    model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(4, 8), deep_supervision=True), downsample=2)
+    scene = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    before = predict_tiled(model, scene, tile_size=32)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(predict_tiled(loaded, scene, tile_size=32), before, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(downsample=0), "downsample"), (dict(downsample=1.5), "downsample"),
+    (dict(median_kernel=4), "median_kernel"), (dict(input_scale=0.0), "input_scale"), (dict(channels=0), "channels"),
+])
+def test_bad_arguments_name_the_problem(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), **kwargs)
