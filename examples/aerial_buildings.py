@@ -81,7 +81,7 @@ def main(argv=None):
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=24, steps=30, batch_size=8, crop=256, downsample=2, filters=[8, 16, 32, 64, 128]),
+    apply_defaults(args, full=dict(epochs=17, steps=30, batch_size=8, crop=256, downsample=2, filters=[8, 16, 32, 64, 128]),
                    quick=dict(epochs=2, steps=3, batch_size=4, crop=64, downsample=2, filters=[8, 16, 32]))
     keras.utils.set_random_seed(args.seed)
     out = args.out

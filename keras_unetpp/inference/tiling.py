@@ -16,10 +16,7 @@ import keras
 import numpy as np
 
 from keras_unetpp import evaluation
-
-#: The 8 dihedral transforms as (transpose, flip up-down, flip left-right).
-DIHEDRAL_TRANSFORMS = tuple((t, v, h) for t in (False, True) for v in (False, True) for h in (False, True))
-
+from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
 
 def window_starts(length: int, tile: int, stride: int) -> list[int]:
     """Start offsets covering ``[0, length)`` with windows of ``tile``; the last
@@ -75,28 +72,6 @@ def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3)
     g = np.maximum(np.exp(-0.5 * d**2), floor)
     w = np.outer(g, g)
     return (w / w.max()).astype(np.float32)
-
-
-def _forward(x, transform):
-    transpose, flip_v, flip_h = transform
-    if transpose:
-        x = np.swapaxes(x, 1, 2)
-    if flip_v:
-        x = x[:, ::-1]
-    if flip_h:
-        x = x[:, :, ::-1]
-    return x
-
-
-def _inverse(x, transform):
-    transpose, flip_v, flip_h = transform
-    if flip_h:
-        x = x[:, :, ::-1]
-    if flip_v:
-        x = x[:, ::-1]
-    if transpose:
-        x = np.swapaxes(x, 1, 2)
-    return x
 
 
 def _model_channels(model):
@@ -226,14 +201,14 @@ def _predict_windows(model, windows, batch_size, transforms):
     for transform in transforms:
         batch_out = []
         for start in range(0, len(windows), batch_size):
-            batch = np.ascontiguousarray(_forward(windows[start : start + batch_size], transform))
+            batch = apply_dihedral(windows[start : start + batch_size], *transform)
             pred = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
-            if pred.ndim != 4 or pred.shape[:3] != batch.shape[:3]:
+            if pred.ndim != 4 or tuple(pred.shape[:3]) != tuple(batch.shape[:3]):
                 raise ValueError(
-                    f"The model maps windows of shape {batch.shape} to {pred.shape}; predict_tiled needs "
+                    f"The model maps windows of shape {tuple(batch.shape)} to {pred.shape}; predict_tiled needs "
                     f"(N, h, w, k) outputs of the window's size."
                 )
-            batch_out.append(_inverse(pred.astype(np.float32), transform))
+            batch_out.append(keras.ops.convert_to_numpy(invert_dihedral(pred.astype(np.float32), *transform)))
         prediction = np.concatenate(batch_out)
         out = prediction if out is None else out + prediction
     return out / len(transforms)

@@ -1,13 +1,14 @@
 """Preprocessing and augmentation layers that move image and mask together."""
 
 from keras_unetpp.layers.base import ImageMaskLayer, RandomImageMaskLayer
-from keras_unetpp.layers.dihedral import RandomDihedral, RandomFlip
+from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, RandomDihedral, RandomFlip, apply_dihedral, invert_dihedral
 from keras_unetpp.layers.intensity import RandomBrightness, RandomContrast, RandomGaussianNoise
 from keras_unetpp.layers.median_blur import MedianBlur, median_blur
 from keras_unetpp.layers.pipelines import AugmentationPipeline, aerial_augmentation, xray_augmentation
 from keras_unetpp.layers.rotation import RandomRotation
 
 __all__ = [
+    "DIHEDRAL_TRANSFORMS",
     "AugmentationPipeline",
     "ImageMaskLayer",
     "MedianBlur",
@@ -19,6 +20,8 @@ __all__ = [
     "RandomImageMaskLayer",
     "RandomRotation",
     "aerial_augmentation",
+    "apply_dihedral",
+    "invert_dihedral",
     "median_blur",
     "xray_augmentation",
 ]

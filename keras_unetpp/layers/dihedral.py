@@ -8,31 +8,77 @@ from keras import ops
 from keras_unetpp.layers.base import RandomImageMaskLayer
 
 
+#: The 8 symmetries of the square as ``(transpose, flip_up_down, flip_left_right)``
+#: triples, applied in that order by :func:`apply_dihedral`; the first is the identity.
+DIHEDRAL_TRANSFORMS = tuple((t, v, h) for t in (False, True) for v in (False, True) for h in (False, True))
+
+
 def transpose_hw(x):
     """Swaps height and width of (N, H, W, C)."""
     return ops.transpose(x, (0, 2, 1, 3))
 
 
-def apply_dihedral(x, transpose, flip_h, flip_w):
-    """Applies, per sample, an optional H/W transpose, then up-down and
-    left-right flips. Every element of the dihedral group D4 is one such triple.
+def _where(cond, a, b):
+    if isinstance(cond, bool):
+        return a if cond else b
+    return ops.where(ops.reshape(cond, (-1, 1, 1, 1)), a, b)
+
+
+def apply_dihedral(x, transpose, flip_up_down, flip_left_right):
+    """Applies, per sample, an optional H/W transpose, then an up-down flip
+    (rows reversed, axis 1), then a left-right flip (columns reversed, axis 2).
+    Every element of the dihedral group D4 is one such triple.
+
+    The one implementation of the 8 symmetries: the :class:`RandomDihedral`
+    augmentation and the test-time augmentation of
+    :func:`~keras_unetpp.predict_tiled` both use it.
 
     Args:
-        x: (N, H, W, C) tensor (square if any ``transpose`` is true).
-        transpose, flip_h, flip_w: Boolean tensors of shape (N,) or Python bools.
+        x: (N, H, W, C) tensor or array (square if any ``transpose`` is true).
+        transpose: Boolean tensor of shape (N,) or a Python bool.
+        flip_up_down: Likewise.
+        flip_left_right: Likewise.
 
     Returns:
         The transformed tensor; values are moved, never interpolated.
-    """
-    def where(cond, a, b):
-        if isinstance(cond, bool):
-            return a if cond else b
-        return ops.where(ops.reshape(cond, (-1, 1, 1, 1)), a, b)
 
+    Examples:
+        >>> import numpy as np
+        >>> x = np.arange(4).reshape(1, 2, 2, 1)
+        >>> keras.ops.convert_to_numpy(apply_dihedral(x, False, True, False))[0, :, :, 0].tolist()
+        [[2, 3], [0, 1]]
+    """
     if not (isinstance(transpose, bool) and not transpose):
-        x = where(transpose, transpose_hw(x), x)
-    x = where(flip_h, ops.flip(x, axis=1), x)
-    return where(flip_w, ops.flip(x, axis=2), x)
+        x = _where(transpose, transpose_hw(x), x)
+    x = _where(flip_up_down, ops.flip(x, axis=1), x)
+    return _where(flip_left_right, ops.flip(x, axis=2), x)
+
+
+def invert_dihedral(x, transpose, flip_up_down, flip_left_right):
+    """Undoes :func:`apply_dihedral` with the same arguments (flips first,
+    then the transpose), e.g. to map a prediction on a transformed image back.
+
+    Args:
+        x: (N, H, W, C) tensor or array.
+        transpose: As given to :func:`apply_dihedral`.
+        flip_up_down: Likewise.
+        flip_left_right: Likewise.
+
+    Returns:
+        The tensor in the original orientation.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.arange(6).reshape(1, 2, 3, 1)
+        >>> y = invert_dihedral(apply_dihedral(x, True, True, False), True, True, False)
+        >>> bool(np.array_equal(keras.ops.convert_to_numpy(y), x))
+        True
+    """
+    x = _where(flip_left_right, ops.flip(x, axis=2), x)
+    x = _where(flip_up_down, ops.flip(x, axis=1), x)
+    if not (isinstance(transpose, bool) and not transpose):
+        x = _where(transpose, transpose_hw(x), x)
+    return x
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")

@@ -128,3 +128,25 @@ def test_scene_report_writes_mask_error_map_and_json(tmp_path):
     for name in ("mask.png", "error_map.png", "report.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "report.json").read_text())["coverage"]["blocks"] == 6
+
+
+def test_each_tta_transform_is_mapped_back_like_numpy():
+    """A model that is not equivariant: tta=[t] must equal numpy's transform,
+    the model, and numpy's inverse transform."""
+    from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS
+
+    rng = np.random.default_rng(3)
+    skew = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3, padding="same")])
+    skew.layers[0].set_weights([rng.normal(size=(3, 3, 1, 1)).astype("float32"), np.zeros(1, "float32")])
+    image = rng.random((32, 32, 1)).astype("float32")
+    for transpose, up_down, left_right in DIHEDRAL_TRANSFORMS:
+        x = image
+        x = np.transpose(x, (1, 0, 2)) if transpose else x
+        x = np.flipud(x) if up_down else x
+        x = np.fliplr(x) if left_right else x
+        y = skew.predict(x[None], verbose=0)[0]
+        y = np.fliplr(y) if left_right else y
+        y = np.flipud(y) if up_down else y
+        y = np.transpose(y, (1, 0, 2)) if transpose else y
+        got = predict_tiled(skew, image, tile_size=32, tta=[(transpose, up_down, left_right)], progress=False)
+        np.testing.assert_allclose(got, y, atol=1e-5)

@@ -95,3 +95,27 @@ def test_dihedral_needs_known_size_to_rotate():
     fn = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec((None, None, None, 1))])
     with pytest.raises(ValueError, match="known image size"):
         fn.get_concrete_function()
+
+
+def numpy_dihedral(x, transpose, flip_up_down, flip_left_right):
+    """Reference written with numpy's own axis operations on one (H, W, C) image."""
+    if transpose:
+        x = np.transpose(x, (1, 0, 2))
+    if flip_up_down:
+        x = np.flipud(x)
+    if flip_left_right:
+        x = np.fliplr(x)
+    return x
+
+
+def test_apply_and_invert_dihedral_match_numpy_for_all_eight(rng):
+    from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
+
+    x = rng.random((1, 5, 5, 2)).astype("float32")
+    seen = set()
+    for t in DIHEDRAL_TRANSFORMS:
+        y = keras.ops.convert_to_numpy(apply_dihedral(x, *t))
+        np.testing.assert_array_equal(y[0], numpy_dihedral(x[0], *t))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(invert_dihedral(y, *t)), x)
+        seen.add(y.tobytes())
+    assert len(seen) == 8 and DIHEDRAL_TRANSFORMS[0] == (False, False, False)
