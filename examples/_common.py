@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_unetpp.evaluation import ConfusionCounts, SegmentationReport
+from keras_unetpp.datasets import data_root
 from keras_unetpp.visualization import plot_curves
 
 
@@ -33,15 +33,11 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
 
 
 def resolve_data(path: Path | None, name: str) -> Path:
-    """``--data``, else ``$KERAS_UNETPP_DATA/name``; a clear error if missing."""
-    if path is None:
-        root = os.environ.get("KERAS_UNETPP_DATA")
-        if not root:
-            raise SystemExit(f"No data: pass --data DIR or set KERAS_UNETPP_DATA (the folder holding {name}/).")
-        path = Path(root) / name
-    if not path.is_dir():
-        raise SystemExit(f"Data directory {path} does not exist. See README.md, 'Getting the data'.")
-    return path
+    """``--data``, else ``$KERAS_UNETPP_DATA/name``; exits with the reason if missing."""
+    try:
+        return data_root(path, subdir=name)
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -59,14 +55,6 @@ def save_curves(history: dict, out: Path, title: str) -> None:
         series = {k: history[k] for k in keys if k in history}
         if series:
             plot_curves(series, out / f"curves_{name}.png", title=f"{title}: {name}")
-
-
-def total_report(reports: list[SegmentationReport]) -> SegmentationReport:
-    """The report of all pixels of several images (counts added up)."""
-    counts = ConfusionCounts(0, 0, 0, 0)
-    for r in reports:
-        counts = counts + r.counts
-    return SegmentationReport(counts)
 
 
 def write_metrics(out: Path, payload: dict) -> None:

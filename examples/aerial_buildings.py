@@ -31,7 +31,6 @@ from _common import (
     common_parser,
     resolve_data,
     save_curves,
-    total_report,
     write_metrics,
 )
 
@@ -46,7 +45,7 @@ from keras_unetpp.datasets import (
     split_by_group,
     split_fraction,
 )
-from keras_unetpp.evaluation import save_error_map, segmentation_report
+from keras_unetpp.evaluation import SegmentationReport, save_error_map, segmentation_report
 from keras_unetpp.inference import save_mask
 from keras_unetpp.layers import RandomDihedral
 from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
@@ -123,7 +122,7 @@ def main(argv=None):
         save_error_map(out / f"{stem}_error_map.png", sample.mask, prob)
         save_png(out / f"{stem}_overlay.png", overlay(sample.image, prob))
     predict_seconds = time.perf_counter() - start
-    overall = total_report(reports)
+    overall = SegmentationReport.combined(reports)
     print(overall)
     write_metrics(out, {
         "task": f"aerial {args.target}", "data": str(data), "quick": args.quick,

@@ -24,13 +24,12 @@ from _common import (
     common_parser,
     resolve_data,
     save_curves,
-    total_report,
     write_metrics,
 )
 
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
 from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arrays, split_fraction
-from keras_unetpp.evaluation import segmentation_report
+from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.layers import xray_augmentation
 from keras_unetpp.visualization import save_prediction_grid
 
@@ -55,7 +54,7 @@ def train_and_evaluate(args, data, augment: bool, out):
     save_curves(history.history, out, f"lungs, {label} augmentation")
     prob = model.predict(val_x, batch_size=8, verbose=0)
     reports = [segmentation_report(t, p) for t, p in zip(val_y, prob)]
-    overall = total_report(reports)
+    overall = SegmentationReport.combined(reports)
     save_prediction_grid(out / "predictions.png", val_x[:6], val_y[:6], prob[:6])
     result = {
         "augmentation": augment, "filters": list(filters), "train_seconds": round(seconds, 1),

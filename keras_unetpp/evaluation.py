@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -271,6 +272,28 @@ class SegmentationReport:
 
     counts: ConfusionCounts
     coverage: CoverageComparison | None = None
+
+    @classmethod
+    def combined(cls, reports: "Sequence[SegmentationReport]") -> "SegmentationReport":
+        """The report of all pixels of several images: counts added up (not
+        an average of per-image scores).
+
+        Args:
+            reports: Reports of single images.
+
+        Returns:
+            A :class:`SegmentationReport` without coverage comparison.
+
+        Examples:
+            >>> a = SegmentationReport(ConfusionCounts(tp=2, fp=0, fn=0, tn=2))
+            >>> b = SegmentationReport(ConfusionCounts(tp=0, fp=2, fn=0, tn=2))
+            >>> SegmentationReport.combined([a, b]).iou
+            0.5
+        """
+        counts = ConfusionCounts(0, 0, 0, 0)
+        for report in reports:
+            counts = counts + report.counts
+        return cls(counts)
 
     @property
     def precision(self) -> float:

@@ -85,3 +85,17 @@ def test_coverage_comparison_uses_scipy_tests():
     assert same.ks_statistic == 0 and same.ks_pvalue == pytest.approx(1.0)
     r = ev.segmentation_report(truth, pred, block_size=8)
     assert json.loads(r.to_json())["coverage"]["blocks"] == 256
+
+
+@given(seed=st.integers(0, 10**6), count=st.integers(1, 4))
+def test_combined_report_equals_the_report_of_all_pixels_together(seed, count):
+    from keras_unetpp.evaluation import SegmentationReport, segmentation_report
+
+    rng = np.random.default_rng(seed)
+    truths = [rng.random((int(rng.integers(2, 9)), 7)) > 0.6 for _ in range(count)]
+    preds = [rng.random(t.shape) > 0.5 for t in truths]
+    combined = SegmentationReport.combined([segmentation_report(t, p) for t, p in zip(truths, preds)])
+    t, p = np.concatenate(truths), np.concatenate(preds)
+    tp, fp, fn = np.sum(t & p), np.sum(~t & p), np.sum(t & ~p)
+    assert combined.iou == pytest.approx(tp / (tp + fp + fn) if tp + fp + fn else 1.0)
+    assert (combined.counts.tp, combined.counts.fp, combined.counts.fn) == (tp, fp, fn)

@@ -35,11 +35,14 @@ class Sample:
     mask: np.ndarray
 
 
-def data_root(path: str | os.PathLike | None = None) -> Path:
-    """The data directory: ``path``, else ``$KERAS_UNETPP_DATA``.
+def data_root(path: str | os.PathLike | None = None, subdir: str | None = None) -> Path:
+    """The data directory: ``path``, else ``$KERAS_UNETPP_DATA`` (joined with
+    ``subdir``, e.g. ``"aerial-dubai"``, when given).
 
     Args:
         path: Explicit directory, or ``None``.
+        subdir: The data set's folder inside ``$KERAS_UNETPP_DATA``; not
+            applied to an explicit ``path``.
 
     Returns:
         The directory as a :class:`~pathlib.Path`.
@@ -54,10 +57,13 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     """
     chosen = path if path is not None else os.environ.get(DATA_ENV)
     if not chosen:
-        raise FileNotFoundError(f"No data directory: pass one or set {DATA_ENV}.")
+        where = f" (the folder holding {subdir}/)" if subdir else ""
+        raise FileNotFoundError(f"No data directory: pass one or set {DATA_ENV}{where}.")
     root = Path(chosen).expanduser()
+    if path is None and subdir:
+        root = root / subdir
     if not root.is_dir():
-        raise FileNotFoundError(f"Data directory {root} does not exist.")
+        raise FileNotFoundError(f"Data directory {root} does not exist. See README.md, 'Getting the data'.")
     return root
 
 

@@ -128,3 +128,17 @@ def test_real_lung_data_loads():
     assert len(samples) == 79
     fractions = [s.mask.mean() for s in samples]
     assert 0.05 < np.median(fractions) < 0.6
+
+
+def test_data_root_joins_the_data_set_folder_only_for_the_environment(tmp_path, monkeypatch):
+    from keras_unetpp.datasets import data_root
+
+    (tmp_path / "aerial-dubai").mkdir()
+    monkeypatch.setenv("KERAS_UNETPP_DATA", str(tmp_path))
+    assert data_root(subdir="aerial-dubai") == tmp_path / "aerial-dubai"
+    assert data_root(tmp_path, subdir="aerial-dubai") == tmp_path  # an explicit path is taken as it is
+    with pytest.raises(FileNotFoundError, match="lung-xray"):
+        data_root(subdir="lung-xray")
+    monkeypatch.delenv("KERAS_UNETPP_DATA")
+    with pytest.raises(FileNotFoundError, match="KERAS_UNETPP_DATA"):
+        data_root(subdir="aerial-dubai")
