@@ -45,11 +45,11 @@ from keras_unetpp.datasets import (
     split_by_group,
     split_fraction,
 )
-from keras_unetpp.evaluation import SegmentationReport, save_error_map, segmentation_report
-from keras_unetpp.inference import save_mask
+from keras_unetpp.evaluation import SegmentationReport, segmentation_report
+from keras_unetpp.masks import save_mask
 from keras_unetpp.layers import RandomDihedral
 from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
-from keras_unetpp.visualization import overlay, save_png
+from keras_unetpp.visualization import overlay, save_error_map, save_png
 
 
 def load_split(data: Path, target: str, val_tile: int, seed: int):

@@ -1,9 +1,10 @@
 """Plain-numpy evaluation of a predicted mask against the true one, for masks of
-any size: confusion counts, IoU/Dice/precision/recall/F1, an error map, and a
-scene-level comparison of how the foreground is distributed.
+any size: confusion counts, IoU/Dice/precision/recall/F1 and a scene-level
+comparison of how the foreground is distributed. (The error map, a picture, is
+in :mod:`keras_unetpp.visualization`.)
 
 Large masks (e.g. 20,000 x 20,000) are processed in strips of rows, so the
-only full-size arrays are the inputs and, for :func:`error_map`, its output.
+only full-size arrays are the inputs.
 """
 
 from __future__ import annotations
@@ -13,32 +14,17 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 from scipy import stats
 
-#: RGB colours of the error map, by outcome.
-ERROR_COLORS = {
-    "TN": (0, 0, 0),
-    "FN": (230, 50, 50),
-    "FP": (40, 120, 255),
-    "TP": (255, 255, 255),
-}
+from keras_unetpp.masks import foreground, single_channel
+
 _ROWS_PER_STRIP = 512
 
 
 def _binary_mask(mask, name: str) -> np.ndarray:
     """Checks a 2-D (or H x W x 1) mask; returns a read-only view, no copy."""
-    array = np.asarray(mask)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D mask (H, W) or (H, W, 1), got shape {array.shape}.")
-    if array.dtype == bool:
-        return array
-    if not (np.issubdtype(array.dtype, np.number)):
-        raise ValueError(f"{name} must be numeric or boolean, got dtype {array.dtype}.")
-    return array
+    return single_channel(mask, name)
 
 
 def _strips(height: int):
@@ -47,11 +33,7 @@ def _strips(height: int):
 
 
 def _binarize(strip: np.ndarray, threshold: float) -> np.ndarray:
-    if strip.dtype == bool:
-        return strip
-    if np.issubdtype(strip.dtype, np.integer) and threshold < 1:
-        return strip > 0  # 0/1 or 0/255 integer masks
-    return strip >= threshold
+    return foreground(strip, threshold)
 
 
 def _pair(y_true, y_pred, threshold):
@@ -385,70 +367,3 @@ def segmentation_report(
     counts = confusion_counts(y_true, y_pred, threshold)
     coverage = compare_coverage(y_true, y_pred, block_size, threshold=threshold) if block_size else None
     return SegmentationReport(counts, coverage)
-
-
-def error_map(y_true, y_pred, threshold: float = 0.5, colors: dict | None = None) -> np.ndarray:
-    """Colours every pixel by outcome: TN, FN, FP, TP (see ``ERROR_COLORS``).
-
-    Args:
-        y_true: True mask.
-        y_pred: Predicted mask or probability map of the same size.
-        threshold: Foreground threshold for float masks.
-        colors: Optional mapping ``{"TN"|"FN"|"FP"|"TP": (r, g, b)}``.
-
-    Returns:
-        uint8 RGB image (H, W, 3); the only full-size array allocated.
-
-    Examples:
-        >>> error_map([[1, 0]], [[1, 1]])[0].tolist()
-        [[255, 255, 255], [40, 120, 255]]
-    """
-    palette = {**ERROR_COLORS, **(colors or {})}
-    lookup = np.array([palette[k] for k in ("TN", "FP", "FN", "TP")], np.uint8)  # index 2*t + p
-    truth, pred = _pair(y_true, y_pred, threshold)
-    out = np.empty(truth.shape + (3,), np.uint8)
-    for rows in _strips(truth.shape[0]):
-        code = 2 * _binarize(truth[rows], threshold).astype(np.uint8) + _binarize(pred[rows], threshold)
-        out[rows] = lookup[code]
-    return out
-
-
-def save_error_map(path: str | Path, y_true, y_pred, threshold: float = 0.5, legend: bool = True) -> Path:
-    """Writes the error map as a PNG, with a legend strip below it.
-
-    Args:
-        path: Output file (``.png``).
-        y_true: True mask.
-        y_pred: Predicted mask or probability map.
-        threshold: Foreground threshold for float masks.
-        legend: Append a strip naming the four colours.
-
-    Returns:
-        The path written.
-
-    Raises:
-        OSError: If the file cannot be written.
-
-    Examples:
-        >>> import tempfile, pathlib
-        >>> save_error_map(pathlib.Path(tempfile.mkdtemp()) / "e.png", [[1, 0]], [[1, 1]]).suffix
-        '.png'
-    """
-    image = error_map(y_true, y_pred, threshold)
-    if legend:
-        image = np.concatenate([image, _legend_strip(image.shape[1])], axis=0)
-    path = Path(path)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"Could not write the error map to {path}.")
-    return path
-
-
-def _legend_strip(width: int) -> np.ndarray:
-    height = 28
-    strip = np.full((height, max(width, 1), 3), 128, np.uint8)
-    cell = max(width // 4, 1)
-    for k, (label, color) in enumerate(ERROR_COLORS.items()):
-        x0 = k * cell
-        cv2.rectangle(strip, (x0 + 4, 6), (x0 + 20, 22), color, -1)
-        cv2.putText(strip, label, (x0 + 24, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return strip

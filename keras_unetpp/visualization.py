@@ -1,5 +1,7 @@
-"""PNG figures people look at: image / mask / prediction panels, overlays and
-training curves. Drawn with OpenCV, so no plotting library is needed."""
+"""PNG figures people look at: image / mask / prediction panels, overlays,
+error maps and training curves, and :func:`scene_report` (a scene's report
+with its mask and error map on disk). Drawn with OpenCV, so no plotting library
+is needed."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from keras_unetpp.evaluation import SegmentationReport, segmentation_report
+from keras_unetpp.masks import foreground, save_mask, single_channel, write_png
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
@@ -61,8 +66,7 @@ def overlay(image, mask, color=(255, 40, 40), opacity: float = 0.45, threshold: 
         [[100, 0, 0], [0, 0, 0]]
     """
     rgb = to_rgb8(image).astype(np.float32)
-    m = np.asarray(mask)
-    m = (m[..., 0] if m.ndim == 3 else m) >= (threshold if m.dtype.kind == "f" else 1)
+    m = foreground(single_channel(mask), threshold)
     rgb[m] = (1 - opacity) * rgb[m] + opacity * np.asarray(color, np.float32)
     return rgb.round().astype(np.uint8)
 
@@ -130,11 +134,7 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
         >>> save_png(pathlib.Path(tempfile.mkdtemp()) / "x.png", np.zeros((4, 4, 3), np.uint8)).name
         'x.png'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
-        raise OSError(f"Could not write {path}.")
-    return path
+    return write_png(path, rgb)
 
 
 def save_prediction_grid(path, images, true_masks, predictions, threshold: float = 0.5) -> Path:
@@ -223,3 +223,108 @@ def plot_curves(
         cv2.line(canvas, (width - right + 10, y - 4), (width - right + 30, y - 4), color, 2)
         cv2.putText(canvas, name[:16], (width - right + 34, y), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return save_png(path, canvas)
+
+
+#: RGB colours of the error map, by outcome.
+ERROR_COLORS = {
+    "TN": (0, 0, 0),
+    "FN": (230, 50, 50),
+    "FP": (40, 120, 255),
+    "TP": (255, 255, 255),
+}
+
+def error_map(y_true, y_pred, threshold: float = 0.5, colors: dict | None = None) -> np.ndarray:
+    """Colours every pixel by outcome: TN, FN, FP, TP (see ``ERROR_COLORS``).
+
+    Args:
+        y_true: True mask.
+        y_pred: Predicted mask or probability map of the same size.
+        threshold: Foreground threshold for float masks.
+        colors: Optional mapping ``{"TN"|"FN"|"FP"|"TP": (r, g, b)}``.
+
+    Returns:
+        uint8 RGB image (H, W, 3); the only full-size array allocated.
+
+    Examples:
+        >>> error_map([[1, 0]], [[1, 1]])[0].tolist()
+        [[255, 255, 255], [40, 120, 255]]
+    """
+    palette = {**ERROR_COLORS, **(colors or {})}
+    lookup = np.array([palette[k] for k in ("TN", "FP", "FN", "TP")], np.uint8)  # index 2*t + p
+    truth, pred = single_channel(y_true, "y_true"), single_channel(y_pred, "y_pred")
+    if truth.shape != pred.shape:
+        raise ValueError(f"y_true has shape {truth.shape} but y_pred has shape {pred.shape}.")
+    out = np.empty(truth.shape + (3,), np.uint8)
+    for start in range(0, truth.shape[0], 512):  # strips of rows: no other full-size temporaries
+        rows = slice(start, start + 512)
+        out[rows] = lookup[2 * foreground(truth[rows], threshold).astype(np.uint8) + foreground(pred[rows], threshold)]
+    return out
+
+
+def save_error_map(path: str | Path, y_true, y_pred, threshold: float = 0.5, legend: bool = True) -> Path:
+    """Writes the error map as a PNG, with a legend strip below it.
+
+    Args:
+        path: Output file (``.png``).
+        y_true: True mask.
+        y_pred: Predicted mask or probability map.
+        threshold: Foreground threshold for float masks.
+        legend: Append a strip naming the four colours.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: If the file cannot be written.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> save_error_map(pathlib.Path(tempfile.mkdtemp()) / "e.png", [[1, 0]], [[1, 1]]).suffix
+        '.png'
+    """
+    image = error_map(y_true, y_pred, threshold)
+    if legend:
+        image = np.concatenate([image, _legend_strip(image.shape[1])], axis=0)
+    return write_png(path, image)
+
+
+def _legend_strip(width: int) -> np.ndarray:
+    height = 28
+    strip = np.full((height, max(width, 1), 3), 128, np.uint8)
+    cell = max(width // 4, 1)
+    for k, (label, color) in enumerate(ERROR_COLORS.items()):
+        x0 = k * cell
+        cv2.rectangle(strip, (x0 + 4, 6), (x0 + 20, 22), color, -1)
+        cv2.putText(strip, label, (x0 + 24, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def scene_report(
+    probabilities, true_mask, out_dir: str | Path | None = None, threshold: float = 0.5, block_size: int = 256
+) -> SegmentationReport:
+    """Evaluates a scene prediction: report with coverage tests, and, when
+    ``out_dir`` is given, ``mask.png``, ``error_map.png`` and ``report.json``.
+
+    Args:
+        probabilities: (H, W[, 1]) predicted map, e.g. from :func:`~keras_unetpp.predict_tiled`.
+        true_mask: (H, W[, 1]) true mask (bool, 0/1 or 0/255).
+        out_dir: Folder for the files; ``None`` writes nothing.
+        threshold: Foreground threshold.
+        block_size: Block size of the coverage comparison.
+
+    Returns:
+        The :class:`~keras_unetpp.evaluation.SegmentationReport`.
+
+    Examples:
+        >>> truth = np.zeros((64, 64), np.uint8); truth[:32] = 1
+        >>> round(scene_report(truth * 0.9, truth, block_size=32).iou, 3)
+        1.0
+    """
+    report = segmentation_report(true_mask, probabilities, threshold, block_size=block_size)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_mask(out / "mask.png", probabilities, threshold)
+        save_error_map(out / "error_map.png", true_mask, probabilities, threshold)
+        report.to_json(out / "report.json")
+    return report

@@ -6,12 +6,12 @@ import inspect
 import pytest
 
 import keras_unetpp
-from keras_unetpp import datasets, evaluation, inference, layers, visualization
+from keras_unetpp import datasets, evaluation, inference, layers, masks, models, postprocessing, visualization
 
 
 def public_objects():
     seen = {}
-    for module in (keras_unetpp, datasets, evaluation, inference, layers, visualization):
+    for module in (keras_unetpp, datasets, evaluation, inference, layers, masks, models, postprocessing, visualization):
         names = getattr(module, "__all__", [n for n in dir(module) if not n.startswith("_")])
         for name in names:
             obj = getattr(module, name)

@@ -11,6 +11,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import stats
 
 from keras_unetpp import evaluation as ev
+from keras_unetpp import visualization as vis
 
 
 def test_report_matches_hand_counts():
@@ -47,12 +48,12 @@ def test_empty_masks_have_documented_values():
 def test_error_map_colours_and_large_masks(tmp_path):
     truth = np.array([[0, 0, 1, 1]], np.uint8)
     pred = np.array([[0, 1, 0, 1]], np.uint8)
-    emap = ev.error_map(truth, pred)
+    emap = vis.error_map(truth, pred)
     names = ["TN", "FP", "FN", "TP"]
-    assert [tuple(c) for c in emap[0]] == [ev.ERROR_COLORS[n] for n in names]
+    assert [tuple(c) for c in emap[0]] == [vis.ERROR_COLORS[n] for n in names]
     big_t = np.zeros((3072, 4608), np.uint8); big_t[1000:2000, 100:4000] = 1
     big_p = np.roll(big_t, 50, axis=0)
-    path = ev.save_error_map(tmp_path / "e.png", big_t, big_p)
+    path = vis.save_error_map(tmp_path / "e.png", big_t, big_p)
     image = cv2.imread(str(path))
     assert image.shape[0] > 3072 and image.shape[1] == 4608
     assert ev.confusion_counts(big_t, big_p).fp == 50 * 3900

@@ -5,8 +5,6 @@ from keras_unetpp.inference.tiling import (
     count_windows,
     gaussian_weights,
     predict_tiled,
-    save_mask,
-    scene_report,
     window_starts,
 )
 
@@ -15,7 +13,5 @@ __all__ = [
     "count_windows",
     "gaussian_weights",
     "predict_tiled",
-    "save_mask",
-    "scene_report",
     "window_starts",
 ]

@@ -9,13 +9,10 @@ Gaussian importance map and divided by the accumulated weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 
-from keras_unetpp import evaluation
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
 
 def window_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -212,70 +209,6 @@ def _predict_windows(model, windows, batch_size, transforms):
         prediction = np.concatenate(batch_out)
         out = prediction if out is None else out + prediction
     return out / len(transforms)
-
-
-def save_mask(path: str | Path, probabilities, threshold: float = 0.5) -> Path:
-    """Thresholds a probability map and writes it as a 0/255 PNG.
-
-    Args:
-        path: Output path (``.png``).
-        probabilities: (H, W) or (H, W, 1) map.
-        threshold: Foreground threshold.
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: For a map with several channels.
-        OSError: If the file cannot be written.
-
-    Examples:
-        >>> import tempfile, pathlib, cv2
-        >>> path = save_mask(pathlib.Path(tempfile.mkdtemp()) / "m.png", np.array([[0.2, 0.9]]))
-        >>> cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).tolist()
-        [[0, 255]]
-    """
-    p = np.asarray(probabilities)
-    if p.ndim == 3 and p.shape[-1] == 1:
-        p = p[..., 0]
-    if p.ndim != 2:
-        raise ValueError(f"save_mask needs a single-channel map (H, W[, 1]), got shape {p.shape}.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.where(p >= threshold, 255, 0).astype(np.uint8)):
-        raise OSError(f"Could not write the mask to {path}.")
-    return path
-
-
-def scene_report(
-    probabilities, true_mask, out_dir: str | Path | None = None, threshold: float = 0.5, block_size: int = 256
-) -> evaluation.SegmentationReport:
-    """Evaluates a scene prediction: report with coverage tests, and, when
-    ``out_dir`` is given, ``mask.png``, ``error_map.png`` and ``report.json``.
-
-    Args:
-        probabilities: (H, W[, 1]) predicted map, e.g. from :func:`predict_tiled`.
-        true_mask: (H, W[, 1]) true mask (bool, 0/1 or 0/255).
-        out_dir: Folder for the files; ``None`` writes nothing.
-        threshold: Foreground threshold.
-        block_size: Block size of the coverage comparison.
-
-    Returns:
-        The :class:`~keras_unetpp.evaluation.SegmentationReport`.
-
-    Examples:
-        >>> truth = np.zeros((64, 64), np.uint8); truth[:32] = 1
-        >>> round(scene_report(truth * 0.9, truth, block_size=32).iou, 3)
-        1.0
-    """
-    report = evaluation.segmentation_report(true_mask, probabilities, threshold, block_size=block_size)
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        save_mask(out / "mask.png", probabilities, threshold)
-        evaluation.save_error_map(out / "error_map.png", true_mask, probabilities, threshold)
-        report.to_json(out / "report.json")
-    return report
 
 
 def count_windows(height: int, width: int, tile_size: int = 256, overlap: float = 0.25) -> int:

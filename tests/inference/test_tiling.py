@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_unetpp import UNetPlusPlus, predict_tiled
-from keras_unetpp.inference import gaussian_weights, scene_report, window_starts
+from keras_unetpp.inference import gaussian_weights, window_starts
+from keras_unetpp.visualization import scene_report
 
 
 def conv_model(kernel, channels=1):
