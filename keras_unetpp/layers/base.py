@@ -101,8 +101,12 @@ class RandomImageMaskLayer(ImageMaskLayer):
     """An :class:`ImageMaskLayer` drawing random parameters per sample, seeded,
     and doing nothing when ``training`` is false (inference).
 
-    Subclasses implement ``random_transform(images, masks)`` and draw with
-    ``self.seed_generator``.
+    Structured like Keras core's image preprocessing layers: a subclass draws
+    its random transformation once per batch in
+    ``get_random_transformation(images)`` and applies that same draw in two
+    small methods, ``transform_images(images, transformation)`` and
+    ``transform_segmentation_masks(masks, transformation)`` (default: masks
+    unchanged, for intensity layers). Draw with ``self.seed_generator``.
 
     Args:
         seed: Seed for reproducibility.
@@ -114,8 +118,10 @@ class RandomImageMaskLayer(ImageMaskLayer):
     Examples:
         >>> import keras
         >>> class Shift(RandomImageMaskLayer):
-        ...     def random_transform(self, images, masks):
-        ...         return images + keras.random.uniform((), seed=self.seed_generator), masks
+        ...     def get_random_transformation(self, images):
+        ...         return keras.random.uniform((), seed=self.seed_generator)
+        ...     def transform_images(self, images, transformation):
+        ...         return images + transformation
         >>> x = np.zeros((1, 2, 2, 1), "float32")
         >>> float(Shift(seed=1)(x, training=False)[0, 0, 0, 0])
         0.0
@@ -129,14 +135,27 @@ class RandomImageMaskLayer(ImageMaskLayer):
     def transform(self, images, masks, training):
         if not training:
             return images, masks
-        return self.random_transform(images, masks)
+        transformation = self.get_random_transformation(images)
+        images = self.transform_images(images, transformation)
+        if masks is not None:
+            masks = self.transform_segmentation_masks(masks, transformation)
+        return images, masks
 
-    def random_transform(self, images, masks):
+    def get_random_transformation(self, images):
+        """Draws the parameters for a batch of (N, H, W, C) images."""
         raise NotImplementedError
 
-    def per_sample(self, images, rank: int = 4):
+    def transform_images(self, images, transformation):
+        """Applies a drawn transformation to the images."""
+        raise NotImplementedError
+
+    def transform_segmentation_masks(self, masks, transformation):
+        """Applies the same transformation to the masks (default: unchanged)."""
+        return masks
+
+    def per_sample(self, values, rank: int = 4):
         """Reshapes a (N,) draw to broadcast over (N, H, W, C)."""
-        return ops.reshape(images, (-1,) + (1,) * (rank - 1))
+        return ops.reshape(values, (-1,) + (1,) * (rank - 1))
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}

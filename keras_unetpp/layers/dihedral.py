@@ -81,8 +81,39 @@ def invert_dihedral(x, transpose, flip_up_down, flip_left_right):
     return x
 
 
+class _Symmetries(RandomImageMaskLayer):
+    """Draws per sample a transpose and flips among the enabled ones and
+    applies them with :func:`apply_dihedral` to images and masks alike."""
+
+    def _symmetries_enabled(self) -> tuple[bool, bool, bool]:
+        raise NotImplementedError
+
+    def _coin(self, batch, enabled):
+        if not enabled:
+            return False
+        return keras.random.uniform((batch,), seed=self.seed_generator) < 0.5
+
+    def get_random_transformation(self, images):
+        rotate, up_down, left_right = self._symmetries_enabled()
+        height, width = images.shape[1], images.shape[2]
+        if rotate and (height is None or width is None):
+            raise ValueError(
+                f"{type(self).__name__}(rotate=True) needs a known image size to rotate by 90 degrees, "
+                f"got shape {images.shape}. Crop to a fixed square size first, or set rotate=False."
+            )
+        rotate = rotate and height == width
+        batch = ops.shape(images)[0]
+        return self._coin(batch, rotate), self._coin(batch, up_down), self._coin(batch, left_right)
+
+    def transform_images(self, images, transformation):
+        return apply_dihedral(images, *transformation)
+
+    def transform_segmentation_masks(self, masks, transformation):
+        return apply_dihedral(masks, *transformation)
+
+
 @keras.saving.register_keras_serializable(package="keras_unetpp")
-class RandomDihedral(RandomImageMaskLayer):
+class RandomDihedral(_Symmetries):
     """A random element of the dihedral group D4 per sample: 90-degree
     rotations and flips, all 8 symmetries of the square, applied identically to
     image and mask. Lossless: pixels are moved, never interpolated, so masks
@@ -122,26 +153,8 @@ class RandomDihedral(RandomImageMaskLayer):
         self.flip_vertical = bool(flip_vertical)
         self.flip_horizontal = bool(flip_horizontal)
 
-    def _coin(self, batch, enabled):
-        if not enabled:
-            return False
-        return keras.random.uniform((batch,), seed=self.seed_generator) < 0.5
-
-    def random_transform(self, images, masks):
-        height, width = images.shape[1], images.shape[2]
-        rotate = self.rotate
-        if rotate and (height is None or width is None):
-            raise ValueError(
-                f"{type(self).__name__}(rotate=True) needs a known image size to rotate by 90 degrees, "
-                f"got shape {images.shape}. Crop to a fixed square size first, or set rotate=False."
-            )
-        rotate = rotate and height == width
-        batch = ops.shape(images)[0]
-        params = (self._coin(batch, rotate), self._coin(batch, self.flip_vertical),
-                  self._coin(batch, self.flip_horizontal))
-        images = apply_dihedral(images, *params)
-        masks = None if masks is None else apply_dihedral(masks, *params)
-        return images, masks
+    def _symmetries_enabled(self):
+        return self.rotate, self.flip_vertical, self.flip_horizontal
 
     def get_config(self):
         return {**super().get_config(), "rotate": self.rotate, "flip_vertical": self.flip_vertical,
@@ -149,13 +162,13 @@ class RandomDihedral(RandomImageMaskLayer):
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
-class RandomFlip(RandomDihedral):
+class RandomFlip(_Symmetries):
     """Random flips, the same for image and mask, per sample.
 
     Why not ``keras.layers.RandomFlip``: it writes its result back into the
     caller's input dict, and its output for dict inputs depends on the Keras
     version; this one is exact, returns a new structure, and shares the code
-    of :class:`RandomDihedral` (it is that layer without rotations).
+    of :class:`RandomDihedral` (the same draws, without rotations).
 
     Args:
         mode: ``"horizontal"`` (left-right), ``"vertical"`` (up-down) or
@@ -177,14 +190,11 @@ class RandomFlip(RandomDihedral):
     def __init__(self, mode: str = "horizontal_and_vertical", seed: int | None = None, **kwargs):
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}.")
-        for key in ("rotate", "flip_vertical", "flip_horizontal"):
-            kwargs.pop(key, None)  # from get_config of the parent
-        super().__init__(rotate=False, flip_vertical="vertical" in mode,
-                         flip_horizontal=mode.startswith("horizontal"), seed=seed, **kwargs)
+        super().__init__(seed=seed, **kwargs)
         self.mode = mode
 
+    def _symmetries_enabled(self):
+        return False, "vertical" in self.mode, self.mode.startswith("horizontal")
+
     def get_config(self):
-        config = super().get_config()
-        for key in ("rotate", "flip_vertical", "flip_horizontal"):
-            config.pop(key)
-        return {**config, "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode}

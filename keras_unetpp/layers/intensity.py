@@ -17,35 +17,44 @@ from keras_unetpp.layers.base import RandomImageMaskLayer
 
 
 class _IntensityLayer(RandomImageMaskLayer):
-    """Adjusts the images (float32 math, clipped to ``value_range``, cast back)."""
+    """Adjusts the images (float32 math, clipped to ``value_range``, cast
+    back); masks pass through. Subclasses draw in ``get_random_transformation``
+    and implement ``adjust(x, transformation)``."""
 
-    def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+    def __init__(self, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        if factor < 0:
-            raise ValueError(f"factor must be >= 0, got {factor}.")
         low, high = (float(v) for v in value_range)
         if not low < high:
             raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
-        self.factor = float(factor)
         self.value_range = (low, high)
 
-    def random_transform(self, images, masks):
+    @property
+    def span(self) -> float:
+        return self.value_range[1] - self.value_range[0]
+
+    def transform_images(self, images, transformation):
         dtype = images.dtype
-        x = ops.clip(self.adjust(ops.cast(images, "float32")), *self.value_range)
+        x = ops.clip(self.adjust(ops.cast(images, "float32"), transformation), *self.value_range)
         if "int" in keras.backend.standardize_dtype(dtype):
             x = ops.round(x)
-        return ops.cast(x, dtype), masks
+        return ops.cast(x, dtype)
 
-    def adjust(self, x):
+    def adjust(self, x, transformation):
         raise NotImplementedError
 
-    def draw_per_sample(self, x):
-        """One value per sample, uniform in [-factor, factor], shaped to broadcast over x."""
-        draws = keras.random.uniform((ops.shape(x)[0],), -self.factor, self.factor, seed=self.seed_generator)
+    def uniform_per_sample(self, images, limit: float):
+        """One value per sample, uniform in [-limit, limit], shaped to broadcast over the images."""
+        draws = keras.random.uniform((ops.shape(images)[0],), -limit, limit, seed=self.seed_generator)
         return self.per_sample(draws)
 
     def get_config(self):
-        return {**super().get_config(), "factor": self.factor, "value_range": list(self.value_range)}
+        return {**super().get_config(), "value_range": list(self.value_range)}
+
+
+def _check_factor(factor: float, below_one: bool = False) -> float:
+    if factor < 0 or (below_one and factor >= 1):
+        raise ValueError(f"factor must be in [0, {'1)' if below_one else 'inf)'}, got {factor}.")
+    return float(factor)
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
@@ -68,8 +77,18 @@ class RandomBrightness(_IntensityLayer):
         (1, 2, 2, 1)
     """
 
-    def adjust(self, x):
-        return x + self.draw_per_sample(x) * (self.value_range[1] - self.value_range[0])
+    def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+        super().__init__(value_range, seed, **kwargs)
+        self.factor = _check_factor(factor)
+
+    def get_random_transformation(self, images):
+        return self.uniform_per_sample(images, self.factor) * self.span
+
+    def adjust(self, x, transformation):
+        return x + transformation
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
@@ -93,13 +112,18 @@ class RandomContrast(_IntensityLayer):
     """
 
     def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
-        if factor >= 1:
-            raise ValueError(f"RandomContrast factor must be < 1, got {factor}.")
-        super().__init__(factor, value_range, seed, **kwargs)
+        super().__init__(value_range, seed, **kwargs)
+        self.factor = _check_factor(factor, below_one=True)
 
-    def adjust(self, x):
-        mean = ops.mean(x, axis=(1, 2), keepdims=True)
-        return mean + (x - mean) * (1.0 + self.draw_per_sample(x))
+    def get_random_transformation(self, images):
+        return 1.0 + self.uniform_per_sample(images, self.factor)
+
+    def adjust(self, x, transformation):
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)  # per image and channel
+        return mean + (x - mean) * transformation
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
@@ -123,14 +147,16 @@ class RandomGaussianNoise(_IntensityLayer):
     """
 
     def __init__(self, stddev: float = 0.03, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
-        kwargs.pop("factor", None)
-        super().__init__(stddev, value_range, seed, **kwargs)
+        super().__init__(value_range, seed, **kwargs)
+        if stddev < 0:
+            raise ValueError(f"stddev must be >= 0, got {stddev}.")
+        self.stddev = float(stddev)
 
-    def adjust(self, x):
-        scale = self.factor * (self.value_range[1] - self.value_range[0])
-        return x + scale * keras.random.normal(ops.shape(x), seed=self.seed_generator)
+    def get_random_transformation(self, images):
+        return self.stddev * self.span * keras.random.normal(ops.shape(images), seed=self.seed_generator)
+
+    def adjust(self, x, transformation):
+        return x + transformation
 
     def get_config(self):
-        config = super().get_config()
-        config["stddev"] = config.pop("factor")
-        return config
+        return {**super().get_config(), "stddev": self.stddev}

@@ -37,26 +37,29 @@ class AugmentationPipeline(ImageMaskLayer):
 
     def __init__(self, layers, **kwargs):
         super().__init__(**kwargs)
-        layers = [keras.layers.deserialize(l) if isinstance(l, dict) else l for l in layers]
         for layer in layers:
             if not isinstance(layer, ImageMaskLayer):
                 raise ValueError(
                     f"AugmentationPipeline takes keras_unetpp image/mask layers, got {type(layer).__name__}."
                 )
-        self.layers = layers
-
-    def build(self, *args, **kwargs):
-        for layer in self.layers:  # stateless apart from their seed generators
-            layer.built = True
-        self.built = True
+        self.layers = list(layers)
 
     def transform(self, images, masks, training):
-        for layer in self.layers:
-            images, masks = layer.transform(images, masks, training)
+        for layer in self.layers:  # each called the ordinary way, so Keras builds and tracks it
+            if masks is None:
+                images = layer(images, training=training)
+            else:
+                images, masks = layer(images, masks, training=training)
         return images, masks
 
     def get_config(self):
-        return {**super().get_config(), "layers": [keras.layers.serialize(l) for l in self.layers]}
+        return {**super().get_config(), "layers": [keras.layers.serialize(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layers"] = [keras.layers.deserialize(layer) for layer in config["layers"]]
+        return cls(**config)
 
 
 def _seed(seed, offset):

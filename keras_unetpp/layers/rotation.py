@@ -73,15 +73,17 @@ class RandomRotation(RandomImageMaskLayer):
         self.fill_value = float(fill_value)
         self.mask_fill_value = float(mask_fill_value)
 
-    def random_transform(self, images, masks):
+    def get_random_transformation(self, images):
         shape = ops.shape(images)
         limit = math.radians(self.max_degrees)
         angles = keras.random.uniform((shape[0],), -limit, limit, seed=self.seed_generator)
-        transforms = rotation_transforms(angles, shape[1], shape[2])
-        images = self._rotate(images, transforms, self.interpolation, self.fill_mode, self.fill_value)
-        if masks is not None:
-            masks = self._rotate(masks, transforms, "nearest", "constant", self.mask_fill_value)
-        return images, masks
+        return rotation_transforms(angles, shape[1], shape[2])
+
+    def transform_images(self, images, transformation):
+        return self._rotate(images, transformation, self.interpolation, self.fill_mode, self.fill_value)
+
+    def transform_segmentation_masks(self, masks, transformation):
+        return self._rotate(masks, transformation, "nearest", "constant", self.mask_fill_value)
 
     @staticmethod
     def _rotate(x, transforms, interpolation, fill_mode, fill_value):

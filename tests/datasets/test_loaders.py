@@ -142,3 +142,25 @@ def test_data_root_joins_the_data_set_folder_only_for_the_environment(tmp_path, 
     monkeypatch.delenv("KERAS_UNETPP_DATA")
     with pytest.raises(FileNotFoundError, match="KERAS_UNETPP_DATA"):
         data_root(subdir="aerial-dubai")
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_crop_dataset_augments_image_and_mask_with_the_same_draw(dtype):
+    """The image encodes its mask (and a position ramp): after random crops and
+    random symmetries the pair must still agree, and the draws must differ."""
+    from keras_unetpp.datasets import Sample
+    from keras_unetpp.layers import RandomDihedral
+
+    rng = np.random.default_rng(4)
+    mask = (rng.random((40, 50, 1)) > 0.5).astype(np.uint8)
+    ramp = np.tile(np.arange(50, dtype=np.uint8)[None, :, None], (40, 1, 1))
+    image = np.concatenate([mask * 200, ramp, ramp], axis=-1).astype(np.uint8)
+    if dtype == "float32":
+        image = image.astype(np.float32) / 255.0
+    ds = crop_dataset([Sample("a", "a", image, mask)], 16, batch_size=8, augmentation=RandomDihedral(seed=0), seed=0)
+    x, y = (t.numpy() for t in next(iter(ds)))
+    np.testing.assert_array_equal((x[..., :1] > 0.5).astype("float32"), y)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    directions = {tuple(np.sign(np.diff(x[k, 0, :2, 1])).tolist() + np.sign(np.diff(x[k, :2, 0, 1])).tolist())
+                  for k in range(len(x))}
+    assert len(directions) > 1  # not all eight crops got the same orientation
