@@ -6,14 +6,14 @@ seconds per step measured with ``--time-steps`` and kept in
 ``benchmarks/results/aerial_step_seconds.json``), then segments the nine Tile 7
 images whole with ``predict_tiled`` through ``with_preprocessing`` (raw uint8 in,
 full-resolution probabilities out) and scores every pixel. Because the budget
-is a step count, the same table can be computed on a faster machine (we used a
-GPU for the sweep) and the quality still describes the CPU budget.
+is a step count, the same table can be computed on a faster machine and the
+quality still describes the CPU budget.
 
     python benchmarks/aerial_recipe.py --time-steps baseline half         # CPU seconds per step
     python benchmarks/aerial_recipe.py --configs baseline half --budget-minutes 15
 
-Backend-agnostic (numpy sampler, keras.ops layers), so it runs on JAX too.
-Writes one JSON line per configuration to ``--out`` (default
+Training data come from the same ``tf.data`` pipeline as the example
+(``crop_dataset`` + ``RandomDihedral``, TensorFlow backend). Writes one JSON line per configuration to ``--out`` (default
 ``benchmarks/results/aerial_recipe.jsonl``).
 """
 
@@ -30,20 +30,17 @@ import keras
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-BASE = dict(downsample=1, crop=256, batch=8, filters=(8, 16, 32, 64, 128), loss="focal_dice", sampling="area",
-            lr=2e-3, warmup=0.0)
+BASE = dict(downsample=1, crop=256, batch=8, filters=(8, 16, 32, 64, 128), loss="focal_dice", lr=2e-3, warmup=0.0)
 CONFIGS = {
     "baseline": {},                                   # today's example
     "half": dict(downsample=2),                       # 1/2 scale, crop 256 = 512 px of scene
     "half_c128": dict(downsample=2, crop=128),        # 1/2 scale, today's context, 4x cheaper steps
     "third": dict(downsample=3),                      # 1/3 scale, 768 px of scene
     "half_bce": dict(downsample=2, loss="bce_dice"),  # + binary cross-entropy
-    "half_fg": dict(downsample=2, sampling="foreground"),  # half the crops centred on a building pixel
     "half_wide": dict(downsample=2, filters=(16, 32, 64, 128, 256)),
     "half_warm": dict(downsample=2, warmup=0.05, lr=4e-3),
     "half_deep": dict(downsample=2, filters=(8, 16, 32, 64, 128, 256)),
     "half_c128_bce": dict(downsample=2, crop=128, loss="bce_dice"),
-    "half_c128_fg": dict(downsample=2, crop=128, sampling="foreground"),
     "half_c128_warm": dict(downsample=2, crop=128, warmup=0.05, lr=4e-3),
 }
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -69,63 +66,10 @@ def step_seconds_for(name: str, measured: dict) -> float:
 
 
 def load_tiles(data: Path, target: str = "building"):
-    """(name, tile, uint8 image, uint8 0/1 mask) for every pair. Uses OpenCV
-    through the library; falls back to Pillow where OpenCV is not installed."""
-    try:
-        from keras_unetpp.datasets import load_dubai
+    """(name, tile, uint8 image, uint8 0/1 (H, W) mask) for every pair."""
+    from keras_unetpp.datasets import load_dubai
 
-        return [(s.name, s.group, s.image, s.mask[..., 0]) for s in load_dubai(data, target)]
-    except ImportError:
-        from PIL import Image
-
-        from keras_unetpp.datasets.dubai import class_color  # pure python
-
-        color = np.array(class_color(target), np.uint8)
-        out = []
-        for tile in sorted(data.glob("Tile *"), key=lambda p: int(p.name.split()[1])):
-            for image_path in sorted((tile / "images").glob("*.jpg")):
-                mask_rgb = np.asarray(Image.open(tile / "masks" / (image_path.stem + ".png")).convert("RGB"))
-                image = np.asarray(Image.open(image_path).convert("RGB"))
-                out.append((f"{tile.name}/{image_path.stem}", tile.name, image, np.all(mask_rgb == color, -1).astype(np.uint8)))
-        return out
-
-
-class CropSampler(keras.utils.PyDataset):
-    """Random crops of preprocessed whole images with a random symmetry of the
-    square; ``sampling="foreground"`` centres half the crops on a foreground pixel."""
-
-    def __init__(self, images, masks, crop, batch, steps, sampling, seed):
-        super().__init__()
-        self.images, self.masks, self.crop, self.batch, self.steps = images, masks, crop, batch, steps
-        self.sampling = sampling
-        self.rng = np.random.default_rng(seed)
-        areas = np.array([m.size for m in masks], np.float64)
-        self.p = areas / areas.sum()
-        self.fg = [np.argwhere(m > 0) for m in masks]
-
-    def __len__(self):
-        return self.steps
-
-    def _crop(self):
-        i = self.rng.choice(len(self.images), p=self.p)
-        image, mask, c = self.images[i], self.masks[i], self.crop
-        h, w = mask.shape
-        if self.sampling == "foreground" and len(self.fg[i]) and self.rng.random() < 0.5:
-            cy, cx = self.fg[i][self.rng.integers(len(self.fg[i]))]
-            y = int(np.clip(cy - c // 2, 0, max(h - c, 0)))
-            x = int(np.clip(cx - c // 2, 0, max(w - c, 0)))
-        else:
-            y, x = self.rng.integers(0, max(h - c, 0) + 1), self.rng.integers(0, max(w - c, 0) + 1)
-        xi, yi = image[y : y + c, x : x + c], mask[y : y + c, x : x + c, None]
-        k, flip = self.rng.integers(4), self.rng.integers(2)
-        xi, yi = np.rot90(xi, k), np.rot90(yi, k)
-        if flip:
-            xi, yi = xi[:, ::-1], yi[:, ::-1]
-        return xi, yi
-
-    def __getitem__(self, index):
-        pairs = [self._crop() for _ in range(self.batch)]
-        return np.stack([p[0] for p in pairs]).astype(np.float32), np.stack([p[1] for p in pairs]).astype(np.float32)
+    return [(s.name, s.group, s.image, s.mask[..., 0]) for s in load_dubai(data, target)]
 
 
 def make_loss(name):
@@ -258,9 +202,13 @@ def main(argv=None):
         images, masks = prepared_training_set(tiles, cfg, args.val_tile)
         model = build(cfg)
         compile_model(model, cfg, steps)
-        sampler = CropSampler(images, masks, cfg["crop"], cfg["batch"], steps, cfg["sampling"], args.seed)
+        from keras_unetpp.datasets import Sample, crop_dataset
+        from keras_unetpp.layers import RandomDihedral
+
+        samples = [Sample(str(k), str(k), image, mask[..., None]) for k, (image, mask) in enumerate(zip(images, masks))]
+        data = crop_dataset(samples, cfg["crop"], cfg["batch"], RandomDihedral(seed=args.seed), args.seed)
         start = time.perf_counter()
-        history = model.fit(sampler, epochs=1, verbose=0)
+        history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=2)
         seconds = time.perf_counter() - start
         start = time.perf_counter()
         result = evaluate(model, tiles, cfg, args.val_tile, args.tta, args.heads)

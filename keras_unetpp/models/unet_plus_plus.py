@@ -46,8 +46,10 @@ class UNetPlusPlus(keras.Model):
     ``sum_k w_k * loss_k / sum_k w_k`` (``head_weights``, equal by default);
     you never repeat targets. ``model(x)``, ``predict`` and metrics see one
     tensor: the mean of the heads' activated outputs (``inference_head="mean"``,
-    the paper's *accurate mode*) or head ``k`` alone (``inference_head=k``,
-    *fast mode*, which computes only the nodes head ``k`` needs). Calling
+    the paper's *accurate mode*) or head ``k`` alone (``inference_head=k``).
+    The model is one graph that computes every head; for the paper's *fast
+    mode*, which computes only the nodes head ``k`` needs, deploy
+    ``model.prune(k)`` (same output, fewer operations). Calling
     ``model(x, training=True)`` yourself returns the list of heads.
     Validation loss in ``fit`` is the loss of that single inference output.
 
@@ -167,21 +169,9 @@ class UNetPlusPlus(keras.Model):
         head_columns = list(range(1, depth + 1)) if self.deep_supervision else [depth]
         inputs = keras.Input(shape=input_shape, name="image")
         heads = self._build_graph(inputs, head_columns, activation)
-        # `network` returns every head; it is what `fit` trains.
+        # One graph: `network` returns every head (deep supervision) or the one head.
         self.network = keras.Model(
             inputs, heads if self.deep_supervision else heads[0], name="nested_network"
-        )
-        if not self.deep_supervision:
-            inference_output = heads[0]
-        elif inference_head == "mean":
-            inference_output = layers.Average(dtype="float32", name="heads_mean")(heads)
-        else:
-            inference_output = heads[inference_head - 1]
-        # The inference graph shares the layers of `network` and contains only
-        # the nodes its output depends on (fast mode: head k's nodes only). It
-        # is set without attribute tracking so the shared weights are saved once.
-        object.__setattr__(
-            self, "_inference_network", keras.Model(inputs, inference_output, name="inference_network")
         )
         self.built = True
 
@@ -235,9 +225,11 @@ class UNetPlusPlus(keras.Model):
 
     def call(self, inputs, training=None):
         self._check_input(inputs)
-        if training and self.deep_supervision:
-            return list(self.network(inputs, training=True))
-        return self._inference_network(inputs, training=training)
+        outputs = self.network(inputs, training=training)
+        if not self.deep_supervision:
+            return outputs
+        heads = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]  # depth 1: one head
+        return heads if training else self.combine_heads(heads)
 
     def combine_heads(self, heads):
         """Reduces the list of deep-supervision heads to the inference output.
