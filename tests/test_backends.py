@@ -1,5 +1,6 @@
-"""The library on the JAX and PyTorch backends (each in a fresh interpreter,
-since the backend is chosen at import). Skipped when the backend is missing."""
+"""The library on the TensorFlow, JAX and PyTorch backends (each in a fresh
+interpreter, since the backend is chosen at import), gradients taken by each
+backend's own autodiff. Skipped when the backend is missing."""
 
 import os
 import subprocess
@@ -46,12 +47,37 @@ SCRIPT = textwrap.dedent(
     for pipeline in (aerial_augmentation(seed=1), xray_augmentation(seed=1)):
         a, b = pipeline(images, masks)
         assert a.shape == images.shape and set(np.unique(keras.ops.convert_to_numpy(b))) <= {{0, 1}}
+    # the loss's gradient, taken by this backend's own autodiff, against the analytic derivative
+    yt = (rng.random((2, 6, 6, 1)) > 0.5).astype("float32")
+    p0 = rng.uniform(0.05, 0.95, yt.shape).astype("float32")
+    loss_fn = FocalDiceLoss(alpha=0.5, gamma=2.0, smooth=1.0)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        grad = np.asarray(jax.grad(lambda v: loss_fn(yt, v))(p0))
+    elif backend == "torch":
+        import torch
+        v = torch.tensor(p0, requires_grad=True)
+        loss_fn(yt, v).backward()
+        grad = v.grad.numpy()
+    else:
+        import tensorflow as tf
+        v = tf.Variable(p0)
+        with tf.GradientTape() as tape:
+            value = loss_fn(yt, v)
+        grad = tape.gradient(value, v).numpy()
+    y64, p64 = yt.astype(np.float64), p0.astype(np.float64)
+    inter, total = np.sum(y64 * p64), np.sum(y64) + np.sum(p64) + 1.0
+    dice = (2 * inter + 1.0) / total
+    d_dice = (2 * y64 * total - (2 * inter + 1.0)) / total**2
+    expected = -(1.0 + 0.5 * 2.0 * (1.0 - dice)) * d_dice
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
     print("ok")
     """
 )
 
 
-@pytest.mark.parametrize("backend, module", [("jax", "jax"), ("torch", "torch")])
+@pytest.mark.parametrize("backend, module", [("tensorflow", "tensorflow"), ("jax", "jax"), ("torch", "torch")])
 def test_library_on_other_backends(backend, module):
     pytest.importorskip(module, reason=f"{module} is not installed (pip install {module})")
     env = {**os.environ, "KERAS_BACKEND": backend}

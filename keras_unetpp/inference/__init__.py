@@ -6,6 +6,7 @@ from keras_unetpp.inference.tiling import (
     gaussian_weights,
     predict_tiled,
     window_starts,
+    window_stride,
 )
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "gaussian_weights",
     "predict_tiled",
     "window_starts",
+    "window_stride",
 ]

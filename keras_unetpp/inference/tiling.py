@@ -43,6 +43,30 @@ def window_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
+def window_stride(tile_size: int, overlap: float) -> int:
+    """The step between neighbouring windows for a window size and overlap.
+
+    Args:
+        tile_size: Window edge in pixels (>= 1).
+        overlap: Fraction of a window shared with its neighbour, in [0, 1).
+
+    Returns:
+        ``max(1, round(tile_size * (1 - overlap)))``.
+
+    Raises:
+        ValueError: For an overlap outside [0, 1) or a tile size below 1.
+
+    Examples:
+        >>> window_stride(256, 0.25)
+        192
+    """
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+    if int(tile_size) < 1:
+        raise ValueError(f"tile_size must be >= 1, got {tile_size}.")
+    return max(1, int(round(int(tile_size) * (1.0 - overlap))))
+
+
 def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3) -> np.ndarray:
     """Gaussian importance map of a square window, peak 1, never zero.
 
@@ -158,7 +182,7 @@ def predict_tiled(
 
     height, width = array.shape[:2]
     padded_h, padded_w = max(height, tile), max(width, tile)
-    stride = max(1, int(round(tile * (1.0 - overlap))))
+    stride = window_stride(tile, overlap)
     rows, cols = window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride)
     weights = gaussian_weights(tile, sigma_scale) if blend == "gaussian" else np.ones((tile, tile), np.float32)
     total = len(rows) * len(cols)
@@ -227,7 +251,7 @@ def count_windows(height: int, width: int, tile_size: int = 256, overlap: float 
         >>> count_windows(3072, 4608, 256, 0.25)
         384
     """
-    stride = max(1, int(round(tile_size * (1.0 - overlap))))
+    stride = window_stride(tile_size, overlap)
     return len(window_starts(max(height, tile_size), tile_size, stride)) * len(
         window_starts(max(width, tile_size), tile_size, stride)
     )

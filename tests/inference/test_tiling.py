@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_unetpp import UNetPlusPlus, predict_tiled
-from keras_unetpp.inference import gaussian_weights, window_starts
+from keras_unetpp.inference import count_windows, gaussian_weights, window_starts
+from keras_unetpp.inference.tiling import window_stride
 from keras_unetpp.visualization import scene_report
 
 
@@ -49,11 +50,11 @@ def test_gaussian_weights_are_never_zero(tile, sigma):
     assert w.shape == (tile, tile) and w.min() > 0 and w.max() == pytest.approx(1.0)
 
 
-@given(st.integers(1, 90), st.integers(1, 90), st.sampled_from([0.0, 0.25, 0.5]))
-def test_output_has_image_shape_and_pointwise_model_is_exact(h, w, overlap):
+@given(st.integers(1, 90), st.integers(1, 90), st.integers(4, 48), st.floats(0.0, 0.9))
+def test_output_has_image_shape_and_pointwise_model_is_exact(h, w, tile, overlap):
     model = conv_model(np.array([[1.5]]), channels=2)
     image = np.random.default_rng(h * w).random((h, w, 2)).astype("float32")
-    out = predict_tiled(model, image, tile_size=32, overlap=overlap, progress=False)
+    out = predict_tiled(model, image, tile_size=tile, overlap=overlap, progress=False)
     assert out.shape == (h, w, 1) and out.dtype == np.float32
     np.testing.assert_allclose(out, 1.5 * image.sum(-1, keepdims=True), rtol=1e-5)
 
@@ -151,3 +152,16 @@ def test_each_tta_transform_is_mapped_back_like_numpy():
         y = np.transpose(y, (1, 0, 2)) if transpose else y
         got = predict_tiled(skew, image, tile_size=32, tta=[(transpose, up_down, left_right)], progress=False)
         np.testing.assert_allclose(got, y, atol=1e-5)
+
+
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 64), st.floats(0.0, 0.99))
+def test_count_windows_counts_the_windows_predict_tiled_uses(h, w, tile, overlap):
+    stride = max(1, int(round(tile * (1.0 - overlap))))
+    assert window_stride(tile, overlap) == stride
+    expected = len(window_starts(max(h, tile), tile, stride)) * len(window_starts(max(w, tile), tile, stride))
+    assert count_windows(h, w, tile, overlap) == expected
+
+
+def test_count_windows_checks_the_overlap_like_predict_tiled():
+    with pytest.raises(ValueError, match="overlap"):
+        count_windows(100, 100, 32, 1.0)
