@@ -98,10 +98,9 @@ def naive_tiles(model, image, tile):
 
 def tiling_figure(data, model_path: Path | None):
     if model_path is not None and model_path.exists() and data is not None and (data / "aerial-dubai").is_dir():
-        model = keras.models.load_model(model_path)
+        model = keras.models.load_model(model_path)  # carries its preprocessing: raw uint8 pixels in
         s = load_dubai(data / "aerial-dubai", "building", tiles=[7])[0]
-        image = keras.ops.convert_to_numpy(MedianBlur(5)(to_float(s.image)))[:512, :768]
-        tile = 256
+        image, tile = s.image[:1024, :1536], 512
         print("tiling: trained aerial model")
     else:  # a quickly trained synthetic model
         keras.utils.set_random_seed(0)

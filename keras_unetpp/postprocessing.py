@@ -10,18 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from keras_unetpp.masks import foreground, single_channel
+
 
 def _foreground(prediction, threshold: float) -> np.ndarray:
-    array = np.asarray(prediction)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise ValueError(f"Expected a single-channel map (H, W) or (H, W, 1), got shape {np.shape(prediction)}.")
-    if array.dtype == bool:
-        return array
-    if not np.all(np.isfinite(array)):
+    array = single_channel(prediction, "prediction")
+    if array.dtype != bool and not np.all(np.isfinite(array)):
         raise ValueError("The prediction holds NaN or infinite values.")
-    return array >= threshold
+    return foreground(array, threshold)
 
 
 def _regions(mask: np.ndarray):
@@ -42,7 +38,7 @@ def remove_small_regions(prediction, min_area: int, threshold: float = 0.5) -> n
         bool (H, W) mask (a new array).
 
     Raises:
-        ValueError: For a map that is not single-channel 2-D, NaN values or
+        ValueError: For a map that is not (H, W) or (H, W, 1), NaN values or
             a negative ``min_area``.
 
     Examples:

@@ -43,7 +43,7 @@ def test_keep_largest_regions_keeps_the_largest(seed, count):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: remove_small_regions(np.zeros((2, 2, 2)), 1), "single-channel"),
+    (lambda: remove_small_regions(np.zeros((2, 2, 2)), 1), "2-D mask"),
     (lambda: remove_small_regions(np.full((2, 2), np.nan), 1), "NaN"),
     (lambda: remove_small_regions(np.zeros((2, 2)), -1), "min_area"),
     (lambda: keep_largest_regions(np.zeros((2, 2)), 0), "count"),
