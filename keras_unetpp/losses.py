@@ -41,11 +41,20 @@ def prepare_targets(y_true, y_pred, from_logits: bool):
                     )
                 y_true = ops.squeeze(y_true, -1)
             y_true = ops.one_hot(ops.cast(y_true, "int32"), num_classes, dtype="float32")
-    if len(y_true.shape) != len(y_pred.shape):
-        raise ValueError(
-            f"y_true of shape {y_true.shape} does not match y_pred of shape {y_pred.shape}."
-        )
+    check_same_shape(y_true, y_pred)
+    if not from_logits:  # probabilities outside [0, 1] are clipped, as Keras' probabilistic losses do; NaN stays NaN
+        y_pred = ops.where(ops.isnan(y_pred), y_pred, ops.clip(y_pred, 0.0, 1.0))
     return y_true, y_pred
+
+
+def check_same_shape(y_true, y_pred) -> None:
+    """Raises a ValueError naming both shapes when ranks differ or a known
+    dimension of ``y_true`` differs from the same one of ``y_pred``."""
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    if len(true_shape) != len(pred_shape) or any(
+        a is not None and b is not None and a != b for a, b in zip(true_shape, pred_shape)
+    ):
+        raise ValueError(f"y_true of shape {true_shape} does not match y_pred of shape {pred_shape}.")
 
 
 def soft_dice(y_true, y_pred, axes, smooth: float):
@@ -53,8 +62,9 @@ def soft_dice(y_true, y_pred, axes, smooth: float):
     both sums are 0 and ``smooth`` is 0 (empty truth, empty prediction)."""
     intersection = ops.sum(y_true * y_pred, axis=axes)
     denominator = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) + smooth
-    safe = ops.where(denominator > 0, denominator, 1.0)
-    return ops.where(denominator > 0, (2.0 * intersection + smooth) / safe, 1.0)
+    empty = denominator == 0  # NaN is not 0: a NaN prediction gives a NaN dice, never a perfect one
+    safe = ops.where(empty, 1.0, denominator)
+    return ops.where(empty, 1.0, (2.0 * intersection + smooth) / safe)
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
@@ -80,6 +90,11 @@ class FocalDiceLoss(keras.losses.Loss):
     or integer labels (one channel or none). The loss is computed per class
     and averaged over classes, so the focal term also up-weights the classes
     segmented worst.
+
+    **Bad values.** Probabilities outside [0, 1] (with ``from_logits=False``)
+    are clipped to it, as Keras' probabilistic losses do; NaN predictions give
+    a NaN loss (so ``keras.callbacks.TerminateOnNaN`` fires); a ``y_true``
+    whose shape does not match ``y_pred`` raises a ``ValueError`` naming both.
 
     **Precision.** Everything is computed in float32, also for float16 and
     bfloat16 predictions (mixed precision).

@@ -5,9 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_unetpp.losses import check_same_shape
+
 
 class _BinaryConfusionMetric(keras.metrics.Metric):
-    """Accumulates foreground TP, FP and FN over all pixels of all batches."""
+    """Accumulates foreground TP, FP and FN over all pixels of all batches.
+    A NaN (or infinite) prediction makes the result NaN instead of counting as
+    background; a ``y_true`` whose shape does not match raises a ValueError."""
 
     def __init__(
         self,
@@ -41,19 +45,22 @@ class _BinaryConfusionMetric(keras.metrics.Metric):
         y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
         if len(y_true.shape) == len(predicted.shape) - 1:
             y_true = ops.expand_dims(y_true, -1)
+        check_same_shape(y_true, predicted)
         truth = ops.cast(y_true >= 0.5, "float32")  # 0/1 and 0/255 masks alike
         weight = 1.0
         if sample_weight is not None:
             weight = ops.cast(sample_weight, "float32")
             while len(weight.shape) < len(predicted.shape):
                 weight = ops.expand_dims(weight, -1)
-        self.true_positives.assign_add(ops.sum(weight * truth * predicted))
+        poison = ops.sum(y_pred - y_pred)  # 0, or NaN when a prediction is NaN/inf: the result turns NaN
+        self.true_positives.assign_add(ops.sum(weight * truth * predicted) + poison)
         self.false_positives.assign_add(ops.sum(weight * (1.0 - truth) * predicted))
         self.false_negatives.assign_add(ops.sum(weight * truth * (1.0 - predicted)))
 
     def _ratio(self, numerator, denominator):
-        safe = ops.where(denominator > 0, denominator, 1.0)
-        return ops.where(denominator > 0, numerator / safe, self.empty_value)
+        empty = denominator == 0  # a NaN count is not empty: it stays NaN
+        safe = ops.where(empty, 1.0, denominator)
+        return ops.where(empty, self.empty_value, numerator / safe)
 
     def get_config(self):
         return {

@@ -161,3 +161,35 @@ def test_trains_deep_supervision_model():
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=FocalDiceLoss())
     losses = model.fit(x, y, epochs=8, verbose=0).history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_nan_predictions_give_a_nan_loss_not_a_perfect_one():
+    y = np.ones((2, 4, 4, 1), "float32")
+    p = np.full_like(y, np.nan)
+    assert np.isnan(as_np(FocalDiceLoss()(y, p)))
+    assert np.isnan(as_np(FocalDiceLoss(per_image=True)(y, p)))
+    q = np.full_like(y, 0.7)
+    q[0, 0, 0, 0] = np.nan  # one bad pixel is enough
+    assert np.isnan(as_np(FocalDiceLoss()(y, q)))
+
+
+@given(st.floats(1.0, 100.0), st.floats(-100.0, 0.0))
+def test_probabilities_outside_the_unit_interval_are_clipped(high, low):
+    rng = np.random.default_rng(0)
+    y = (rng.random((2, 5, 5, 1)) > 0.5).astype("float32")
+    p = np.where(y > 0, high, low).astype("float32")
+    clipped = np.clip(p, 0, 1)
+    value = as_np(FocalDiceLoss()(y, p))
+    assert value >= 0.0
+    np.testing.assert_allclose(value, as_np(FocalDiceLoss()(y, clipped)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("true_shape", [(2, 8, 8, 1), (2, 4, 4), (2, 4, 5, 1)])
+def test_shape_mismatch_names_both_shapes(true_shape):
+    y = np.zeros(true_shape, "float32")
+    p = np.zeros((2, 4, 4, 1), "float32")
+    if true_shape == (2, 4, 4):  # a missing channel axis is accepted
+        assert as_np(FocalDiceLoss()(y, p)) == 0.0
+        return
+    with pytest.raises(ValueError, match=r"y_true of shape .* does not match y_pred of shape"):
+        FocalDiceLoss()(y, p)

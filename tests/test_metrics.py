@@ -78,3 +78,16 @@ def test_serialization_and_use_in_fit():
     x = np.random.default_rng(1).random((3, 4, 4, 1)).astype("float32")
     logs = model.evaluate(x, (x > 0.5).astype("float32"), verbose=0, return_dict=True)
     assert {"iou", "dice"} <= set(logs)
+
+
+def test_nan_prediction_makes_the_metric_nan_and_shape_mismatch_is_named():
+    from keras_unetpp import BinaryDice, BinaryIoU
+
+    y = np.ones((1, 4, 4, 1), "float32")
+    p = np.full_like(y, 0.9)
+    p[0, 1, 1, 0] = np.nan
+    for metric in (BinaryIoU(), BinaryDice()):
+        metric.update_state(y, p)
+        assert np.isnan(float(metric.result()))
+        with pytest.raises(ValueError, match=r"y_true of shape \(1, 8, 8, 1\) does not match"):
+            metric.update_state(np.ones((1, 8, 8, 1), "float32"), np.ones((1, 4, 4, 1), "float32"))
