@@ -14,6 +14,7 @@ Prints a table and writes ``benchmarks/results/aerial_decision.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-import keras_unetpp  # noqa: F401  (registers the classes the saved model needs)
+import keras_unetpp  # registers the classes the saved model needs
 from keras_unetpp import predict_tiled
 from keras_unetpp.datasets import load_dubai
 from keras_unetpp.evaluation import ConfusionCounts, SegmentationReport, confusion_counts
@@ -39,12 +40,18 @@ def main(argv=None):
     parser.add_argument("--tile", type=int, default=7, help="validation tile")
     parser.add_argument("--tile-size", type=int, default=512, help="prediction window at full resolution")
     parser.add_argument("--tta", action="store_true", help="also measure 8-fold dihedral TTA (8x the prediction time)")
+    parser.add_argument("--heads", default="mean",
+                        help="comma-separated deep-supervision heads to compare: mean and/or 1..L")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "aerial_decision.json")
     args = parser.parse_args(argv)
     model = keras.saving.load_model(args.model)
     samples = load_dubai(args.data, "building", tiles=[args.tile])
     rows = []
-    for tta in (False, True) if args.tta else (False,):
+    unetpp = [layer for layer in [model, *model.layers] if isinstance(layer, keras_unetpp.UNetPlusPlus)]
+    for head, tta in itertools.product(args.heads.split(","), (False, True) if args.tta else (False,)):
+        if unetpp:
+            unetpp[0].inference_head = head if head == "mean" else int(head)
+            model.make_predict_function(force=True)
         start = time.perf_counter()
         probs = [predict_tiled(model, s.image, tile_size=args.tile_size, overlap=0.25, tta=tta, progress=False)
                  for s in samples]
@@ -56,14 +63,14 @@ def main(argv=None):
                     mask = remove_small_regions(prob, min_area, threshold)
                     total = total + confusion_counts(sample.mask, mask)
                 r = SegmentationReport(total)
-                rows.append(dict(tta=tta, threshold=threshold, min_area=min_area, iou=round(r.iou, 4),
+                rows.append(dict(head=head, tta=tta, threshold=threshold, min_area=min_area, iou=round(r.iou, 4),
                                  precision=round(r.precision, 4), recall=round(r.recall, 4),
                                  predict_seconds=round(seconds, 1)))
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps({"model": str(args.model), "tile": args.tile, "rows": rows}, indent=2))
-    print("| TTA | threshold | min area | IoU | precision | recall |\n|---|---|---|---|---|---|")
+    print("| head | TTA | threshold | min area | IoU | precision | recall |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {'8x' if r['tta'] else 'no'} | {r['threshold']} | {r['min_area']} | {r['iou']:.3f} | "
+        print(f"| {r['head']} | {'8x' if r['tta'] else 'no'} | {r['threshold']} | {r['min_area']} | {r['iou']:.3f} | "
               f"{r['precision']:.3f} | {r['recall']:.3f} |")
 
 

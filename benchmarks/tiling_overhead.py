@@ -4,7 +4,7 @@ naive one-tile-per-call loop, in one run.
     python benchmarks/tiling_overhead.py [--height 3072 --width 4608]
 
 Times, on the same scene and model:
-  * ``predict_tiled`` (Gaussian blending, 25% overlap),
+  * ``predict_tiled`` (default blending, 25% overlap),
   * the model alone on the same number of windows, in the same batches
     (so the difference is the tiling + blending overhead),
   * a naive loop predicting non-overlapping tiles one ``predict`` call each,

@@ -116,7 +116,7 @@ def tiling_figure(data, model_path: Path | None):
     diff = np.abs(naive - blended)
     diff = diff / max(float(diff.max()), 1e-6)
     grid = panel_grid([(image, naive, blended, diff)],
-                      ["scene", "naive tiles (seams)", "predict_tiled (gaussian)", "|difference|"])
+                      ["scene", "naive tiles (seams)", "predict_tiled (overlap-tile)", "|difference|"])
     save_small("tiling.png", grid, scale=min(1.0, 900 / grid.shape[1]))
 
 

@@ -1,7 +1,7 @@
 """Buildings (or trees) in aerial images of Dubai with UNet++.
 
-Preprocesses Tiles 1-6 whole (scale to [0, 1], 5x5 median blur, and by
-default half resolution: ``--downsample 2``), trains UNetPlusPlus with deep
+Preprocesses Tiles 1-6 whole (scale to [0, 1], 5x5 median blur, and with
+``--downsample N`` a working scale of 1/N), trains UNetPlusPlus with deep
 supervision, FocalDiceLoss and BinaryIoU on random crops with the 8 symmetries
 of the square (in the tf.data graph), validates on Tile 7, then saves the model
 *with its preprocessing* (``with_preprocessing``: raw uint8 RGB in,
@@ -75,12 +75,12 @@ def main(argv=None):
     parser.add_argument("--crop", type=int, default=None,
                         help="training crop at the working scale (prediction tiles are crop x downsample pixels)")
     parser.add_argument("--downsample", type=int, default=None,
-                        help="working scale 1/N: train and predict at 1/N resolution (default 2; 1 = full size)")
+                        help="working scale 1/N: train and predict at 1/N resolution (default 1 = full size; 2 measured worse, docs/examples.md)")
     parser.add_argument("--median-kernel", type=int, default=5, help="median blur window (0 disables)")
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=17, steps=30, batch_size=8, crop=256, downsample=2, filters=[8, 16, 32, 64, 128]),
+    apply_defaults(args, full=dict(epochs=24, steps=30, batch_size=8, crop=256, downsample=1, filters=[8, 16, 32, 64, 128]),
                    quick=dict(epochs=2, steps=3, batch_size=4, crop=64, downsample=2, filters=[8, 16, 32]))
     keras.utils.set_random_seed(args.seed)
     out = args.out

@@ -36,6 +36,8 @@ def test_streaming_equals_numpy_on_concatenation(probs, seed, threshold):
     expected_iou, expected_dice = numpy_scores(truths, probs, threshold)
     np.testing.assert_allclose(float(iou.result()), expected_iou, rtol=1e-6)
     np.testing.assert_allclose(float(dice.result()), expected_dice, rtol=1e-6)
+    # the identity that ties the two: dice = 2 iou / (1 + iou)
+    np.testing.assert_allclose(float(dice.result()), 2 * float(iou.result()) / (1 + float(iou.result())), rtol=1e-6)
 
 
 def test_reset_and_empty_value():

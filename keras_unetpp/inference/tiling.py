@@ -3,7 +3,12 @@ blending and test-time augmentation, in bounded memory.
 
 After MONAI's ``sliding_window_inference``: windows cover the scene, the last
 ones shifted back to end at the border; predictions are accumulated with a
-Gaussian importance map and divided by the accumulated weights.
+weight map and divided by the accumulated weights. The default weight map is
+the overlap-tile strategy of the original U-Net (Ronneberger et al. 2015): each
+window keeps only its centre, a margin of half the overlap is discarded on
+every side that does not touch the scene border, so wherever the model's
+context fits inside that margin the tiled result equals whole-image prediction.
+A Gaussian map (soft blending, as in MONAI and nnU-Net) is an option.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import keras
 import numpy as np
 
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
+
+BLENDS = ("center", "gaussian", "mean")
+
 
 def window_starts(length: int, tile: int, stride: int) -> list[int]:
     """Start offsets covering ``[0, length)`` with windows of ``tile``; the last
@@ -111,7 +119,7 @@ def predict_tiled(
     tile_size: int = 256,
     overlap: float = 0.25,
     batch_size: int = 8,
-    blend: str = "gaussian",
+    blend: str = "center",
     tta: bool | Sequence[tuple[bool, bool, bool]] = False,
     progress: bool | None = None,
     sigma_scale: float = 0.125,
@@ -133,8 +141,14 @@ def predict_tiled(
         tile_size: Window edge in pixels.
         overlap: Fraction of a window shared with its neighbour, in [0, 1).
         batch_size: Windows per model call.
-        blend: ``"gaussian"`` (weights fall off towards a window's edge, so
-            seams vanish) or ``"mean"`` (plain average).
+        blend: ``"center"`` (overlap-tile: each window keeps its centre and
+            discards a margin of ``(tile_size - stride) // 2`` pixels on the
+            sides that do not touch the scene border; equal to whole-image
+            prediction wherever the model's context fits inside that margin,
+            and for UNet++ when the stride is also a multiple of ``2**depth``),
+            ``"gaussian"`` (weights fall off towards a window's edge: soft
+            blending that hides seams of models whose context is larger than
+            the margin) or ``"mean"`` (plain average of the overlapping windows).
         tta: Test-time augmentation: ``True`` averages over the 8 dihedral
             transforms (``DIHEDRAL_TRANSFORMS``), each mapped back before
             blending; or a subset of those ``(transpose, flip_ud, flip_lr)``
@@ -166,8 +180,8 @@ def predict_tiled(
         raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
     if int(tile_size) < 1 or int(batch_size) < 1:
         raise ValueError(f"tile_size and batch_size must be >= 1, got {tile_size} and {batch_size}.")
-    if blend not in ("gaussian", "mean"):
-        raise ValueError(f"blend must be 'gaussian' or 'mean', got {blend!r}.")
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
     tile = int(tile_size)
     spatial, channels = _model_channels(model)
     if channels is not None and channels != array.shape[-1]:
@@ -184,7 +198,7 @@ def predict_tiled(
     padded_h, padded_w = max(height, tile), max(width, tile)
     stride = window_stride(tile, overlap)
     rows, cols = window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride)
-    weights = gaussian_weights(tile, sigma_scale) if blend == "gaussian" else np.ones((tile, tile), np.float32)
+    margin = (tile - stride) // 2
     total = len(rows) * len(cols)
     bar = keras.utils.Progbar(total, unit_name="window") if (progress or (progress is None and total > 32)) else None
 
@@ -198,6 +212,7 @@ def predict_tiled(
         if accumulated is None:
             accumulated = np.zeros((padded_h, padded_w, prediction.shape[-1]), np.float32)
         for x, window in zip(cols, prediction):
+            weights = _window_weights(blend, tile, sigma_scale, margin, (y, x), (padded_h, padded_w))
             accumulated[y : y + tile, x : x + tile] += window * weights[..., None]
             weight_sum[y : y + tile, x : x + tile] += weights
         done += len(cols)
@@ -205,6 +220,22 @@ def predict_tiled(
             bar.update(done)
     accumulated /= weight_sum[..., None]
     return accumulated[:height, :width]
+
+
+def _window_weights(blend, tile, sigma_scale, margin, start, scene):
+    """The weight map of the window at ``start`` (row, column) of a scene of size ``scene``."""
+    if blend == "gaussian":
+        return gaussian_weights(tile, sigma_scale)
+    if blend == "mean":
+        return np.ones((tile, tile), np.float32)
+    keep = []
+    for offset, length in zip(start, scene):
+        axis = np.zeros(tile, np.float32)
+        first = 0 if offset == 0 else margin
+        last = tile if offset + tile == length else tile - margin
+        axis[first:last] = 1.0
+        keep.append(axis)
+    return np.outer(*keep)
 
 
 def _strip(array, y, tile, padded_w):

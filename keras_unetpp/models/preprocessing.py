@@ -176,6 +176,8 @@ def with_preprocessing(
         x = layer(x)
     y = model(x)
     if int(downsample) > 1:
-        y = layers.UpSampling2D(int(downsample), interpolation="bilinear", name="to_input_scale")(y)
-        y = CropToReference(name="crop_to_input")([y, inputs])
+        y = layers.UpSampling2D(
+            int(downsample), interpolation="bilinear", dtype="float32", name="to_input_scale"
+        )(y)
+        y = CropToReference(dtype="float32", name="crop_to_input")([y, inputs])
     return keras.Model(inputs, y, name=name)

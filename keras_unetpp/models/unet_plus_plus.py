@@ -197,7 +197,7 @@ class UNetPlusPlus(keras.Model):
         for j in head_columns:
             h = layers.Conv2D(self.num_classes, 1, name=head_name(j))(nodes[0, j])
             h = layers.Activation(activation, dtype="float32", name=f"{head_name(j)}_activation")(h)
-            heads.append(CropToReference(name=f"{head_name(j)}_crop")([h, inputs]))
+            heads.append(CropToReference(dtype="float32", name=f"{head_name(j)}_crop")([h, inputs]))
         return heads
 
     def _check_input(self, x):

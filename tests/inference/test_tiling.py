@@ -74,12 +74,52 @@ def test_small_receptive_field_matches_whole_image_away_from_border():
     image = np.random.default_rng(1).random((97, 131, 1)).astype("float32")
     whole = correlate_same(image, kernel)
     scale = np.abs(whole).mean()
-    tiled = predict_tiled(conv_model(kernel), image, tile_size=32, overlap=0.5, progress=False)
+    tiled = predict_tiled(conv_model(kernel), image, tile_size=32, overlap=0.5, blend="gaussian", progress=False)
     error = np.abs(tiled - whole)[16:-16, 16:-16]
     assert error.max() < 5e-3 * scale  # the 1e-3 weight floor bounds the edge pixels' share
     # the plain mean shows the seams the Gaussian removes (so the test can fail)
     mean = predict_tiled(conv_model(kernel), image, tile_size=32, overlap=0.5, blend="mean", progress=False)
     assert np.abs(mean - whole)[16:-16, 16:-16].max() > 0.05 * scale
+
+
+@given(st.integers(8, 40), st.integers(0, 60), st.integers(0, 60), st.floats(0.0, 0.9), st.integers(0, 2**31 - 1))
+def test_center_blend_equals_whole_image_where_the_context_fits_the_margin(tile, extra_h, extra_w, overlap, seed):
+    """Overlap-tile: a 5x5 conv sees 2 px around each pixel; when the discarded
+    margin (tile - stride) // 2 is at least 2, the tiled result equals the
+    whole-image result everywhere (scene border included: windows never leave
+    a scene at least one tile large)."""
+    stride = window_stride(tile, overlap)
+    if (tile - stride) // 2 < 2:
+        overlap = 0.5  # the margin must hold the model's context
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(size=(5, 5))
+    image = rng.random((tile + extra_h, tile + extra_w, 1)).astype("float32")
+    whole = correlate_same(image, kernel)
+    tiled = predict_tiled(conv_model(kernel), image, tile_size=tile, overlap=overlap, progress=False)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5 * max(1.0, np.abs(whole).max()))
+
+
+def test_center_blend_is_seamless_where_gaussian_is_not():
+    """The issue's case: 5 px receptive field, tile 128, overlap 0.25, 700x1000 scene."""
+    rng = np.random.default_rng(4)
+    kernel = rng.normal(size=(5, 5))
+    image = rng.random((700, 1000, 1)).astype("float32")
+    whole, model = correlate_same(image, kernel), conv_model(kernel)
+    center = predict_tiled(model, image, tile_size=128, overlap=0.25, progress=False)
+    gaussian = predict_tiled(model, image, tile_size=128, overlap=0.25, blend="gaussian", progress=False)
+    assert np.abs(center - whole).max() < 1e-5
+    assert np.abs(gaussian - whole)[64:-64, 64:-64].max() > 1e-3  # what the default used to give
+
+
+def test_center_blend_of_unetpp_equals_whole_image_when_context_fits():
+    """UNet++ L1 (receptive field 18 px at stride-2 alignment): margin 16 px of a
+    64 px tile at stride 32 (a multiple of 2**depth) reproduces the whole image."""
+    keras.utils.set_random_seed(5)
+    model = UNetPlusPlus((None, None, 1), filters=(2, 4), batch_norm=False)
+    image = np.random.default_rng(5).random((96, 160, 1)).astype("float32")
+    whole = model.predict(image[None], verbose=0)[0]
+    tiled = predict_tiled(model, image, tile_size=64, overlap=0.5, progress=False)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
 def test_tta_of_equivariant_model_equals_plain_prediction():
@@ -110,6 +150,8 @@ def test_clear_errors():
         predict_tiled(model, np.zeros((40, 40, 1)))
     with pytest.raises(ValueError, match="overlap"):
         predict_tiled(model, np.zeros((40, 40, 3)), overlap=1.0)
+    with pytest.raises(ValueError, match="blend"):
+        predict_tiled(model, np.zeros((40, 40, 3)), blend="max")
     with pytest.raises(ValueError, match=r"\(H, W, C\)"):
         predict_tiled(model, np.zeros((40, 40)))
     fixed = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(1, 1)])

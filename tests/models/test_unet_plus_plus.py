@@ -135,10 +135,13 @@ def test_accurate_mode_is_mean_of_heads_and_fast_mode_one_head(rng):
         np.testing.assert_allclose(fast.predict(x, verbose=0), heads[k - 1], atol=1e-6)
 
 
-def test_fast_mode_computes_only_needed_nodes():
+def test_fast_mode_is_prune_and_computes_only_needed_nodes(rng):
     model = tiny(filters=(4, 8, 16, 32), deep_supervision=True, inference_head=1)
-    used = {node_of(l) for l in model._inference_network.layers if l.name.startswith("X_")}
+    fast = model.prune(1)
+    used = {node_of(l) for l in fast.network.layers if l.name.startswith("X_")}
     assert used == {"X_0_0", "X_1_0", "X_0_1"}
+    x, _ = random_batch(rng)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
 @pytest.mark.parametrize("level", [1, 2])
