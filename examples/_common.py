@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def resolve_data(path: Path | None, name: str) -> Path:
         return data_root(path, subdir=name)
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from None
+
+
+def fit_verbosity(quick: bool = False) -> int:
+    """``fit``'s verbose: a live progress bar on a terminal, one line per epoch
+    in logs and pipes (no ANSI escape codes written into files)."""
+    return 1 if sys.stdout.isatty() and not quick else 2
+
+
+def training_callbacks(out: Path) -> list:
+    """The examples' ``fit`` callbacks: the learning-rate logger and a backup
+    every epoch in ``out/backup`` (``keras.callbacks.BackupAndRestore``).
+
+    Interrupted (Ctrl-C, a killed job), the same command with the same
+    ``--out`` resumes from the last finished epoch: weights, optimizer state
+    and the learning-rate schedule's position. The backup is deleted when
+    training ends. The random crop stream restarts from the seed, so a resumed
+    run equals an uninterrupted one in distribution, not bit for bit (with
+    in-memory arrays it is bit for bit: ``tests/test_resume.py``).
+    """
+    return [LearningRateLogger(), keras.callbacks.BackupAndRestore(str(out / "backup"))]
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -24,13 +24,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import _quiet  # noqa: F401  (first: starts the backend without its start-up lines)
 import keras
 from _common import (
-    LearningRateLogger,
     apply_defaults,
+    fit_verbosity,
     common_parser,
     resolve_data,
     save_curves,
+    training_callbacks,
     write_metrics,
 )
 
@@ -102,7 +104,8 @@ def main(argv=None):
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
     start = time.perf_counter()
     history = model.fit(train_ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=[LearningRateLogger()], verbose=2 if args.quick else 1)
+                        callbacks=training_callbacks(out), verbose=fit_verbosity(args.quick),
+                        shuffle=False)  # the tf.data pipeline draws random crops itself
     train_seconds = time.perf_counter() - start
     # The saved model takes raw uint8 RGB and returns full-resolution probabilities.
     segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel, downsample=args.downsample)

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import time
 
+import _quiet  # noqa: F401  (first: starts the backend without its start-up lines)
 import keras
 import numpy as np
 import scipy.stats
 from _common import (
-    LearningRateLogger,
     apply_defaults,
+    fit_verbosity,
     common_parser,
     resolve_data,
     save_curves,
+    training_callbacks,
     write_metrics,
 )
 
@@ -47,7 +49,8 @@ def train_and_evaluate(args, data, augment: bool, out):
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     history = model.fit(ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=[LearningRateLogger()], verbose=2 if args.quick else 1)
+                        callbacks=training_callbacks(out), verbose=fit_verbosity(args.quick),
+                        shuffle=False)  # the tf.data pipeline draws random crops itself
     seconds = time.perf_counter() - start
     model.save(out / "model.keras")
     label = "with" if augment else "without"

@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+import _quiet  # noqa: F401  (first: starts the backend without its start-up lines)
 import keras
 import numpy as np
 

@@ -1,7 +1,7 @@
 """Plain-numpy evaluation of a predicted mask against the true one, for masks of
 any size: confusion counts, IoU/Dice/precision/recall/F1 and a scene-level
 comparison of how the foreground is distributed. (The error map, a picture, is
-in :mod:`keras_unetpp.visualization`.)
+in `visualization`.)
 
 Large masks (e.g. 20,000 x 20,000) are processed in strips of rows, so the
 only full-size arrays are the inputs.
@@ -90,7 +90,7 @@ def confusion_counts(y_true, y_pred, threshold: float = 0.5) -> ConfusionCounts:
         threshold: Foreground threshold for float inputs.
 
     Returns:
-        A :class:`ConfusionCounts`.
+        A [`ConfusionCounts`][keras_unetpp.evaluation.ConfusionCounts].
 
     Raises:
         ValueError: If the masks are not 2-D, not numeric or differ in size.
@@ -209,7 +209,7 @@ def compare_coverage(y_true, y_pred, block_size: int = 256, bins: int = 10, thre
         threshold: Foreground threshold for float masks.
 
     Returns:
-        A :class:`CoverageComparison`.
+        A [`CoverageComparison`][keras_unetpp.evaluation.CoverageComparison].
 
     Examples:
         >>> import numpy as np
@@ -244,7 +244,7 @@ class SegmentationReport:
 
     Args:
         counts: The pixel counts.
-        coverage: Optional scene-level :class:`CoverageComparison`.
+        coverage: Optional scene-level [`CoverageComparison`][keras_unetpp.evaluation.CoverageComparison].
 
     Examples:
         >>> r = SegmentationReport(ConfusionCounts(tp=2, fp=2, fn=0, tn=4))
@@ -264,7 +264,7 @@ class SegmentationReport:
             reports: Reports of single images.
 
         Returns:
-            A :class:`SegmentationReport` without coverage comparison.
+            A [`SegmentationReport`][keras_unetpp.evaluation.SegmentationReport] without coverage comparison.
 
         Examples:
             >>> a = SegmentationReport(ConfusionCounts(tp=2, fp=0, fn=0, tn=2))
@@ -353,11 +353,11 @@ def segmentation_report(
         y_pred: Predicted mask or probability map of the same size.
         threshold: Foreground threshold for float masks.
         block_size: When given, adds the block-coverage comparison
-            (:func:`compare_coverage`) to the report.
+            ([`compare_coverage()`][keras_unetpp.evaluation.compare_coverage]) to the report.
 
     Returns:
-        A :class:`SegmentationReport`; ``print`` it for a table,
-        ``to_json()`` for JSON.
+        A [`SegmentationReport`][keras_unetpp.evaluation.SegmentationReport]; ``print`` it for a table,
+            ``to_json()`` for JSON.
 
     Examples:
         >>> r = segmentation_report([[1, 1], [0, 0]], [[1, 0], [0, 0]])

@@ -10,8 +10,10 @@ def prepare_targets(y_true, y_pred, from_logits: bool):
     """Brings ``y_true`` and ``y_pred`` to float32 one-hot/probability tensors
     of the same shape (N, ..., C).
 
-    Binary (``C == 1``): ``y_true`` holds 0/1, or 0/255 (any batch whose
-    maximum exceeds 1 is divided by 255). Multi-class (``C > 1``): ``y_true``
+    Binary (``C == 1``): ``y_true`` holds 0/1 (or soft labels in [0, 1]),
+    or an integer-coded mask such as 0/255: a batch whose maximum exceeds 1
+    is read as non-zero = foreground (stray values such as 2 count as
+    foreground, never as 2/255). Multi-class (``C > 1``): ``y_true``
     is one-hot with ``C`` channels, or integer labels with one channel or none.
     """
     y_pred = ops.cast(y_pred, "float32")
@@ -25,7 +27,9 @@ def prepare_targets(y_true, y_pred, from_logits: bool):
         y_true = ops.cast(y_true, "float32")
         if len(y_true.shape) == len(y_pred.shape) - 1:
             y_true = ops.expand_dims(y_true, -1)
-        y_true = ops.where(ops.max(y_true) > 1.0, y_true / 255.0, y_true)
+        # an integer-coded mask (0/255, or 0/1 with stray values such as 2): non-zero is foreground,
+        # the convention of keras_unetpp.masks.foreground; soft labels in [0, 1] are kept as they are
+        y_true = ops.where(ops.max(y_true) > 1.0, ops.cast(y_true > 0, "float32"), y_true)
     else:
         if from_logits:
             y_pred = ops.softmax(y_pred, axis=-1)
@@ -85,7 +89,8 @@ class FocalDiceLoss(keras.losses.Loss):
     false-positive pixels hard.
 
     **Classes.** One output channel: binary, sigmoid probabilities; masks
-    0/1, or 0/255 (a batch whose maximum exceeds 1 is divided by 255). ``C >
+    0/1, or 0/255 (a batch whose maximum exceeds 1 is read as non-zero =
+    foreground, so stray values such as 2 are foreground too). ``C >
     1`` channels: softmax probabilities; ``y_true`` one-hot (``C`` channels)
     or integer labels (one channel or none). The loss is computed per class
     and averaged over classes, so the focal term also up-weights the classes

@@ -1,11 +1,11 @@
 """Mask conventions and PNG output, in one place.
 
-- A mask is (H, W) or (H, W, 1); :func:`single_channel` gives the (H, W) view.
-- A pixel is foreground (:func:`foreground`) when it is ``True`` (bool), non-zero
+- A mask is (H, W) or (H, W, 1); [`single_channel()`][keras_unetpp.masks.single_channel] gives the (H, W) view.
+- A pixel is foreground ([`foreground()`][keras_unetpp.masks.foreground]) when it is ``True`` (bool), non-zero
   (integers: 0/1 and 0/255 masks alike) or ``>= threshold`` (floats:
   probabilities).
-- Every PNG the library writes goes through :func:`write_png` (RGB or
-  grayscale uint8), and predicted masks are saved as 0/255 by :func:`save_mask`.
+- Every PNG the library writes goes through [`write_png()`][keras_unetpp.masks.write_png] (RGB or
+  grayscale uint8), and predicted masks are saved as 0/255 by [`save_mask()`][keras_unetpp.masks.save_mask].
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ class BinaryIoU(_BinaryConfusionMetric):
 class BinaryDice(_BinaryConfusionMetric):
     """Foreground Dice (= F1), ``2 TP / (2 TP + FP + FN)``, over every pixel seen.
 
-    Streams like :class:`BinaryIoU` (same arguments, same empty value).
+    Streams like [`BinaryIoU`][keras_unetpp.BinaryIoU] (same arguments, same empty value).
     Dice and IoU are related by ``dice = 2 iou / (1 + iou)``.
 
     Args:

@@ -68,7 +68,7 @@ def keep_largest_regions(prediction, count: int = 1, threshold: float = 0.5) -> 
         bool (H, W) mask (a new array).
 
     Raises:
-        ValueError: As :func:`remove_small_regions`, or ``count < 1``.
+        ValueError: As [`remove_small_regions()`][keras_unetpp.postprocessing.remove_small_regions], or ``count < 1``.
 
     Examples:
         >>> p = np.zeros((5, 9)); p[:, :2] = 1; p[:, 4:5] = 1; p[0, 8] = 1

@@ -1,5 +1,5 @@
 """PNG figures people look at: image / mask / prediction panels, overlays,
-error maps and training curves, and :func:`scene_report` (a scene's report
+error maps and training curves, and [`scene_report()`][keras_unetpp.visualization.scene_report] (a scene's report
 with its mask and error map on disk). Drawn with OpenCV, so no plotting library
 is needed."""
 
@@ -306,14 +306,14 @@ def scene_report(
     ``out_dir`` is given, ``mask.png``, ``error_map.png`` and ``report.json``.
 
     Args:
-        probabilities: (H, W[, 1]) predicted map, e.g. from :func:`~keras_unetpp.predict_tiled`.
+        probabilities: (H, W[, 1]) predicted map, e.g. from [`predict_tiled()`][keras_unetpp.inference.predict_tiled].
         true_mask: (H, W[, 1]) true mask (bool, 0/1 or 0/255).
         out_dir: Folder for the files; ``None`` writes nothing.
         threshold: Foreground threshold.
         block_size: Block size of the coverage comparison.
 
     Returns:
-        The :class:`~keras_unetpp.evaluation.SegmentationReport`.
+        The [`SegmentationReport`][keras_unetpp.evaluation.SegmentationReport].
 
     Examples:
         >>> truth = np.zeros((64, 64), np.uint8); truth[:32] = 1

@@ -26,3 +26,32 @@ def test_docstring_has_args_and_example(name, obj):
     required = ("Args:", "Examples:") + (("Returns:",) if inspect.isfunction(obj) else ())
     missing = [section for section in required if section not in doc]
     assert not missing, f"{name} lacks {missing}"
+
+
+def test_no_sphinx_roles_in_docstrings():
+    """mkdocstrings renders Markdown cross-references (``[`name`][module.name]``);
+    Sphinx roles such as ``:class:`` would appear as raw text on the site."""
+    import pathlib
+    import re
+
+    role = re.compile(r":(class|meth|func|attr|mod|obj|data|exc):`")
+    package = pathlib.Path(keras_unetpp.__file__).parent
+    offenders = [f"{p.relative_to(package)}:{n}" for p in sorted(package.rglob("*.py"))
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if role.search(line)]
+    assert not offenders, f"Sphinx roles render as raw text with mkdocstrings: {offenders}"
+
+
+def test_multi_line_returns_entries_are_indented():
+    """Google style: a continuation line at the entry's own indent starts a new
+    entry, and the API reference shows one return value as two rows."""
+    for name, obj in sorted(public_objects().items()):
+        lines = (inspect.getdoc(obj) or "").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() != "Returns:":
+                continue
+            block = []
+            for following in lines[i + 1:]:
+                if not following.strip() or not following.startswith(" "):
+                    break
+                block.append(len(following) - len(following.lstrip()))
+            assert block.count(block[0]) == 1 if block else True, f"{name}: Returns entry split into rows"

@@ -109,6 +109,20 @@ def test_0_255_masks_are_normalised():
     np.testing.assert_allclose(as_np(FocalDiceLoss()(y * 255, p)), as_np(FocalDiceLoss()(y, p)), rtol=1e-6)
 
 
+def test_stray_mask_values_count_as_foreground_not_as_fractions():
+    """A 0/1 mask with a stray 2 is not a 0/255 mask: dividing by 255 would
+    silently turn the whole batch into background."""
+    rng = np.random.default_rng(1)
+    y = (rng.random((2, 8, 8, 1)) > 0.5).astype("float32")
+    p = rng.random(y.shape).astype("float32")
+    stray = y.copy()
+    stray[0, 0, 0, 0] = 2.0  # was 0 or 1: now foreground
+    clean = y.copy()
+    clean[0, 0, 0, 0] = 1.0
+    np.testing.assert_allclose(as_np(FocalDiceLoss()(stray, p)), as_np(FocalDiceLoss()(clean, p)), rtol=1e-6)
+    assert stray[0, 0, 0, 0] == 2.0  # the caller's array is untouched
+
+
 def test_from_logits_equals_probabilities():
     rng = np.random.default_rng(1)
     y = (rng.random((2, 8, 8, 1)) > 0.5).astype("float32")

@@ -56,13 +56,13 @@ def load_dubai(data_dir: str | Path, target: str = "building", tiles=None) -> li
 
     Args:
         data_dir: The folder holding ``Tile 1`` ... ``Tile 7``.
-        target: Class name (see :data:`DUBAI_CLASS_COLORS`; ``"trees"`` =
+        target: Class name (see ``DUBAI_CLASS_COLORS``; ``"trees"`` =
             vegetation).
         tiles: Tile numbers to load; ``None`` loads all.
 
     Returns:
-        :class:`~keras_unetpp.datasets.io.Sample` list; ``group`` is the tile
-        (``"Tile 3"``), so splits keep a tile's images together.
+        [`Sample`][keras_unetpp.datasets.Sample] list; ``group`` is the tile
+            (``"Tile 3"``), so splits keep a tile's images together.
 
     Raises:
         FileNotFoundError: If no ``Tile N`` folder is found.

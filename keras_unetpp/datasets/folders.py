@@ -25,8 +25,8 @@ def load_folder_pairs(
         channels: 1 (grayscale) or 3 (RGB) images.
 
     Returns:
-        :class:`~keras_unetpp.datasets.io.Sample` list; ``group`` is the
-        stem (one case per file), so splits never share a case.
+        [`Sample`][keras_unetpp.datasets.Sample] list; ``group`` is the
+            stem (one case per file), so splits never share a case.
 
     Raises:
         FileNotFoundError: For a missing or empty folder.

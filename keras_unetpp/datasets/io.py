@@ -45,7 +45,7 @@ def data_root(path: str | os.PathLike | None = None, subdir: str | None = None) 
             applied to an explicit ``path``.
 
     Returns:
-        The directory as a :class:`~pathlib.Path`.
+        The directory as a `Path`.
 
     Raises:
         FileNotFoundError: If neither is given or the directory is missing.

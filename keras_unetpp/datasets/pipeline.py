@@ -112,7 +112,7 @@ def fixed_crops(samples: Sequence[Sample], size: int, per_image: int, seed: int 
 
     Returns:
         ``(images, masks)``: float32 (N, size, size, C) (uint8 images scaled to
-        [0, 1], float images as they are) and float32 0/1 (N, size, size, 1).
+            [0, 1], float images as they are) and float32 0/1 (N, size, size, 1).
 
     Examples:
         >>> s = Sample("a", "a", np.full((10, 20, 3), 255, np.uint8), np.ones((10, 20, 1), np.uint8))
@@ -180,9 +180,9 @@ def crop_dataset(
     Crops are drawn from images with probability proportional to their area,
     so large images are not under-sampled. uint8 images are scaled to [0, 1]
     float32; float32 images (already preprocessed, e.g. by
-    :func:`~keras_unetpp.models.preprocess_images`) pass as they are. Masks
+    [`preprocess_images()`][keras_unetpp.models.preprocess_images]) pass as they are. Masks
     become float32 0/1; ``augmentation`` (e.g.
-    :func:`~keras_unetpp.layers.aerial_augmentation`) is mapped over the
+    [`aerial_augmentation()`][keras_unetpp.layers.aerial_augmentation]) is mapped over the
     batches, in the graph.
 
     Args:
@@ -194,7 +194,7 @@ def crop_dataset(
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, masks)`` batches; use with
-        ``steps_per_epoch``.
+            ``steps_per_epoch``.
 
     Raises:
         ValueError: If ``samples`` is empty.

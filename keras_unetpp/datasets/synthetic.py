@@ -42,7 +42,7 @@ def make_shapes(
 
     Returns:
         ``(images, masks)``: float32 ``(N, size, size, channels)`` in [0, 1]
-        and float32 ``(N, size, size, 1)`` holding exactly 0 and 1.
+            and float32 ``(N, size, size, 1)`` holding exactly 0 and 1.
 
     Raises:
         ValueError: For a bad count, size, channel count or shape count.

@@ -13,6 +13,7 @@ A Gaussian map (soft blending, as in MONAI and nnU-Net) is an option.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import keras
@@ -133,7 +134,7 @@ def predict_tiled(
 
     Args:
         model: Any Keras model mapping (N, h, w, c) to (N, h, w, k), e.g. a
-            :class:`~keras_unetpp.UNetPlusPlus` (with deep supervision or
+            [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus] (with deep supervision or
             pruned). Called with ``predict_on_batch``.
         image: (H, W, C) array; any H and W (smaller than a tile too: it is
             edge-padded to a tile and cropped back). Normalise it as the
@@ -200,7 +201,9 @@ def predict_tiled(
     rows, cols = window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride)
     margin = (tile - stride) // 2
     total = len(rows) * len(cols)
-    bar = keras.utils.Progbar(total, unit_name="window") if (progress or (progress is None and total > 32)) else None
+    show = progress or (progress is None and total > 32)
+    # a live bar on a terminal; in logs and pipes one line at the end (no ANSI escape codes)
+    bar = keras.utils.Progbar(total, unit_name="window", verbose=1 if sys.stdout.isatty() else 2) if show else None
 
     accumulated = None
     weight_sum = np.zeros((padded_h, padded_w), np.float32)
@@ -267,7 +270,7 @@ def _predict_windows(model, windows, batch_size, transforms):
 
 
 def count_windows(height: int, width: int, tile_size: int = 256, overlap: float = 0.25) -> int:
-    """How many windows :func:`predict_tiled` evaluates (before TTA).
+    """How many windows [`predict_tiled()`][keras_unetpp.inference.predict_tiled] evaluates (before TTA).
 
     Args:
         height: Scene height.

@@ -98,7 +98,7 @@ class ImageMaskLayer(keras.layers.Layer):
 
 
 class RandomImageMaskLayer(ImageMaskLayer):
-    """An :class:`ImageMaskLayer` drawing random parameters per sample, seeded,
+    """An [`ImageMaskLayer`][keras_unetpp.layers.ImageMaskLayer] drawing random parameters per sample, seeded,
     and doing nothing when ``training`` is false (inference).
 
     Structured like Keras core's image preprocessing layers: a subclass draws

@@ -9,7 +9,7 @@ from keras_unetpp.layers.base import RandomImageMaskLayer
 
 
 #: The 8 symmetries of the square as ``(transpose, flip_up_down, flip_left_right)``
-#: triples, applied in that order by :func:`apply_dihedral`; the first is the identity.
+#: triples, applied in that order by [`apply_dihedral()`][keras_unetpp.layers.apply_dihedral]; the first is the identity.
 DIHEDRAL_TRANSFORMS = tuple((t, v, h) for t in (False, True) for v in (False, True) for h in (False, True))
 
 
@@ -29,9 +29,9 @@ def apply_dihedral(x, transpose, flip_up_down, flip_left_right):
     (rows reversed, axis 1), then a left-right flip (columns reversed, axis 2).
     Every element of the dihedral group D4 is one such triple.
 
-    The one implementation of the 8 symmetries: the :class:`RandomDihedral`
+    The one implementation of the 8 symmetries: the [`RandomDihedral`][keras_unetpp.layers.RandomDihedral]
     augmentation and the test-time augmentation of
-    :func:`~keras_unetpp.predict_tiled` both use it.
+    [`predict_tiled()`][keras_unetpp.inference.predict_tiled] both use it.
 
     Args:
         x: (N, H, W, C) tensor or array (square if any ``transpose`` is true).
@@ -55,12 +55,12 @@ def apply_dihedral(x, transpose, flip_up_down, flip_left_right):
 
 
 def invert_dihedral(x, transpose, flip_up_down, flip_left_right):
-    """Undoes :func:`apply_dihedral` with the same arguments (flips first,
+    """Undoes [`apply_dihedral()`][keras_unetpp.layers.apply_dihedral] with the same arguments (flips first,
     then the transpose), e.g. to map a prediction on a transformed image back.
 
     Args:
         x: (N, H, W, C) tensor or array.
-        transpose: As given to :func:`apply_dihedral`.
+        transpose: As given to [`apply_dihedral()`][keras_unetpp.layers.apply_dihedral].
         flip_up_down: Likewise.
         flip_left_right: Likewise.
 
@@ -83,7 +83,7 @@ def invert_dihedral(x, transpose, flip_up_down, flip_left_right):
 
 class _Symmetries(RandomImageMaskLayer):
     """Draws per sample a transpose and flips among the enabled ones and
-    applies them with :func:`apply_dihedral` to images and masks alike."""
+    applies them with [`apply_dihedral()`][keras_unetpp.layers.apply_dihedral] to images and masks alike."""
 
     def _symmetries_enabled(self) -> tuple[bool, bool, bool]:
         raise NotImplementedError
@@ -168,7 +168,7 @@ class RandomFlip(_Symmetries):
     Why not ``keras.layers.RandomFlip``: it writes its result back into the
     caller's input dict, and its output for dict inputs depends on the Keras
     version; this one is exact, returns a new structure, and shares the code
-    of :class:`RandomDihedral` (the same draws, without rotations).
+    of [`RandomDihedral`][keras_unetpp.layers.RandomDihedral] (the same draws, without rotations).
 
     Args:
         mode: ``"horizontal"`` (left-right), ``"vertical"`` (up-down) or

@@ -4,7 +4,7 @@ Why our own and not ``keras.layers.RandomBrightness``/``RandomContrast``/
 ``GaussianNoise``: Keras' ``GaussianNoise`` is a regulariser (a plain tensor
 layer that would add noise to a mask too, if handed one), and the Keras image
 layers write back into the caller's dict. These three are a few lines each on
-the shared :class:`~keras_unetpp.layers.base.RandomImageMaskLayer`, with one
+the shared `RandomImageMaskLayer`, with one
 ``value_range`` convention, and clip to it.
 """
 

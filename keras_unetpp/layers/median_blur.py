@@ -30,7 +30,7 @@ def median_blur(images, kernel_size: int = 5):
     ``scipy.ndimage.median_filter(mode="nearest")`` on float images, exactly.
 
     Computed by a pruned min/max selection network (see
-    :mod:`keras_unetpp.layers.selection_network`): 156 min/max operations per
+    `selection_network`): 156 min/max operations per
     pixel for k=5, 20 for k=3, no sorting and no data-dependent control flow.
 
     Args:
@@ -68,7 +68,7 @@ class MedianBlur(ImageMaskLayer):
     uint8-valued input it equals ``cv2.medianBlur`` exactly (replicated
     border, any channel count, any odd kernel size), on float input
     ``scipy.ndimage.median_filter(mode="nearest")`` per channel. See
-    :func:`median_blur` for the method and ``benchmarks/`` for its speed.
+    [`median_blur()`][keras_unetpp.layers.median_blur.median_blur] for the method and ``benchmarks/`` for its speed.
 
     Why our own: Keras has no median filter; OpenCV runs on the CPU only and
     outside the graph.

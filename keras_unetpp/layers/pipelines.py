@@ -21,7 +21,7 @@ class AugmentationPipeline(ImageMaskLayer):
     ``tf.data`` (TensorFlow backend) and inside a model (any backend).
 
     Args:
-        layers: :class:`ImageMaskLayer` instances.
+        layers: [`ImageMaskLayer`][keras_unetpp.layers.ImageMaskLayer] instances.
         **kwargs: Standard layer arguments.
 
     Returns:
@@ -75,8 +75,8 @@ def aerial_augmentation(seed: int | None = None, median_kernel: int = 5) -> Augm
         median_kernel: Median blur window (odd); 0 or 1 disables it.
 
     Returns:
-        An :class:`AugmentationPipeline`. The median blur stays active at
-        inference (it is preprocessing); the symmetries do not.
+        An [`AugmentationPipeline`][keras_unetpp.layers.AugmentationPipeline]. The median blur stays active at
+            inference (it is preprocessing); the symmetries do not.
 
     Examples:
         >>> import numpy as np
@@ -108,7 +108,7 @@ def xray_augmentation(
         value_range: The images' value range.
 
     Returns:
-        An :class:`AugmentationPipeline`, inactive at inference.
+        An [`AugmentationPipeline`][keras_unetpp.layers.AugmentationPipeline], inactive at inference.
 
     Examples:
         >>> import numpy as np

@@ -93,10 +93,10 @@ def median_plan(k: int):
 
     Returns:
         ``(column_network, column_ranks, window_network, output_wire)``:
-        ``column_network`` sorts the k pixels of a column (wires = vertical
-        offsets 0..k-1), ``column_ranks[r]`` is the wire holding rank ``r``;
-        ``window_network`` acts on wires ``r * k + c`` = rank-``r`` entry of
-        column offset ``c`` and leaves the median on ``output_wire``.
+            ``column_network`` sorts the k pixels of a column (wires = vertical
+            offsets 0..k-1), ``column_ranks[r]`` is the wire holding rank ``r``;
+            ``window_network`` acts on wires ``r * k + c`` = rank-``r`` entry of
+            column offset ``c`` and leaves the median on ``output_wire``.
     """
     if k < 1 or k % 2 == 0:
         raise ValueError(f"The median window size must be odd and positive, got {k}.")

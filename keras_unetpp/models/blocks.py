@@ -79,7 +79,7 @@ class PadToMultiple(layers.Layer):
     """Zero-pads height and width (bottom/right) up to a multiple of ``multiple``.
 
     Used at the model's input so that every one of the L poolings halves an
-    even size; :class:`CropToReference` removes the padding at the output.
+    even size; `CropToReference` removes the padding at the output.
 
     Args:
         multiple: The size multiple, ``2**depth`` for a UNet++ of depth L.

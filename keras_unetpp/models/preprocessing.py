@@ -2,10 +2,10 @@
 median blur and a reduced working scale.
 
 A model trained on preprocessed crops forgets nothing at prediction time if
-the same steps are part of the ``.keras`` file: :func:`with_preprocessing`
+the same steps are part of the ``.keras`` file: [`with_preprocessing()`][keras_unetpp.models.with_preprocessing]
 wraps a trained model so that it takes raw images (e.g. uint8 RGB scenes) and
 returns probabilities at the input's full resolution, and
-:func:`preprocess_images` applies exactly the same layers to whole training
+[`preprocess_images()`][keras_unetpp.models.preprocess_images] applies exactly the same layers to whole training
 images, so training and inference cannot drift apart.
 
 Working scale ``1 / downsample``: the image is area-averaged by an integer
@@ -44,7 +44,7 @@ def preprocessing_layers(input_scale: float = 1 / 255, median_kernel: int = 5, d
 
     Returns:
         A list of layers: ``Rescaling``, optionally ``MedianBlur``, and for
-        ``downsample > 1`` padding to a multiple of it and ``AveragePooling2D``.
+            ``downsample > 1`` padding to a multiple of it and ``AveragePooling2D``.
 
     Raises:
         ValueError: For a non-positive scale, an even kernel or a
@@ -65,18 +65,18 @@ def preprocessing_layers(input_scale: float = 1 / 255, median_kernel: int = 5, d
 
 
 def preprocess_images(images, input_scale: float = 1 / 255, median_kernel: int = 5, downsample: int = 1) -> np.ndarray:
-    """Applies the preprocessing of :func:`with_preprocessing` to images, e.g.
+    """Applies the preprocessing of [`with_preprocessing()`][keras_unetpp.models.with_preprocessing] to images, e.g.
     whole training images before cropping.
 
     Args:
         images: (H, W, C) or (N, H, W, C) array (not modified).
-        input_scale: As in :func:`preprocessing_layers`.
-        median_kernel: As in :func:`preprocessing_layers`.
-        downsample: As in :func:`preprocessing_layers`.
+        input_scale: As in [`preprocessing_layers()`][keras_unetpp.models.preprocessing_layers].
+        median_kernel: As in [`preprocessing_layers()`][keras_unetpp.models.preprocessing_layers].
+        downsample: As in [`preprocessing_layers()`][keras_unetpp.models.preprocessing_layers].
 
     Returns:
         float32 array of the same rank, height and width divided by
-        ``downsample`` (rounded up).
+            ``downsample`` (rounded up).
 
     Examples:
         >>> x = np.full((5, 8, 3), 255, np.uint8)
@@ -145,7 +145,7 @@ def with_preprocessing(
     example ``predict_tiled(keras.saving.load_model("x.keras"), uint8_scene)``.
 
     Args:
-        model: The trained segmentation model (e.g. :class:`~keras_unetpp.UNetPlusPlus`),
+        model: The trained segmentation model (e.g. [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus]),
             taking preprocessed images at the working scale.
         channels: Input channels.
         input_scale: Multiplies the raw values (``1/255`` for uint8).
@@ -156,7 +156,7 @@ def with_preprocessing(
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, channels) raw images to
-        (N, H, W, classes) float32 probabilities, any H and W.
+            (N, H, W, classes) float32 probabilities, any H and W.
 
     Raises:
         ValueError: For invalid preprocessing arguments.

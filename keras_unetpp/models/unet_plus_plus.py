@@ -53,7 +53,7 @@ class UNetPlusPlus(keras.Model):
     ``model(x, training=True)`` yourself returns the list of heads.
     Validation loss in ``fit`` is the loss of that single inference output.
 
-    **Pruning.** :meth:`prune` returns UNet++ L``k`` (``k < L``): a smaller,
+    **Pruning.** [`prune()`][keras_unetpp.UNetPlusPlus.prune] returns UNet++ L``k`` (``1 <= k <= L``): a smaller,
     independent model holding the trained weights of the nodes head ``k``
     needs; its predictions equal head ``k`` of this model.
 
@@ -88,7 +88,7 @@ class UNetPlusPlus(keras.Model):
 
     Returns:
         A ``keras.Model`` mapping ``(N, H, W, channels)`` to
-        ``(N, H, W, num_classes)`` float32.
+            ``(N, H, W, num_classes)`` float32.
 
     Raises:
         ValueError: For an invalid argument, or at call time for an input
@@ -270,7 +270,7 @@ class UNetPlusPlus(keras.Model):
         """Returns UNet++ L``level``: the sub-network that computes head ``level``.
 
         The paper's inference-time pruning. The result is an ordinary
-        :class:`UNetPlusPlus` (``filters[:level + 1]``, no deep supervision)
+        [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus] (``filters[:level + 1]``, no deep supervision)
         holding copies of this model's trained weights for the nodes
         ``X^{i,j}`` with ``i + j <= level``; it can be used for ``predict``
         and saved and loaded like any model.
@@ -279,7 +279,7 @@ class UNetPlusPlus(keras.Model):
             level: ``1..L``; the head whose nodes to keep.
 
         Returns:
-            A new, smaller :class:`UNetPlusPlus`.
+            A new, smaller [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus].
 
         Raises:
             ValueError: If ``level`` is out of range, or this model has no
