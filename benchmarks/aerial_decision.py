@@ -20,7 +20,6 @@ import os
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 import keras_unetpp  # registers the classes the saved model needs
@@ -44,7 +43,7 @@ def main(argv=None):
                         help="comma-separated deep-supervision heads to compare: mean and/or 1..L")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "aerial_decision.json")
     args = parser.parse_args(argv)
-    model = keras.saving.load_model(args.model)
+    model = keras_unetpp.load_model(args.model)
     samples = load_dubai(args.data, "building", tiles=[args.tile])
     rows = []
     unetpp = [layer for layer in [model, *model.layers] if isinstance(layer, keras_unetpp.UNetPlusPlus)]

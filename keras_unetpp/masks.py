@@ -54,6 +54,10 @@ def foreground(mask, threshold: float = 0.5) -> np.ndarray:
     Returns:
         bool array of the same shape.
 
+    Raises:
+        ValueError: If a float mask contains NaN (it would silently count as
+            background).
+
     Examples:
         >>> foreground(np.array([0, 1, 255], np.uint8)).tolist(), foreground(np.array([0.2, 0.5])).tolist()
         ([False, True, True], [False, True])
@@ -63,6 +67,11 @@ def foreground(mask, threshold: float = 0.5) -> np.ndarray:
         return array
     if np.issubdtype(array.dtype, np.integer) and threshold < 1:
         return array > 0
+    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+        raise ValueError(
+            f"The mask or probability map contains {int(np.isnan(array).sum())} NaN value(s) "
+            f"(shape {array.shape}); a diverged model? NaN is neither foreground nor background."
+        )
     return array >= threshold
 
 

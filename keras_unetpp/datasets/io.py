@@ -70,16 +70,40 @@ def data_root(path: str | os.PathLike | None = None, subdir: str | None = None) 
 def read_image(path: Path, channels: int = 3) -> np.ndarray:
     """Reads an image as uint8 RGB (channels=3) or grayscale (channels=1), (H, W, C).
 
+    The file is checked before decoding: OpenCV decodes a truncated JPEG
+    without an error (the missing part comes back grey), so a JPEG must end
+    with its end-of-image marker and a PNG with its ``IEND`` chunk.
+
     Raises:
-        ValueError: If the file cannot be read as an image.
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If the file is empty, truncated, or cannot be decoded as
+            an 8-bit image.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No image file at {path}.")
+    data = path.read_bytes()
+    problem = _damage(data)
+    if problem:
+        raise ValueError(f"Cannot read image file {path}: {problem}.")
     flag = cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE
-    image = cv2.imread(str(path), flag)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_ANYDEPTH)
     if image is None:
-        raise ValueError(f"Cannot read image file {path}.")
+        raise ValueError(f"Cannot read image file {path}: not a decodable image ({len(data)} bytes).")
     if image.dtype != np.uint8:
         raise ValueError(f"{path}: expected an 8-bit image, got {image.dtype}.")
     return image[..., ::-1].copy() if channels == 3 else image[..., None]
+
+
+def _damage(data: bytes) -> str | None:
+    """Why the bytes of a JPEG or PNG file cannot be a whole image, or None."""
+    if not data:
+        return "the file is empty"
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "truncated JPEG (no end-of-image marker)"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-12:]:
+        return "truncated PNG (no IEND chunk)"
+    return None
 
 
 def list_images(folder: Path) -> dict[str, Path]:

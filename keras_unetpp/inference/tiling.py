@@ -177,6 +177,8 @@ def predict_tiled(
     array = np.asarray(image)
     if array.ndim != 3:
         raise ValueError(f"predict_tiled expects one image (H, W, C), got shape {array.shape}.")
+    if 0 in array.shape:
+        raise ValueError(f"predict_tiled got an empty image of shape {array.shape}.")
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
     if int(tile_size) < 1 or int(batch_size) < 1:

@@ -1,0 +1,56 @@
+"""Loading saved models with errors that name the problem."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import keras
+
+
+def load_model(path: str | Path, compile: bool = True) -> keras.Model:
+    """Loads a ``.keras`` file, with the library's classes registered.
+
+    ``keras.saving.load_model`` needs the package that defines a model's custom
+    classes to be imported first (``Could not locate class 'UNetPlusPlus'``);
+    this function lives in that package, so calling it is enough. It also checks
+    the file before Keras reads it: Keras reports a corrupt or truncated archive
+    as ``File not found``, which sends people looking for a missing file.
+
+    Args:
+        path: A ``.keras`` file.
+        compile: Restore the loss, metrics and optimizer too (``False`` for
+            inference only: then the loss's custom objects are not needed).
+
+    Returns:
+        The ``keras.Model``.
+
+    Raises:
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If the file is not a ``.keras`` zip archive or is damaged
+            (truncated, or a member fails its checksum).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.keras"
+        >>> UNetPlusPlus((None, None, 1), filters=(2, 4)).save(path)
+        >>> type(load_model(path)).__name__
+        'UNetPlusPlus'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path} (is the path right? it resolves to {path.resolve()}).")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a .keras archive (a zip file): it is corrupt, truncated, or another format "
+            f"({path.stat().st_size} bytes). Models saved with model.save('name.keras') are zip archives."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValueError(f"{path} is a damaged .keras archive: {error}.") from None
+    if damaged is not None:
+        raise ValueError(f"{path} is a damaged .keras archive: member {damaged!r} fails its checksum.")
+    return keras.saving.load_model(path, compile=compile)

@@ -1,0 +1,212 @@
+"""The bad-input sweep: every row of the table in docs/reliability.md, as a test.
+
+Each case is (id, entry point, bad input, call, expected): ``expected`` is an
+exception type and the words its message must contain, or a check of the
+documented result. A test also keeps the table and this list in step."""
+
+import re
+import zipfile
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, load_model, predict_tiled
+from keras_unetpp.datasets import load_dubai, load_folder_pairs
+from keras_unetpp.datasets.io import read_image
+from keras_unetpp.evaluation import segmentation_report
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+
+
+def model():
+    return UNetPlusPlus((None, None, 3), filters=(2, 4))
+
+
+def iou(truth, pred):
+    metric = BinaryIoU()
+    metric.update_state(truth, pred)
+    return float(metric.result())
+
+
+def loss(truth, pred):
+    return float(keras.ops.convert_to_numpy(FocalDiceLoss()(truth, pred)))
+
+
+def ones(*shape):
+    return np.ones(shape, np.float32)
+
+
+def folder(tmp, images=(), masks=()):
+    for sub, files in (("images", images), ("masks", masks)):
+        (tmp / sub).mkdir(parents=True, exist_ok=True)
+        for name, content in files:
+            path = tmp / sub / name
+            path.write_bytes(content) if isinstance(content, bytes) else cv2.imwrite(str(path), content)
+    return tmp
+
+
+def png(shape, value=0):
+    return np.full(shape, value, np.uint8)
+
+
+def encoded(suffix, array):
+    return cv2.imencode(suffix, array)[1].tobytes()
+
+
+CASES = [
+    # UNetPlusPlus
+    ("model-channels", lambda t: model()(np.zeros((1, 16, 16, 1), "float32")), (ValueError, "3 input channel")),
+    ("model-rank", lambda t: model()(np.zeros((16, 16, 3), "float32")), (ValueError, "batch axis")),
+    ("model-uint8", lambda t: model().predict(np.zeros((1, 16, 16, 3), np.uint8), verbose=0),
+     lambda out: out.dtype == np.float32 and out.shape == (1, 16, 16, 1)),
+    ("model-float64", lambda t: model().predict(np.zeros((1, 16, 16, 3), np.float64), verbose=0),
+     lambda out: out.dtype == np.float32),
+    ("model-nan", lambda t: model().predict(np.full((1, 16, 16, 3), np.nan, np.float32), verbose=0),
+     lambda out: np.isnan(out).all()),
+    ("model-odd-size", lambda t: model().predict(np.zeros((1, 13, 27, 3), "float32"), verbose=0),
+     lambda out: out.shape == (1, 13, 27, 1)),
+    # predict_tiled
+    ("tiled-channels", lambda t: predict_tiled(model(), np.zeros((40, 40, 1)), tile_size=16), (ValueError, "input channel")),
+    ("tiled-rank", lambda t: predict_tiled(model(), np.zeros((40, 40)), tile_size=16), (ValueError, "(H, W, C)")),
+    ("tiled-empty", lambda t: predict_tiled(model(), np.zeros((0, 40, 3)), tile_size=16), (ValueError, "empty")),
+    ("tiled-small-scene", lambda t: predict_tiled(model(), np.zeros((5, 9, 3)), tile_size=16),
+     lambda out: out.shape == (5, 9, 1)),
+    ("tiled-nan", lambda t: predict_tiled(model(), np.full((20, 20, 3), np.nan), tile_size=16),
+     lambda out: np.isnan(out).all()),
+    ("tiled-overlap", lambda t: predict_tiled(model(), np.zeros((20, 20, 3)), overlap=1.0), (ValueError, "overlap")),
+    # FocalDiceLoss
+    ("loss-shape", lambda t: loss(ones(1, 8, 8, 1), ones(1, 8, 9, 1)), (ValueError, "does not match")),
+    ("loss-nan", lambda t: loss(ones(1, 4, 4, 1), np.full((1, 4, 4, 1), np.nan, np.float32)), lambda v: np.isnan(v)),
+    ("loss-out-of-range", lambda t: loss(ones(1, 4, 4, 1), np.full((1, 4, 4, 1), 3.0, np.float32)),
+     lambda v: v == pytest.approx(0.0, abs=1e-6)),  # clipped to 1: a perfect prediction, never negative
+    ("loss-0-255", lambda t: loss(ones(1, 4, 4, 1) * 255, np.full((1, 4, 4, 1), 0.5, np.float32)),
+     lambda v: v == pytest.approx(loss(ones(1, 4, 4, 1), np.full((1, 4, 4, 1), 0.5, np.float32)))),
+    ("loss-stray-2", lambda t: loss(np.array([0, 1, 2, 0], np.float32).reshape(1, 2, 2, 1), np.full((1, 2, 2, 1), 0.5, np.float32)),
+     lambda v: v == pytest.approx(loss(np.array([0, 1, 1, 0], np.float32).reshape(1, 2, 2, 1), np.full((1, 2, 2, 1), 0.5, np.float32)))),
+    ("loss-empty-masks", lambda t: loss(np.zeros((1, 4, 4, 1), np.float32), np.zeros((1, 4, 4, 1), np.float32)),
+     lambda v: v == pytest.approx(0.0)),
+    # BinaryIoU
+    ("metric-channels", lambda t: iou(ones(1, 4, 4, 3), ones(1, 4, 4, 3)), (ValueError, "one output channel")),
+    ("metric-shape", lambda t: iou(ones(1, 8, 8, 1), ones(1, 8, 9, 1)), (ValueError, "does not match")),
+    ("metric-nan", lambda t: iou(ones(1, 4, 4, 1), np.full((1, 4, 4, 1), np.nan, np.float32)), lambda v: np.isnan(v)),
+    ("metric-empty-masks", lambda t: iou(np.zeros((1, 4, 4, 1)), np.zeros((1, 4, 4, 1))), lambda v: v == 1.0),
+    ("metric-0-255", lambda t: iou(ones(1, 4, 4, 1) * 255, ones(1, 4, 4, 1)), lambda v: v == 1.0),
+    # segmentation_report
+    ("report-size", lambda t: segmentation_report(np.zeros((8, 8)), np.zeros((9, 8))), (ValueError, "shape")),
+    ("report-nan", lambda t: segmentation_report(np.zeros((8, 8)), np.full((8, 8), np.nan)), (ValueError, "NaN")),
+    ("report-stray-2", lambda t: segmentation_report(np.array([[0, 2], [1, 0]], np.uint8), np.array([[0, 1.0], [1, 0]])),
+     lambda r: r.iou == 1.0),
+    ("report-full-masks", lambda t: segmentation_report(np.ones((4, 4), np.uint8), np.ones((4, 4))),
+     lambda r: (r.iou, r.precision, r.recall) == (1.0, 1.0, 1.0)),
+    # loaders
+    ("loader-empty-folder", lambda t: load_folder_pairs(folder(t)), (FileNotFoundError, "No image files")),
+    ("loader-missing-folder", lambda t: load_folder_pairs(t / "nowhere"), (FileNotFoundError, "does not exist")),
+    ("loader-corrupt-image", lambda t: load_folder_pairs(folder(t, [("a.png", b"not an image")], [("a.png", png((4, 4)))])),
+     (ValueError, "a.png")),
+    ("loader-truncated-jpeg", lambda t: load_folder_pairs(
+        folder(t, [("a.jpg", encoded(".jpg", png((32, 32), 90))[:-300])], [("a.png", png((32, 32)))])),
+     (ValueError, "truncated JPEG")),
+    ("loader-truncated-png", lambda t: load_folder_pairs(
+        folder(t, [("a.png", png((32, 32), 90))], [("a.png", encoded(".png", png((32, 32), 255))[:-20])])),
+     (ValueError, "truncated PNG")),
+    ("loader-size-mismatch", lambda t: load_folder_pairs(folder(t, [("a.png", png((8, 8)))], [("a.png", png((8, 9)))])),
+     (ValueError, "Size mismatch")),
+    ("loader-unmatched", lambda t: load_folder_pairs(folder(t, [("a.png", png((8, 8)))], [("b.png", png((8, 8)))])),
+     (ValueError, "Unmatched")),
+    ("dubai-unknown-class", lambda t: load_dubai(t, "cars"), (ValueError, "Unknown class 'cars'")),
+    # saved models
+    ("keras-missing", lambda t: load_model(t / "missing.keras"), (FileNotFoundError, "missing.keras")),
+    ("keras-corrupt", lambda t: load_model(_write(t / "bad.keras", b"not a zip")), (ValueError, "not a .keras archive")),
+    ("keras-truncated", lambda t: load_model(_truncated_model(t)), (ValueError, "not a .keras archive")),
+]
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _truncated_model(tmp):
+    path = tmp / "m.keras"
+    model().save(path)
+    return _write(path, path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("case, call, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, call, expected, tmp_path):
+    if isinstance(expected, tuple):
+        error, words = expected
+        with pytest.raises(error, match=re.escape(words)):
+            call(tmp_path)
+    else:
+        assert expected(call(tmp_path)), f"{case}: not the documented result"
+
+
+def test_the_docs_table_lists_exactly_these_cases():
+    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", DOC.read_text(), flags=re.M)
+    assert sorted(documented) == sorted(c[0] for c in CASES)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from([".png", ".jpg"]), st.integers(0, 1000))
+def test_image_reader_never_returns_garbage(tmp_path_factory, noise, suffix, cut):
+    """Random bytes and truncated real files: an error naming the file, or the
+    exact pixels of an intact file; never a partly decoded image."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    rng = np.random.default_rng(cut)
+    original = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    whole = encoded(suffix, original[..., ::-1])
+    for data in (noise, whole[: cut % len(whole)], whole[:8] + noise):
+        path = _write(tmp / f"x{suffix}", data)
+        try:
+            image = read_image(path, channels=3)
+        except ValueError as error:
+            assert str(path) in str(error)
+            continue
+        reference = cv2.imdecode(np.frombuffer(whole, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        np.testing.assert_array_equal(image, reference)  # only a complete file decodes
+
+
+def _scene(seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    prob = rng.random((24, 32, 1)).astype(np.float32)
+    truth = (rng.random((24, 32)) > 0.5).astype(np.uint8) * 255
+    return image, prob, truth
+
+
+def _public_array_functions():
+    from keras_unetpp import masks, postprocessing, visualization
+    from keras_unetpp.evaluation import confusion_counts
+    from keras_unetpp.models import downsample_masks, preprocess_images
+
+    return {
+        "predict_tiled": lambda i, p, t: predict_tiled(model(), i, tile_size=16, tta=True, progress=False),
+        "segmentation_report": lambda i, p, t: segmentation_report(t, p, block_size=8),
+        "confusion_counts": lambda i, p, t: confusion_counts(t, p),
+        "remove_small_regions": lambda i, p, t: postprocessing.remove_small_regions(p, 10),
+        "keep_largest_regions": lambda i, p, t: postprocessing.keep_largest_regions(p, 2),
+        "preprocess_images": lambda i, p, t: preprocess_images(i, median_kernel=5, downsample=2),
+        "downsample_masks": lambda i, p, t: downsample_masks(t, 2),
+        "single_channel": lambda i, p, t: masks.single_channel(p),
+        "foreground": lambda i, p, t: masks.foreground(p),
+        "overlay": lambda i, p, t: visualization.overlay(i, p),
+        "error_map": lambda i, p, t: visualization.error_map(t, p),
+        "to_rgb8": lambda i, p, t: visualization.to_rgb8(p),
+        "loss": lambda i, p, t: FocalDiceLoss()(t[None, ..., None], p[None]),
+        "metric": lambda i, p, t: BinaryIoU().update_state(t[None, ..., None], p[None]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_public_array_functions()))
+def test_inputs_are_never_modified_in_place(name):
+    image, prob, truth = _scene()
+    copies = [a.copy() for a in (image, prob, truth)]
+    _public_array_functions()[name](image, prob, truth)
+    for before, after in zip(copies, (image, prob, truth)):
+        np.testing.assert_array_equal(before, after)
