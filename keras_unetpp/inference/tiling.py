@@ -253,13 +253,24 @@ def _strip(array, y, tile, padded_w):
     return rows
 
 
+def _replicas(model) -> int:
+    """Replicas of the TensorFlow distribution strategy the model was built
+    under (``Model.distribute_strategy``), 1 elsewhere (JAX shards the batch itself)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return max(1, int(getattr(strategy, "num_replicas_in_sync", 1) or 1))
+
+
 def _predict_windows(model, windows, batch_size, transforms):
+    replicas = _replicas(model)
     out = None
     for transform in transforms:
         batch_out = []
         for start in range(0, len(windows), batch_size):
             batch = apply_dihedral(windows[start : start + batch_size], *transform)
-            pred = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
+            if replicas > 1:  # predict_on_batch runs the whole batch on every replica (Keras 3.x, TensorFlow)
+                pred = keras.ops.convert_to_numpy(model.predict(batch, batch_size=len(batch), verbose=0))
+            else:
+                pred = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
             if pred.ndim != 4 or tuple(pred.shape[:3]) != tuple(batch.shape[:3]):
                 raise ValueError(
                     f"The model maps windows of shape {tuple(batch.shape)} to {pred.shape}; predict_tiled needs "

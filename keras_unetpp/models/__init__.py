@@ -4,6 +4,7 @@ from keras_unetpp.models.preprocessing import (
     preprocessing_layers,
     with_preprocessing,
 )
+from keras_unetpp.models.blocks import SyncBatchNormalization
 from keras_unetpp.models.unet_plus_plus import UNetPlusPlus
 
-__all__ = ["UNetPlusPlus", "downsample_masks", "preprocess_images", "preprocessing_layers", "with_preprocessing"]
+__all__ = ["SyncBatchNormalization", "UNetPlusPlus", "downsample_masks", "preprocess_images", "preprocessing_layers", "with_preprocessing"]

@@ -13,6 +13,43 @@ from keras import layers, ops
 UPSAMPLING_MODES = ("transpose", "bilinear", "nearest")
 
 
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class SyncBatchNormalization(layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` with the global batch's statistics
+    under a TensorFlow distribution strategy, and portable ``.keras`` files.
+
+    With ``tf.distribute.MirroredStrategy`` each replica sees only its share of
+    the batch; Keras' ``synchronized=True`` all-reduces the mean and variance so
+    that data-parallel training normalises like one device on the global batch
+    (segmentation batches per device are small, and per-replica statistics are a
+    known quality loss). Keras allows ``synchronized=True`` only on the
+    TensorFlow backend and stores it in the config, so a file saved that way
+    would not load on JAX or PyTorch. This layer decides from the running
+    backend instead and leaves the flag out of its config: the same file loads
+    everywhere. JAX's ``keras.distribution.DataParallel`` already computes the
+    statistics over the global (sharded) batch; outside a strategy the layer
+    equals ``BatchNormalization``.
+
+    Args:
+        **kwargs: Any ``keras.layers.BatchNormalization`` argument except
+            ``synchronized`` (ignored when given).
+
+    Examples:
+        >>> layer = SyncBatchNormalization(momentum=0.9)
+        >>> "synchronized" in layer.get_config()
+        False
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.pop("synchronized", None)
+        super().__init__(synchronized=keras.backend.backend() == "tensorflow", **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("synchronized", None)  # a property of the running backend, not of the model
+        return config
+
+
 def conv_block(
     x,
     filters: int,
@@ -46,7 +83,7 @@ def conv_block(
             name=f"{name}_conv{unit}",
         )(x)
         if batch_norm:
-            x = layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{unit}")(x)
+            x = SyncBatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{unit}")(x)
         x = layers.Activation("relu", name=f"{name}_relu{unit}")(x)
     if dropout > 0:
         x = layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
