@@ -42,6 +42,10 @@ CONFIGS = {
     "half_deep": dict(downsample=2, filters=(8, 16, 32, 64, 128, 256)),
     "half_c128_bce": dict(downsample=2, crop=128, loss="bce_dice"),
     "half_c128_warm": dict(downsample=2, crop=128, warmup=0.05, lr=4e-3),
+    "c128": dict(crop=128),                           # full scale, crop 128: the cost of half_c128, finer detail
+    "c128_bce": dict(crop=128, loss="bce_dice"),
+    "c128_halo": dict(crop=128, loss="halo_dice"),    # + BCE weighing the background next to buildings 5x
+    "half_c128_halo": dict(downsample=2, crop=128, loss="halo_dice"),
 }
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -78,8 +82,10 @@ def make_loss(name):
     if name == "focal_dice":
         return FocalDiceLoss()
 
+    from keras_unetpp.losses import HaloWeightedCrossEntropy
+
     focal_dice = FocalDiceLoss()
-    bce = keras.losses.BinaryCrossentropy()
+    bce = HaloWeightedCrossEntropy(halo_weight=4.0, halo_width=9) if name == "halo_dice" else keras.losses.BinaryCrossentropy()
 
     def bce_dice(y_true, y_pred):
         return focal_dice(y_true, y_pred) + bce(y_true, y_pred)

@@ -179,3 +179,84 @@ class FocalDiceLoss(keras.losses.Loss):
             "from_logits": self.from_logits,
             "per_image": self.per_image,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class HaloWeightedCrossEntropy(keras.losses.Loss):
+    """Binary cross-entropy that weighs the background around objects more.
+
+    A background pixel within ``halo_width // 2`` pixels (a square window) of
+    a foreground pixel weighs ``1 + halo_weight``; every other pixel weighs 1.
+    The loss of an image is the weighted mean ``sum(w * bce) / sum(w)``. It
+    targets the error that dominates aerial building maps: a halo of false
+    positives around and between buildings (a Dice loss barely notices a thin
+    band of extra pixels; this term charges each of them). The idea is the
+    weight map of the original U-Net (Ronneberger et al. 2015), which weighs
+    the narrow gaps between touching objects, computed here in the graph with a
+    max-pool dilation instead of distance transforms, so it needs no extra
+    input and runs on every backend. Add it to a Dice loss, e.g.
+    ``loss=lambda y, p: FocalDiceLoss()(y, p) + HaloWeightedCrossEntropy()(y, p)``.
+
+    Args:
+        halo_weight: Extra weight of the background halo (>= 0; 0 gives plain
+            binary cross-entropy).
+        halo_width: Window of the dilation in pixels (odd, >= 1).
+        from_logits: ``y_pred`` holds logits instead of probabilities.
+        reduction: Keras loss reduction.
+        name: Loss name.
+        dtype: Dtype of the returned loss.
+
+    Returns:
+        Called as ``loss(y_true, y_pred)``: the reduced scalar loss.
+
+    Raises:
+        ValueError: For a negative weight, an even or non-positive width, more
+            than one channel, or mismatching shapes.
+
+    Examples:
+        >>> import numpy as np
+        >>> y = np.zeros((1, 8, 8, 1), "float32"); y[0, 2:5, 2:5] = 1
+        >>> p = np.where(y > 0, 0.9, 0.1).astype("float32")
+        >>> round(float(HaloWeightedCrossEntropy(halo_weight=0.0)(y, p)), 4)  # plain BCE
+        0.1054
+    """
+
+    def __init__(
+        self,
+        halo_weight: float = 4.0,
+        halo_width: int = 9,
+        from_logits: bool = False,
+        reduction: str = "sum_over_batch_size",
+        name: str = "halo_weighted_cross_entropy",
+        dtype=None,
+    ):
+        if halo_weight < 0 or int(halo_width) < 1 or int(halo_width) % 2 == 0:
+            raise ValueError(
+                f"HaloWeightedCrossEntropy needs halo_weight >= 0 and an odd halo_width >= 1; "
+                f"got halo_weight={halo_weight}, halo_width={halo_width}."
+            )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.halo_weight = float(halo_weight)
+        self.halo_width = int(halo_width)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        if y_pred.shape[-1] != 1:
+            raise ValueError(f"HaloWeightedCrossEntropy is binary: one output channel, got shape {y_pred.shape}.")
+        y_true, probabilities = prepare_targets(y_true, y_pred, self.from_logits)
+        y_true = ops.cast(y_true >= 0.5, "float32")
+        dilated = ops.max_pool(y_true, self.halo_width, strides=1, padding="same")
+        weights = 1.0 + self.halo_weight * (dilated - y_true)
+        eps = keras.config.epsilon()
+        p = ops.clip(probabilities, eps, 1.0 - eps)
+        bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        axes = tuple(range(1, len(y_pred.shape)))
+        return ops.sum(weights * bce, axis=axes) / ops.sum(weights, axis=axes)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "halo_weight": self.halo_weight,
+            "halo_width": self.halo_width,
+            "from_logits": self.from_logits,
+        }

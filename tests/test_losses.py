@@ -207,3 +207,43 @@ def test_shape_mismatch_names_both_shapes(true_shape):
         return
     with pytest.raises(ValueError, match=r"y_true of shape .* does not match y_pred of shape"):
         FocalDiceLoss()(y, p)
+
+
+def halo_reference(y, p, weight, width):
+    """Independent reference: scipy's maximum filter for the halo, numpy BCE."""
+    import scipy.ndimage
+
+    out = []
+    for t, q in zip(y[..., 0] >= 0.5, np.clip(p[..., 0].astype(np.float64), 1e-7, 1 - 1e-7)):
+        near = scipy.ndimage.maximum_filter(t.astype(np.uint8), size=width, mode="constant") > 0
+        w = np.where(near & ~t, 1.0 + weight, 1.0)
+        bce = -(t * np.log(q) + (~t) * np.log(1 - q))
+        out.append((w * bce).sum() / w.sum())
+    return float(np.mean(out))
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1, 3, 5, 9]), st.floats(0.0, 8.0))
+def test_halo_weighted_cross_entropy_matches_reference(seed, width, weight):
+    from keras_unetpp.losses import HaloWeightedCrossEntropy
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random((2, 12, 10, 1)) > 0.8).astype("float32")
+    p = rng.random(y.shape).astype("float32")
+    got = as_np(HaloWeightedCrossEntropy(halo_weight=weight, halo_width=width)(y, p))
+    np.testing.assert_allclose(got, halo_reference(y, p, weight, width), rtol=1e-4)
+
+
+def test_halo_weighs_false_positives_next_to_objects_more():
+    from keras_unetpp.losses import HaloWeightedCrossEntropy
+
+    y = np.zeros((1, 16, 16, 1), "float32")
+    y[0, 4:8, 4:8] = 1
+    near, far = np.where(y > 0, 0.9, 0.1).astype("float32"), np.where(y > 0, 0.9, 0.1).astype("float32")
+    near[0, 8, 5] = 0.9  # a false positive touching the object
+    far[0, 14, 14] = 0.9  # the same false positive far away
+    loss = HaloWeightedCrossEntropy(halo_weight=4.0, halo_width=5)
+    assert as_np(loss(y, near)) > as_np(loss(y, far))
+    plain = HaloWeightedCrossEntropy(halo_weight=0.0)
+    np.testing.assert_allclose(as_np(plain(y, near)), as_np(plain(y, far)), rtol=1e-6)
+    with pytest.raises(ValueError, match="odd halo_width"):
+        HaloWeightedCrossEntropy(halo_width=4)
