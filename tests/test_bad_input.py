@@ -68,6 +68,8 @@ CASES = [
      lambda out: out.dtype == np.float32),
     ("model-nan", lambda t: model().predict(np.full((1, 16, 16, 3), np.nan, np.float32), verbose=0),
      lambda out: np.isnan(out).all()),
+    ("model-inf", lambda t: model().predict(np.full((1, 16, 16, 3), np.inf, np.float32), verbose=0),
+     lambda out: np.isnan(out).all()),
     ("model-odd-size", lambda t: model().predict(np.zeros((1, 13, 27, 3), "float32"), verbose=0),
      lambda out: out.shape == (1, 13, 27, 1)),
     # predict_tiled
@@ -88,6 +90,7 @@ CASES = [
      lambda v: v == pytest.approx(loss(ones(1, 4, 4, 1), np.full((1, 4, 4, 1), 0.5, np.float32)))),
     ("loss-stray-2", lambda t: loss(np.array([0, 1, 2, 0], np.float32).reshape(1, 2, 2, 1), np.full((1, 2, 2, 1), 0.5, np.float32)),
      lambda v: v == pytest.approx(loss(np.array([0, 1, 1, 0], np.float32).reshape(1, 2, 2, 1), np.full((1, 2, 2, 1), 0.5, np.float32)))),
+    ("loss-full-masks", lambda t: loss(ones(1, 4, 4, 1), ones(1, 4, 4, 1)), lambda v: v == pytest.approx(0.0)),
     ("loss-empty-masks", lambda t: loss(np.zeros((1, 4, 4, 1), np.float32), np.zeros((1, 4, 4, 1), np.float32)),
      lambda v: v == pytest.approx(0.0)),
     # BinaryIoU
@@ -101,9 +104,12 @@ CASES = [
     ("report-nan", lambda t: segmentation_report(np.zeros((8, 8)), np.full((8, 8), np.nan)), (ValueError, "NaN")),
     ("report-stray-2", lambda t: segmentation_report(np.array([[0, 2], [1, 0]], np.uint8), np.array([[0, 1.0], [1, 0]])),
      lambda r: r.iou == 1.0),
+    ("report-empty-masks", lambda t: segmentation_report(np.zeros((4, 4), np.uint8), np.zeros((4, 4))),
+     lambda r: (r.iou, r.dice) == (1.0, 1.0)),
     ("report-full-masks", lambda t: segmentation_report(np.ones((4, 4), np.uint8), np.ones((4, 4))),
      lambda r: (r.iou, r.precision, r.recall) == (1.0, 1.0, 1.0)),
     # loaders
+    ("reader-missing-file", lambda t: read_image(t / "gone.png"), (FileNotFoundError, "gone.png")),
     ("loader-empty-folder", lambda t: load_folder_pairs(folder(t)), (FileNotFoundError, "No image files")),
     ("loader-missing-folder", lambda t: load_folder_pairs(t / "nowhere"), (FileNotFoundError, "does not exist")),
     ("loader-corrupt-image", lambda t: load_folder_pairs(folder(t, [("a.png", b"not an image")], [("a.png", png((4, 4)))])),
