@@ -202,6 +202,11 @@ def predict_tiled(
     stride = window_stride(tile, overlap)
     rows, cols = window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride)
     margin = (tile - stride) // 2
+    if blend == "center":  # per axis, once: a window's map is the outer product of its row's and column's
+        row_keep = {y: _center_keep(y, tile, margin, padded_h) for y in rows}
+        col_keep = {x: _center_keep(x, tile, margin, padded_w) for x in cols}
+    else:
+        fixed = gaussian_weights(tile, sigma_scale) if blend == "gaussian" else np.ones((tile, tile), np.float32)
     total = len(rows) * len(cols)
     show = progress or (progress is None and total > 32)
     # a live bar on a terminal; in logs and pipes one line at the end (no ANSI escape codes)
@@ -217,7 +222,7 @@ def predict_tiled(
         if accumulated is None:
             accumulated = np.zeros((padded_h, padded_w, prediction.shape[-1]), np.float32)
         for x, window in zip(cols, prediction):
-            weights = _window_weights(blend, tile, sigma_scale, margin, (y, x), (padded_h, padded_w))
+            weights = np.outer(row_keep[y], col_keep[x]) if blend == "center" else fixed
             accumulated[y : y + tile, x : x + tile] += window * weights[..., None]
             weight_sum[y : y + tile, x : x + tile] += weights
         done += len(cols)
@@ -225,22 +230,6 @@ def predict_tiled(
             bar.update(done)
     accumulated /= weight_sum[..., None]
     return accumulated[:height, :width]
-
-
-def _window_weights(blend, tile, sigma_scale, margin, start, scene):
-    """The weight map of the window at ``start`` (row, column) of a scene of size ``scene``."""
-    if blend == "gaussian":
-        return gaussian_weights(tile, sigma_scale)
-    if blend == "mean":
-        return np.ones((tile, tile), np.float32)
-    keep = []
-    for offset, length in zip(start, scene):
-        axis = np.zeros(tile, np.float32)
-        first = 0 if offset == 0 else margin
-        last = tile if offset + tile == length else tile - margin
-        axis[first:last] = 1.0
-        keep.append(axis)
-    return np.outer(*keep)
 
 
 def _strip(array, y, tile, padded_w):
@@ -251,6 +240,14 @@ def _strip(array, y, tile, padded_w):
     if pad_h or pad_w:
         rows = np.pad(rows, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     return rows
+
+
+def _center_keep(start: int, tile: int, margin: int, length: int) -> np.ndarray:
+    """1-D overlap-tile weights of the window at ``start`` along an axis of
+    ``length``: 1 in its centre, 0 in the margins that do not touch the border."""
+    keep = np.zeros(tile, np.float32)
+    keep[0 if start == 0 else margin : tile if start + tile == length else tile - margin] = 1.0
+    return keep
 
 
 def _replicas(model) -> int:
