@@ -194,8 +194,9 @@ class HaloWeightedCrossEntropy(keras.losses.Loss):
     weight map of the original U-Net (Ronneberger et al. 2015), which weighs
     the narrow gaps between touching objects, computed here in the graph with a
     max-pool dilation instead of distance transforms, so it needs no extra
-    input and runs on every backend. Add it to a Dice loss, e.g.
-    ``loss=lambda y, p: FocalDiceLoss()(y, p) + HaloWeightedCrossEntropy()(y, p)``.
+    input and runs on every backend. Add it to a Dice loss with
+    [`CombinedLoss`][keras_unetpp.CombinedLoss], e.g.
+    ``CombinedLoss([FocalDiceLoss(), HaloWeightedCrossEntropy()])``.
 
     Args:
         halo_weight: Extra weight of the background halo (>= 0; 0 gives plain
@@ -260,3 +261,72 @@ class HaloWeightedCrossEntropy(keras.losses.Loss):
             "halo_width": self.halo_width,
             "from_logits": self.from_logits,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class CombinedLoss(keras.losses.Loss):
+    """A weighted sum of losses, saved and loaded as one.
+
+    Keras has no loss that adds losses and keeps them serializable (a
+    ``lambda`` works in ``fit`` but a model compiled with it cannot be loaded
+    with its training state); this is that loss. Each part is called on the
+    same ``(y_true, y_pred)`` and reduced on its own (loss objects by their
+    reduction, loss functions such as ``"binary_crossentropy"`` by the mean);
+    the result is ``sum(w_i * loss_i)``. Sample weights given to ``fit`` scale
+    that sum per sample.
+
+    Args:
+        losses: The parts: Keras loss objects (or their registered names,
+            e.g. ``"binary_crossentropy"``).
+        weights: One weight per part (default: all 1).
+        reduction: Keras loss reduction of the sum (each part reduces first).
+        name: Loss name.
+        dtype: Dtype of the returned loss.
+
+    Returns:
+        Called as ``loss(y_true, y_pred)``: the weighted sum, a scalar.
+
+    Raises:
+        ValueError: For no parts, or a weight count that differs from the part count.
+
+    Examples:
+        >>> import numpy as np
+        >>> y = np.zeros((1, 8, 8, 1), "float32"); y[0, 2:5, 2:5] = 1
+        >>> p = np.where(y > 0, 0.9, 0.1).astype("float32")
+        >>> loss = CombinedLoss([FocalDiceLoss(), HaloWeightedCrossEntropy(halo_weight=0.0)], weights=[1.0, 2.0])
+        >>> part = float(FocalDiceLoss()(y, p)) + 2 * float(HaloWeightedCrossEntropy(halo_weight=0.0)(y, p))
+        >>> bool(abs(float(loss(y, p)) - part) < 1e-5)
+        True
+    """
+
+    def __init__(self, losses, weights=None, reduction: str = "sum_over_batch_size",
+                 name: str = "combined_loss", dtype=None):
+        parts = [keras.losses.get(loss) for loss in losses]
+        weights = [1.0] * len(parts) if weights is None else [float(w) for w in weights]
+        if not parts or len(weights) != len(parts):
+            raise ValueError(
+                f"CombinedLoss needs at least one loss and one weight per loss; got {len(parts)} loss(es) "
+                f"and {len(weights)} weight(s)."
+            )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.losses = parts
+        self.weights = weights
+
+    def call(self, y_true, y_pred):
+        total = 0.0
+        for weight, loss in zip(self.weights, self.losses):
+            total = total + weight * ops.mean(loss(y_true, y_pred))  # loss functions return per-pixel values
+        return ops.broadcast_to(total, (ops.shape(y_pred)[0],))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "losses": [keras.saving.serialize_keras_object(loss) for loss in self.losses],
+            "weights": self.weights,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["losses"] = [keras.saving.deserialize_keras_object(loss) for loss in config["losses"]]
+        return cls(**config)

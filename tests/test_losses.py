@@ -247,3 +247,46 @@ def test_halo_weighs_false_positives_next_to_objects_more():
     np.testing.assert_allclose(as_np(plain(y, near)), as_np(plain(y, far)), rtol=1e-6)
     with pytest.raises(ValueError, match="odd halo_width"):
         HaloWeightedCrossEntropy(halo_width=4)
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 3.0), st.floats(0.0, 3.0))
+def test_combined_loss_is_the_weighted_sum_of_the_references(seed, w_dice, w_halo):
+    from keras_unetpp import CombinedLoss
+    from keras_unetpp.losses import HaloWeightedCrossEntropy
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random((2, 10, 12, 1)) > 0.7).astype("float32")
+    p = rng.random(y.shape).astype("float32")
+    loss = CombinedLoss([FocalDiceLoss(), HaloWeightedCrossEntropy(halo_weight=3.0, halo_width=5)], [w_dice, w_halo])
+    expected = w_dice * reference(y, p) + w_halo * halo_reference(y, p, 3.0, 5)
+    np.testing.assert_allclose(as_np(loss(y, p)), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_combined_loss_takes_loss_functions_by_name():
+    from keras_unetpp import CombinedLoss
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((2, 6, 6, 1)) > 0.5).astype("float32")
+    p = np.clip(rng.random(y.shape), 0.01, 0.99).astype("float32")
+    bce = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    np.testing.assert_allclose(as_np(CombinedLoss(["binary_crossentropy"], [2.0])(y, p)), 2 * bce, rtol=1e-4)
+    with pytest.raises(ValueError, match="one weight per loss"):
+        CombinedLoss([FocalDiceLoss()], [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least one loss"):
+        CombinedLoss([])
+
+
+def test_model_compiled_with_combined_loss_loads_with_its_training_state(tmp_path):
+    from keras_unetpp import CombinedLoss
+    from keras_unetpp.losses import HaloWeightedCrossEntropy
+
+    model = UNetPlusPlus((16, 16, 1), filters=(2, 4), deep_supervision=False)
+    model.compile(optimizer="adam", loss=CombinedLoss([FocalDiceLoss(), HaloWeightedCrossEntropy()]))
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 16, 16, 1)).astype("float32")
+    y = (x > 0.5).astype("float32")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.loss, CombinedLoss)
+    np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
