@@ -1,0 +1,7 @@
+"""``python -m keras_unetpp``: the ``keras-unetpp`` command line."""
+
+import sys
+
+from keras_unetpp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,201 @@
+"""The ``keras-unetpp`` command (also ``python -m keras_unetpp``).
+
+    keras-unetpp predict MODEL.keras INPUT... --out OUT [--tile 256 --overlap 0.25 --tta
+                         --threshold 0.5 --probabilities --polygons SHAPES.geojson --min-area A]
+    keras-unetpp evaluate MODEL.keras --images DIR --masks DIR [--out OUT]
+
+``predict``: INPUT is an image file or a folder of them. JPEG/PNG in gives a
+PNG mask (0/255) out; GeoTIFF in gives a GeoTIFF mask with the input's CRS,
+transform and size, segmented window by window (bounded memory; needs
+``pip install "keras-unetpp[geo]"``). Pixel values go to the model as they
+are: save models with their preprocessing inside
+(``keras_unetpp.models.with_preprocessing``).
+
+``evaluate``: predicts every image of ``--images`` whole (tiled), compares it
+with the mask of the same stem in ``--masks`` (non-zero = foreground), prints
+the segmentation report and writes error maps and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keras-unetpp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def tiling_options(command):
+        command.add_argument("--tile", type=int, default=256, help="window edge in pixels (default 256)")
+        command.add_argument("--overlap", type=float, default=0.25, help="window overlap in [0, 1) (default 0.25)")
+        command.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
+        command.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
+        command.add_argument("--threshold", type=float, default=0.5, help="foreground threshold (default 0.5)")
+
+    predict = commands.add_parser("predict", help="segment images or GeoTIFF scenes")
+    predict.add_argument("model", type=Path, help="a .keras model file")
+    predict.add_argument("inputs", type=Path, nargs="+", help="image files or folders")
+    predict.add_argument("--out", type=Path, required=True, help="output folder")
+    tiling_options(predict)
+    predict.add_argument("--probabilities", action="store_true",
+                         help="also write probabilities (GeoTIFF: float32 NAME_probabilities.tif; "
+                              "images: NAME_probabilities.png, probability x 255)")
+    predict.add_argument("--polygons", type=Path, default=None,
+                         help="write the foreground regions as GeoJSON polygons (map coordinates for GeoTIFFs)")
+    predict.add_argument("--min-area", type=int, default=0,
+                         help="regions of fewer pixels are left out of the polygons and of PNG masks")
+    predict.add_argument("--simplify", type=float, default=0.0,
+                         help="polygon simplification tolerance in map units (default 0: pixel outlines)")
+    predict.add_argument("--block-size", type=int, default=2048, help="GeoTIFF block edge (memory bound)")
+
+    evaluate = commands.add_parser("evaluate", help="score a model on image / mask folders")
+    evaluate.add_argument("model", type=Path, help="a .keras model file")
+    evaluate.add_argument("--images", type=Path, required=True, help="folder of images")
+    evaluate.add_argument("--masks", type=Path, required=True, help="folder of masks, matched by file stem")
+    evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)")
+    tiling_options(evaluate)
+    return parser
+
+
+def collect_inputs(paths: list[Path]) -> list[Path]:
+    """The image files named, and those inside the folders named, sorted per folder."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in PLAIN_SUFFIXES + (".tif", ".tiff"))
+            if not found:
+                raise SystemExit(f"No images (PNG, JPEG, BMP, GeoTIFF) in folder {path}.")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SystemExit(f"No file or folder at {path}.")
+    return files
+
+
+def _input_channels(model) -> int:
+    shape = model.inputs[0].shape if model.inputs else (None,)
+    return int(shape[-1]) if shape[-1] is not None else 3
+
+
+def _predict_plain(model, path: Path, args):
+    from keras_unetpp import predict_tiled
+    from keras_unetpp.datasets.io import read_image
+    from keras_unetpp.masks import write_png
+    from keras_unetpp.postprocessing import remove_small_regions
+
+    image = read_image(path, channels=_input_channels(model))
+    prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                         tta=args.tta, progress=False)
+    if prob.shape[-1] != 1:
+        raise SystemExit(f"{args.model} has {prob.shape[-1]} output channels; PNG masks are written for binary models.")
+    mask = remove_small_regions(prob, args.min_area, args.threshold)
+    write_png(args.out / f"{path.stem}_mask.png", mask.astype("uint8") * 255)
+    if args.probabilities:
+        write_png(args.out / f"{path.stem}_probabilities.png", (prob[..., 0] * 255).round().astype("uint8"))
+    return mask, prob[..., 0], None, None
+
+
+def _predict_geotiff(model, path: Path, args):
+    from keras_unetpp.geo import predict_geotiff, require_geo
+
+    rasterio = require_geo()
+    prob_path = args.out / f"{path.stem}_probabilities.tif" if args.probabilities or args.polygons else None
+    mask_path = predict_geotiff(model, path, args.out / f"{path.stem}_mask.tif", tile_size=args.tile,
+                                overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
+                                threshold=args.threshold, probabilities_to=prob_path, block_size=args.block_size,
+                                progress=None)
+    if not args.polygons:
+        return None, None, None, None
+    with rasterio.open(mask_path) as mask_file, rasterio.open(prob_path) as prob_file:
+        mask, prob = mask_file.read(1), prob_file.read(1)
+        transform, crs = mask_file.transform, mask_file.crs
+    if not args.probabilities:
+        prob_path.unlink()
+    return mask, prob, transform, crs
+
+
+def predict(args) -> int:
+    from keras_unetpp import load_model
+    from keras_unetpp.geo import is_geotiff, mask_polygons, write_geojson
+
+    files = collect_inputs(args.inputs)
+    model = load_model(args.model, compile=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    features, crs_seen = [], set()
+    for number, path in enumerate(files, 1):
+        print(f"[{number}/{len(files)}] {path}", flush=True)
+        geotiff = is_geotiff(path)
+        mask, prob, transform, crs = (_predict_geotiff if geotiff else _predict_plain)(model, path, args)
+        if args.polygons:
+            crs_seen.add(crs.to_string() if crs is not None else None)
+            for feature in mask_polygons(mask, prob, transform, min_area=args.min_area, simplify=args.simplify):
+                feature["properties"]["source"] = path.name
+                features.append(feature)
+    if args.polygons:
+        if len(crs_seen) > 1:
+            raise SystemExit(f"The inputs have different coordinate systems ({sorted(map(str, crs_seen))}): "
+                             "write their polygons to separate files.")
+        write_geojson(args.polygons, features, crs)
+        print(f"{len(features)} polygons in {args.polygons}")
+    print(f"outputs in {args.out}/")
+    return 0
+
+
+def evaluate(args) -> int:
+    from keras_unetpp import load_model, predict_tiled
+    from keras_unetpp.datasets.io import match_pairs, read_image
+    from keras_unetpp.evaluation import SegmentationReport, segmentation_report
+    from keras_unetpp.visualization import save_error_map
+
+    pairs = match_pairs(args.images, args.masks)
+    model = load_model(args.model, compile=False)
+    channels = _input_channels(model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    reports, per_image = [], {}
+    for number, (stem, image_path, mask_path) in enumerate(pairs, 1):
+        image, truth = read_image(image_path, channels), read_image(mask_path, 1)[..., 0] > 0
+        if image.shape[:2] != truth.shape:
+            raise SystemExit(f"{image_path} is {image.shape[:2]} but its mask {mask_path} is {truth.shape}.")
+        prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                             tta=args.tta, progress=False)
+        report = segmentation_report(truth, prob, threshold=args.threshold)
+        reports.append(report)
+        per_image[stem] = {k: v for k, v in report.to_dict().items() if k != "fractions"}
+        save_error_map(args.out / f"{stem}_error_map.png", truth, prob, threshold=args.threshold)
+        print(f"[{number}/{len(pairs)}] {stem}: IoU {report.iou:.3f}", flush=True)
+    overall = SegmentationReport.combined(reports)
+    print(overall)
+    (args.out / "metrics.json").write_text(json.dumps(
+        {"model": str(args.model), "images": str(args.images), "masks": str(args.masks), "tile": args.tile,
+         "overlap": args.overlap, "tta": args.tta, "threshold": args.threshold,
+         "overall": overall.to_dict(), "per_image": per_image}, indent=2, default=float))
+    print(f"error maps and metrics.json in {args.out}/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success (errors exit with a message naming the problem).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return {"predict": predict, "evaluate": evaluate}[args.command](args)
+    except (FileNotFoundError, ValueError, ImportError) as error:
+        print(f"keras-unetpp {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

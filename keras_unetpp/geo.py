@@ -1,0 +1,261 @@
+"""Georeferenced rasters: segment a GeoTIFF window by window, keep its
+georeference, and turn the mask into polygons in map coordinates.
+
+Needs the optional ``geo`` extra (``pip install "keras-unetpp[geo]"``:
+rasterio and shapely). rasterio reads and writes rasters in windows, so a
+scene far larger than memory is segmented block by block; shapely measures
+and simplifies the polygons that ``rasterio.features.shapes`` traces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_unetpp.inference import predict_tiled
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def require_geo():
+    """Imports rasterio and shapely, or says how to install them.
+
+    Returns:
+        The ``rasterio`` module (its ``features`` and ``windows`` submodules
+            imported).
+
+    Raises:
+        ImportError: Naming the missing package and the extra that installs it.
+    """
+    try:
+        import rasterio
+        import rasterio.features
+        import rasterio.windows
+        import shapely  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"GeoTIFF input and polygons need rasterio and shapely ({error.name} is missing): "
+            'pip install "keras-unetpp[geo]"'
+        ) from None
+    return rasterio
+
+
+def is_geotiff(path: str | Path) -> bool:
+    """True for a ``.tif`` / ``.tiff`` file name (case-insensitive)."""
+    return Path(path).suffix.lower() in GEOTIFF_SUFFIXES
+
+
+def blocks(height: int, width: int, block_size: int):
+    """``(row, col, rows, cols)`` of the blocks that tile a raster, row by row.
+
+    Examples:
+        >>> list(blocks(3, 5, 4))
+        [(0, 0, 3, 4), (0, 4, 3, 1)]
+    """
+    for row in range(0, height, block_size):
+        for col in range(0, width, block_size):
+            yield row, col, min(block_size, height - row), min(block_size, width - col)
+
+
+def predict_geotiff(
+    model: keras.Model,
+    source: str | Path,
+    destination: str | Path,
+    tile_size: int = 256,
+    overlap: float = 0.25,
+    batch_size: int = 8,
+    tta: bool = False,
+    threshold: float = 0.5,
+    probabilities_to: str | Path | None = None,
+    block_size: int = 2048,
+    progress: bool | None = None,
+) -> Path:
+    """Segments a GeoTIFF block by block into a GeoTIFF with the same
+    CRS, transform and size.
+
+    Each block of ``block_size`` pixels is read with ``tile_size`` pixels of
+    context on every side that has neighbours, segmented with
+    [`predict_tiled()`][keras_unetpp.predict_tiled], and cropped back, so
+    memory stays bounded by the block, not the scene (about
+    ``(block_size + 2 * tile_size)**2 * (channels + 2) * 4`` bytes). The
+    raster's values go to the model as they are (a model from
+    [`with_preprocessing()`][keras_unetpp.models.with_preprocessing] scales
+    them itself). The output is tiled (256 x 256) and deflate-compressed.
+
+    Args:
+        model: A segmentation model with 1 output channel (binary) or more
+            (one per class); its input channels must equal the raster's bands.
+        source: The input GeoTIFF.
+        destination: The output GeoTIFF.
+        tile_size: Window edge of ``predict_tiled``.
+        overlap: Window overlap of ``predict_tiled``.
+        batch_size: Windows per model call.
+        tta: Dihedral test-time augmentation.
+        threshold: Foreground threshold of a binary model.
+        probabilities_to: Optional second GeoTIFF that receives the float32
+            probabilities (one band per output channel), from the same pass.
+        block_size: Edge of the blocks read and written at a time.
+        progress: Progress bar over blocks (default: when there are more than 4).
+
+    Returns:
+        ``destination``: one uint8 band, 255 foreground / 0 background for a
+            binary model, the class index (argmax) for a multi-class one.
+
+    Raises:
+        ImportError: Without the ``geo`` extra.
+        FileNotFoundError: If ``source`` does not exist.
+        ValueError: For a raster the model cannot take (band count), or bad
+            sizes.
+
+    Examples:
+        >>> from keras_unetpp import load_model
+        >>> model = load_model("buildings.keras")  # doctest: +SKIP
+        >>> predict_geotiff(model, "scene.tif", "mask.tif", probabilities_to="probabilities.tif")  # doctest: +SKIP
+    """
+    rasterio = require_geo()
+    from rasterio.windows import Window
+
+    source, destination = Path(source), Path(destination)
+    if not source.is_file():
+        raise FileNotFoundError(f"No GeoTIFF at {source}.")
+    if int(block_size) < 1 or int(tile_size) < 1:
+        raise ValueError(f"block_size and tile_size must be >= 1, got {block_size} and {tile_size}.")
+    with rasterio.open(source) as src:
+        bands, height, width = src.count, src.height, src.width
+        channels = model.inputs[0].shape[-1] if model.inputs else None
+        if channels is not None and channels != bands:
+            raise ValueError(f"The model takes {channels} input channel(s); {source} has {bands} band(s).")
+        classes = model.outputs[0].shape[-1] if model.outputs else 1
+        profile = dict(driver="GTiff", height=height, width=width, crs=src.crs, transform=src.transform,
+                       count=1, dtype="uint8", tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+        context = int(tile_size)
+        todo = list(blocks(height, width, int(block_size)))
+        show = progress or (progress is None and len(todo) > 4)
+        bar = keras.utils.Progbar(len(todo), unit_name="block", verbose=1 if sys.stdout.isatty() else 2) if show else None
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as files:
+            dst = files.enter_context(rasterio.open(destination, "w", **profile))
+            prob_dst = None
+            if probabilities_to is not None:
+                Path(probabilities_to).parent.mkdir(parents=True, exist_ok=True)
+                prob_dst = files.enter_context(
+                    rasterio.open(probabilities_to, "w", **{**profile, "count": classes, "dtype": "float32"}))
+            for done, (row, col, rows, cols) in enumerate(todo, 1):
+                top, left = max(0, row - context), max(0, col - context)
+                bottom, right = min(height, row + rows + context), min(width, col + cols + context)
+                array = np.moveaxis(src.read(window=Window(left, top, right - left, bottom - top)), 0, -1)
+                prob = predict_tiled(model, array, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+                                     tta=tta, progress=False)
+                prob = prob[row - top : row - top + rows, col - left : col - left + cols]
+                window = Window(col, row, cols, rows)
+                dst.write(_labels(prob, threshold), 1, window=window)
+                if prob_dst is not None:
+                    prob_dst.write(np.moveaxis(prob, -1, 0).astype(np.float32), window=window)
+                if bar is not None:
+                    bar.update(done)
+    return destination
+
+
+def _labels(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 (H, W): 255/0 for one channel, the argmax class for several."""
+    if prob.shape[-1] == 1:
+        return np.where(prob[..., 0] >= threshold, 255, 0).astype(np.uint8)
+    return np.argmax(prob, axis=-1).astype(np.uint8)
+
+
+def mask_polygons(
+    mask,
+    probabilities=None,
+    transform=None,
+    min_area: int = 0,
+    simplify: float = 0.0,
+) -> list[dict]:
+    """Connected foreground regions as GeoJSON polygon features.
+
+    Regions are 8-connected (as in
+    [`remove_small_regions()`][keras_unetpp.postprocessing.remove_small_regions]);
+    their outlines follow the pixel edges, mapped by ``transform`` (an
+    affine pixel-to-map transform such as a raster's; default: pixel
+    coordinates, x to the right and y down).
+
+    Args:
+        mask: (H, W) foreground mask: bool, or any numbers (non-zero = foreground).
+        probabilities: Optional (H, W) probabilities: each feature gets the
+            mean probability over its pixels.
+        transform: ``affine.Affine`` pixel-to-map transform, or ``None``.
+        min_area: Regions of fewer pixels are left out.
+        simplify: Douglas-Peucker tolerance in map units (0: exact pixel outlines).
+
+    Returns:
+        GeoJSON features; properties ``id``, ``pixels``, ``area`` (in map
+            units squared) and, with ``probabilities``, ``mean_probability``.
+
+    Raises:
+        ImportError: Without the ``geo`` extra.
+        ValueError: For a mask that is not 2-D or a probability map of another size.
+
+    Examples:
+        >>> m = np.zeros((4, 6), bool); m[1:3, 1:4] = True
+        >>> [f["properties"]["area"] for f in mask_polygons(m)]
+        [6.0]
+    """
+    rasterio = require_geo()
+    import scipy.ndimage
+    import shapely.geometry
+
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise ValueError(f"mask_polygons needs an (H, W) mask, got shape {mask.shape}.")
+    labels, count = scipy.ndimage.label(mask != 0, structure=np.ones((3, 3)))
+    if count == 0:
+        return []
+    index = np.arange(1, count + 1)
+    pixels = scipy.ndimage.sum_labels(np.ones_like(labels), labels, index)
+    means = None
+    if probabilities is not None:
+        probabilities = np.asarray(probabilities, np.float64).reshape(mask.shape[0], mask.shape[1], -1)[..., 0]
+        means = scipy.ndimage.mean(probabilities, labels, index)
+    kwargs = {} if transform is None else {"transform": transform}
+    features = []
+    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=labels > 0, connectivity=8, **kwargs):
+        label = int(value)
+        if pixels[label - 1] < min_area:
+            continue
+        shape = shapely.geometry.shape(geometry)
+        if simplify > 0:
+            shape = shape.simplify(simplify, preserve_topology=True)
+        properties = {"id": label, "pixels": int(pixels[label - 1]), "area": float(shape.area)}
+        if means is not None:
+            properties["mean_probability"] = round(float(means[label - 1]), 4)
+        features.append({"type": "Feature", "geometry": shapely.geometry.mapping(shape), "properties": properties})
+    return features
+
+
+def write_geojson(path: str | Path, features: list[dict], crs=None) -> Path:
+    """Writes features as a GeoJSON FeatureCollection.
+
+    Args:
+        path: Output file.
+        features: GeoJSON features (e.g. from [`mask_polygons()`][keras_unetpp.geo.mask_polygons]).
+        crs: The coordinates' CRS (a ``rasterio.crs.CRS`` or anything with
+            ``to_epsg()``), written as the ``crs`` member that QGIS and GDAL
+            read; ``None`` for pixel coordinates.
+
+    Returns:
+        ``path``.
+    """
+    collection = {"type": "FeatureCollection", "features": features}
+    epsg = crs.to_epsg() if crs is not None else None
+    if epsg is not None:
+        collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(collection))
+    return path

@@ -1,0 +1,189 @@
+"""The keras-unetpp command line and the GeoTIFF / polygon helpers, checked
+against scenes whose foreground is known by construction."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keras_unetpp.cli import main
+
+rasterio = pytest.importorskip("rasterio", reason="the geo extra (rasterio, shapely) is not installed")
+from rasterio.transform import from_origin  # noqa: E402
+
+CRS = "EPSG:32640"  # UTM 40N, where Dubai lies
+TRANSFORM = from_origin(500000.0, 2800000.0, 0.5, 0.5)  # 0.5 m pixels
+
+
+def red_model(path):
+    """A saved 1x1-convolution model: probability > 0.5 exactly where red > 128."""
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(1, 1, activation="sigmoid")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.array([0.2, 0.0, 0.0], "float32").reshape(1, 1, 3, 1), np.array([-0.2 * 128.5], "float32")])
+    model.save(path)
+    return path
+
+
+def scene(height=120, width=200):
+    """uint8 RGB noise (red <= 100) with two red rectangles; their mask."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 100, (height, width, 3), dtype=np.uint8)
+    truth = np.zeros((height, width), bool)
+    truth[20:60, 30:110] = True
+    truth[80:90, 150:154] = True  # 40 px: a small region
+    image[truth, 0] = 250
+    return image, truth
+
+
+def write_geotiff(path, image):
+    with rasterio.open(path, "w", driver="GTiff", height=image.shape[0], width=image.shape[1], count=image.shape[2],
+                       dtype="uint8", crs=CRS, transform=TRANSFORM) as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    return path
+
+
+def test_geotiff_in_geotiff_and_polygons_out_in_map_coordinates(tmp_path):
+    image, truth = scene()
+    tif = write_geotiff(tmp_path / "scene.tif", image)
+    model = red_model(tmp_path / "red.keras")
+    shapes = tmp_path / "shapes.geojson"
+    # in a subprocess, as a user runs it; blocks smaller than the scene exercise the windowed path
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_unetpp", "predict", str(model), str(tif), "--out", str(tmp_path / "out"),
+         "--tile", "64", "--block-size", "50", "--polygons", str(shapes), "--min-area", "41", "--probabilities"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with rasterio.open(tmp_path / "out" / "scene_mask.tif") as out:
+        assert out.crs.to_string() == CRS and out.transform == TRANSFORM
+        assert (out.height, out.width, out.count, out.dtypes[0]) == (120, 200, 1, "uint8")
+        np.testing.assert_array_equal(out.read(1), np.where(truth, 255, 0))
+    with rasterio.open(tmp_path / "out" / "scene_probabilities.tif") as out:
+        prob = out.read(1)
+    expected = 1 / (1 + np.exp(-0.2 * (image[..., 0].astype(np.float64) - 128.5)))
+    np.testing.assert_allclose(prob, expected, atol=1e-5)
+
+    collection = json.loads(shapes.read_text())
+    assert collection["crs"]["properties"]["name"].endswith("EPSG::32640")
+    [feature] = collection["features"]  # the 40-pixel region is under --min-area 41
+    xs, ys = zip(*feature["geometry"]["coordinates"][0])
+    # rows 20-60, columns 30-110 of 0.5 m pixels from (500000, 2800000), y pointing north
+    assert (min(xs), max(xs)) == (500000.0 + 30 * 0.5, 500000.0 + 110 * 0.5)
+    assert (min(ys), max(ys)) == (2800000.0 - 60 * 0.5, 2800000.0 - 20 * 0.5)
+    assert feature["properties"]["area"] == pytest.approx(40 * 80 * 0.25)
+    assert feature["properties"]["pixels"] == 40 * 80
+    assert feature["properties"]["mean_probability"] == pytest.approx(expected[20:60, 30:110].mean(), abs=1e-3)
+    assert feature["properties"]["source"] == "scene.tif"
+
+
+def test_png_folder_in_png_masks_out_with_small_regions_removed(tmp_path):
+    image, truth = scene()
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(folder / f"{name}.png"), image[..., ::-1])
+    model = red_model(tmp_path / "red.keras")
+    assert main(["predict", str(model), str(folder), "--out", str(tmp_path / "out"), "--tile", "64",
+                 "--min-area", "41", "--probabilities"]) == 0
+    big_only = truth.copy()
+    big_only[80:90, 150:154] = False
+    for name in ("a", "b"):
+        mask = cv2.imread(str(tmp_path / "out" / f"{name}_mask.png"), cv2.IMREAD_GRAYSCALE)
+        np.testing.assert_array_equal(mask, np.where(big_only, 255, 0))
+        prob = cv2.imread(str(tmp_path / "out" / f"{name}_probabilities.png"), cv2.IMREAD_GRAYSCALE)
+        expected = 1 / (1 + np.exp(-0.2 * (image[..., 0].astype(np.float64) - 128.5)))
+        assert np.abs(prob.astype(np.float64) - expected * 255).max() <= 0.51
+
+
+def test_evaluate_prints_the_report_and_writes_error_maps(tmp_path, capsys):
+    image, truth = scene()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "s.png"), image[..., ::-1])
+    shifted = np.roll(truth, 5, axis=1)  # the "true" mask is off by 5 columns from what the model sees
+    cv2.imwrite(str(tmp_path / "masks" / "s.png"), shifted.astype(np.uint8) * 255)
+    model = red_model(tmp_path / "red.keras")
+    assert main(["evaluate", str(model), "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
+                 "--out", str(tmp_path / "eval"), "--tile", "64"]) == 0
+    tp = np.sum(truth & shifted)
+    iou = tp / np.sum(truth | shifted)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["overall"]["iou"] == pytest.approx(iou)
+    assert metrics["overall"]["precision"] == pytest.approx(tp / truth.sum())
+    assert (tmp_path / "eval" / "s_error_map.png").is_file()
+    assert f"{iou:.3f}" in capsys.readouterr().out
+
+
+@settings(max_examples=8, deadline=None)
+@given(height=st.integers(20, 90), width=st.integers(20, 90), block=st.integers(8, 64))
+def test_windowed_geotiff_equals_whole_scene_prediction(tmp_path_factory, height, width, block):
+    """A 3x3 convolution: every block, read with a tile of context, gives what
+    the model gives on the whole scene at once."""
+    from keras_unetpp.geo import predict_geotiff
+
+    tmp = tmp_path_factory.mktemp("geo")
+    rng = np.random.default_rng(height * 97 + width)
+    image = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    tif = write_geotiff(tmp / "s.tif", image)
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs / 255.0))
+    predict_geotiff(model, tif, tmp / "m.tif", tile_size=16, overlap=0.5, block_size=block,
+                    probabilities_to=tmp / "p.tif", progress=False)
+    whole = model.predict(image[None].astype("float32"), verbose=0)[0, ..., 0]
+    with rasterio.open(tmp / "p.tif") as out:
+        np.testing.assert_allclose(out.read(1), whole, atol=1e-5)
+    with rasterio.open(tmp / "m.tif") as out:
+        np.testing.assert_array_equal(out.read(1), np.where(whole >= 0.5, 255, 0))
+
+
+@given(height=st.integers(1, 300), width=st.integers(1, 300), block=st.integers(1, 128))
+def test_blocks_cover_the_raster_exactly_once(height, width, block):
+    from keras_unetpp.geo import blocks
+
+    count = np.zeros((height, width), np.int32)
+    for row, col, rows, cols in blocks(height, width, block):
+        assert 0 < rows <= block and 0 < cols <= block
+        count[row : row + rows, col : col + cols] += 1
+    assert np.all(count == 1)
+
+
+def test_mask_polygons_match_scipy_regions():
+    import scipy.ndimage
+
+    from keras_unetpp.geo import mask_polygons
+
+    rng = np.random.default_rng(5)
+    mask = scipy.ndimage.binary_opening(rng.random((60, 70)) > 0.6)
+    labels, count = scipy.ndimage.label(mask, structure=np.ones((3, 3)))
+    features = mask_polygons(mask)
+    assert sorted(f["properties"]["pixels"] for f in features) == sorted(np.bincount(labels.ravel())[1:])
+    # with unit pixels and pixel coordinates, the outline's area is the pixel count
+    for feature in features:
+        assert feature["properties"]["area"] == pytest.approx(feature["properties"]["pixels"])
+
+
+def test_bad_inputs_name_the_problem(tmp_path, capsys):
+    image, _ = scene()
+    four_bands = write_geotiff(tmp_path / "four.tif", np.concatenate([image, image[..., :1]], -1))
+    model = red_model(tmp_path / "red.keras")
+    assert main(["predict", str(model), str(four_bands), "--out", str(tmp_path / "o")]) == 2
+    assert "takes 3 input channel(s)" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "missing.keras"), str(four_bands), "--out", str(tmp_path / "o")]) == 2
+    assert "missing.keras" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="No file or folder"):
+        main(["predict", str(model), str(tmp_path / "nothing.png"), "--out", str(tmp_path / "o")])
+
+
+def test_missing_geo_extra_says_how_to_install(monkeypatch):
+    from keras_unetpp.geo import require_geo
+
+    monkeypatch.setitem(sys.modules, "rasterio", None)
+    with pytest.raises(ImportError, match=r'pip install "keras-unetpp\[geo\]"'):
+        require_geo()
