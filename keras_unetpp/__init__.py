@@ -3,9 +3,9 @@
 from keras_unetpp import evaluation, layers
 from keras_unetpp.inference import predict_tiled
 from keras_unetpp.losses import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy
-from keras_unetpp.metrics import BinaryDice, BinaryIoU
+from keras_unetpp.metrics import BinaryDice, BinaryIoU, MulticlassIoU
 from keras_unetpp.models import UNetPlusPlus
 from keras_unetpp.saving import load_model
 
 __version__ = "0.1.0"
-__all__ = ["BinaryDice", "BinaryIoU", "CombinedLoss", "FocalDiceLoss", "HaloWeightedCrossEntropy", "UNetPlusPlus", "evaluation", "layers", "load_model", "predict_tiled", "__version__"]
+__all__ = ["BinaryDice", "BinaryIoU", "CombinedLoss", "FocalDiceLoss", "HaloWeightedCrossEntropy", "MulticlassIoU", "UNetPlusPlus", "evaluation", "layers", "load_model", "predict_tiled", "__version__"]

@@ -148,3 +148,101 @@ class BinaryDice(_BinaryConfusionMetric):
     def result(self):
         tp2 = 2.0 * self.true_positives
         return self._ratio(tp2, tp2 + self.false_positives + self.false_negatives)
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class MulticlassIoU(keras.metrics.Metric):
+    """Streaming per-class IoU and their mean over the classes present.
+
+    Accumulates a ``num_classes x num_classes`` confusion matrix (rows: true
+    class, columns: predicted class = argmax of ``y_pred``) over every pixel
+    seen. ``result()`` is the mean IoU over the classes that occur in the
+    truth or the prediction; a class absent from both has no IoU (0/0) and is
+    left out of the mean instead of counting as 0 or 1. Before any pixel the
+    result is 0. ``per_class_iou()`` gives every class, NaN for absent ones.
+    Pixels whose true label lies outside ``[0, num_classes)`` (e.g. 255 for
+    "unlabelled") are not counted.
+
+    Keras' ``MeanIoU`` / ``OneHotMeanIoU`` average the same way but take
+    either integer labels or one-hot labels (not both, as this library's
+    losses do) and do not expose the per-class values; this metric takes
+    both and does.
+
+    Args:
+        num_classes: Number of classes (the prediction's last axis).
+        name: Metric name.
+        dtype: Dtype of the result.
+
+    Returns:
+        ``result()``: scalar mean IoU over present classes.
+
+    Raises:
+        ValueError: For ``num_classes < 2`` or a prediction whose last axis
+            is not ``num_classes``.
+
+    Examples:
+        >>> import numpy as np
+        >>> y = np.array([[0, 0], [1, 2]])[None]                  # integer labels, classes 0 1 2 (3 absent)
+        >>> p = np.eye(4)[np.array([[0, 1], [1, 2]])][None]       # predicted classes as probabilities
+        >>> m = MulticlassIoU(4); m.update_state(y, p)
+        >>> np.round(m.per_class_iou(), 3).tolist()
+        [0.5, 0.5, 1.0, nan]
+        >>> round(float(m.result()), 3)
+        0.667
+    """
+
+    def __init__(self, num_classes: int, name: str = "mean_iou", dtype=None):
+        if int(num_classes) < 2:
+            raise ValueError(f"MulticlassIoU needs num_classes >= 2 (use BinaryIoU for one channel), got {num_classes}.")
+        super().__init__(name=name, dtype=dtype)
+        self.num_classes = int(num_classes)
+        self.confusion = self.add_variable((self.num_classes, self.num_classes), initializer="zeros",
+                                           name="confusion")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred)
+        if y_pred.shape[-1] != self.num_classes:
+            raise ValueError(
+                f"MulticlassIoU({self.num_classes}) needs a prediction with {self.num_classes} channels "
+                f"(last axis), got shape {y_pred.shape}."
+            )
+        y_true = ops.convert_to_tensor(y_true)
+        if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == self.num_classes:
+            labels = ops.argmax(y_true, axis=-1)  # one-hot
+        else:
+            if len(y_true.shape) == len(y_pred.shape):
+                y_true = ops.squeeze(y_true, -1)
+            labels = y_true
+        labels = ops.cast(labels, "int32")
+        if tuple(labels.shape) != tuple(y_pred.shape[:-1]) and None not in labels.shape + y_pred.shape:
+            raise ValueError(f"y_true of shape {tuple(y_true.shape)} does not match y_pred of shape {tuple(y_pred.shape)}.")
+        truth = ops.reshape(ops.one_hot(labels, self.num_classes), (-1, self.num_classes))  # out of range: zero row
+        predicted = ops.reshape(ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes), (-1, self.num_classes))
+        if sample_weight is not None:
+            weight = ops.cast(sample_weight, "float32")
+            weight = ops.broadcast_to(ops.reshape(weight, (-1,) + (1,) * (len(labels.shape) - 1)), labels.shape)
+            truth = truth * ops.reshape(weight, (-1, 1))
+        self.confusion.assign_add(ops.matmul(ops.transpose(truth), predicted))
+
+    def _per_class(self):
+        true_positives = ops.diagonal(self.confusion)
+        union = ops.sum(self.confusion, axis=0) + ops.sum(self.confusion, axis=1) - true_positives
+        return true_positives, union
+
+    def result(self):
+        true_positives, union = self._per_class()
+        present = ops.cast(union > 0, "float32")
+        iou = true_positives / ops.where(union > 0, union, 1.0)
+        return ops.sum(iou * present) / ops.maximum(ops.sum(present), 1.0)
+
+    def per_class_iou(self):
+        """IoU of every class as a numpy array, NaN where the class is absent
+        from truth and prediction alike."""
+        import numpy as np
+
+        true_positives, union = (np.asarray(ops.convert_to_numpy(t), np.float64) for t in self._per_class())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(union > 0, true_positives / union, np.nan)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

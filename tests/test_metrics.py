@@ -93,3 +93,67 @@ def test_nan_prediction_makes_the_metric_nan_and_shape_mismatch_is_named():
         assert np.isnan(float(metric.result()))
         with pytest.raises(ValueError, match=r"y_true of shape \(1, 8, 8, 1\) does not match"):
             metric.update_state(np.ones((1, 8, 8, 1), "float32"), np.ones((1, 4, 4, 1), "float32"))
+
+
+def multiclass_reference(labels, predicted, classes):
+    """Per-class IoU by boolean masks, class by class; NaN for absent classes."""
+    out = []
+    for k in range(classes):
+        t, p = labels == k, predicted == k
+        union = np.sum(t | p)
+        out.append(np.sum(t & p) / union if union else np.nan)
+    return np.array(out)
+
+
+@given(seed=st.integers(0, 2**31 - 1), classes=st.integers(2, 6), batches=st.integers(1, 3))
+def test_multiclass_iou_matches_reference_over_streamed_batches(seed, classes, batches):
+    from keras_unetpp import MulticlassIoU
+
+    rng = np.random.default_rng(seed)
+    metric = MulticlassIoU(classes)
+    all_labels, all_predicted = [], []
+    for _ in range(batches):
+        labels = rng.integers(0, classes - (seed % 2), (2, 5, 4))  # odd seeds: the last class never true
+        probs = rng.random((2, 5, 4, classes)).astype("float32")
+        metric.update_state(labels if seed % 3 else np.eye(classes, dtype="float32")[labels], probs)
+        all_labels.append(labels)
+        all_predicted.append(probs.argmax(-1))
+    expected = multiclass_reference(np.concatenate(all_labels), np.concatenate(all_predicted), classes)
+    np.testing.assert_allclose(metric.per_class_iou(), expected, rtol=1e-6)
+    np.testing.assert_allclose(float(metric.result()), np.nanmean(expected), rtol=1e-5)
+
+
+def test_multiclass_iou_leaves_absent_classes_and_unlabelled_pixels_out():
+    from keras_unetpp import MulticlassIoU
+
+    labels = np.array([[[0, 0, 1, 255]]])  # 255: unlabelled, not counted
+    probs = np.eye(3, dtype="float32")[np.array([[[0, 1, 1, 2]]])]
+    metric = MulticlassIoU(3)
+    metric.update_state(labels[..., None], probs)  # (N, H, W, 1) labels too
+    iou = metric.per_class_iou()
+    np.testing.assert_allclose(iou, [0.5, 0.5, np.nan])  # class 2 only predicted on an unlabelled pixel
+    assert float(metric.result()) == pytest.approx(0.5)
+    weighted = MulticlassIoU(3)
+    weighted.update_state(np.concatenate([labels, labels * 0]), np.concatenate([probs, probs]),
+                          sample_weight=np.array([1.0, 0.0]))
+    np.testing.assert_allclose(weighted.per_class_iou(), iou)
+    with pytest.raises(ValueError, match="3 channels"):
+        metric.update_state(labels, probs[..., :2])
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        MulticlassIoU(1)
+
+
+def test_multiclass_iou_in_fit():
+    from keras_unetpp import FocalDiceLoss, MulticlassIoU, UNetPlusPlus
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 16, 16, 3)).astype("float32")
+    y = np.argmax(x, axis=-1)  # the brightest channel is the class
+    model = UNetPlusPlus((16, 16, 3), filters=(4, 8), num_classes=3, deep_supervision=False)
+    model.compile(optimizer="adam", loss=FocalDiceLoss(), metrics=[MulticlassIoU(3)])
+    history = model.fit(x, y, epochs=2, batch_size=2, verbose=0)
+    assert 0.0 <= history.history["mean_iou"][-1] <= 1.0
+    metric = MulticlassIoU(3)
+    metric.update_state(y, model.predict(x, verbose=0))
+    assert float(model.evaluate(x, y, verbose=0, return_dict=True)["mean_iou"]) == pytest.approx(
+        float(metric.result()), abs=1e-6)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keras_unetpp import BinaryDice, BinaryIoU, CombinedLoss, FocalDiceLoss, layers
+from keras_unetpp import BinaryDice, BinaryIoU, CombinedLoss, FocalDiceLoss, MulticlassIoU, layers
 from keras_unetpp.losses import HaloWeightedCrossEntropy
 from keras_unetpp.models.blocks import CropToReference, PadToMultiple, SyncBatchNormalization
 
@@ -127,7 +127,7 @@ def test_pad_then_crop_is_the_identity(height, width, multiple):
 
 @pytest.mark.parametrize("obj", [FocalDiceLoss(alpha=0.5, gamma=3.0, per_image=True), BinaryIoU(threshold=0.3),
                                  BinaryDice(from_logits=True), HaloWeightedCrossEntropy(2.0, 5, from_logits=True),
-                                 SyncBatchNormalization(momentum=0.8),
+                                 SyncBatchNormalization(momentum=0.8), MulticlassIoU(6),
                                  CombinedLoss([FocalDiceLoss(alpha=0.5), HaloWeightedCrossEntropy(2.0, 5)], [1.0, 0.5])],
                          ids=lambda o: type(o).__name__)
 def test_loss_and_metric_configs_round_trip(obj):
