@@ -3,6 +3,7 @@
     keras-unetpp predict MODEL.keras INPUT... --out OUT [--tile 256 --overlap 0.25 --tta
                          --threshold 0.5 --probabilities --polygons SHAPES.geojson --min-area A]
     keras-unetpp evaluate MODEL.keras --images DIR --masks DIR [--out OUT]
+    keras-unetpp export MODEL.keras --format {tf_saved_model,onnx,litert} [--out PATH --input-size H W]
 
 ``predict``: INPUT is an image file or a folder of them. JPEG/PNG in gives a
 PNG mask (0/255) out; GeoTIFF in gives a GeoTIFF mask with the input's CRS,
@@ -14,6 +15,9 @@ are: save models with their preprocessing inside
 ``evaluate``: predicts every image of ``--images`` whole (tiled), compares it
 with the mask of the same stem in ``--masks`` (non-zero = foreground), prints
 the segmentation report and writes error maps and ``metrics.json``.
+
+``export``: SavedModel, ONNX or LiteRT through ``keras.Model.export``
+(``keras_unetpp.export.export_model``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--masks", type=Path, required=True, help="folder of masks, matched by file stem")
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)")
     tiling_options(evaluate)
+
+    export = commands.add_parser("export", help="export to SavedModel, ONNX or LiteRT")
+    export.add_argument("model", type=Path, help="a .keras model file")
+    export.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx", "litert"])
+    export.add_argument("--out", type=Path, default=None,
+                        help="output path (default: next to the model, MODEL_savedmodel/, MODEL.onnx or MODEL.tflite)")
+    export.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="fix the input size (LiteRT default 256 256; SavedModel and ONNX: any size)")
     return parser
 
 
@@ -180,6 +192,20 @@ def evaluate(args) -> int:
     return 0
 
 
+def export(args) -> int:
+    from keras_unetpp import load_model
+    from keras_unetpp.export import SUFFIXES, export_model, model_input_shape
+
+    model = load_model(args.model, compile=False)
+    out = args.out or args.model.with_name(args.model.stem + (SUFFIXES[args.format] or "_savedmodel"))
+    shape = None
+    if args.input_size:
+        shape = (*args.input_size, model_input_shape(model)[-1])
+    written = export_model(model, out, args.format, input_shape=shape)
+    print(f"{args.format}: {written}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status.
 
@@ -191,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return {"predict": predict, "evaluate": evaluate}[args.command](args)
+        return {"predict": predict, "evaluate": evaluate, "export": export}[args.command](args)
     except (FileNotFoundError, ValueError, ImportError) as error:
         print(f"keras-unetpp {args.command}: {error}", file=sys.stderr)
         return 2

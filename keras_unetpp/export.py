@@ -1,0 +1,116 @@
+"""Export trained models for deployment outside Python / Keras, through
+Keras' own ``Model.export``: TensorFlow SavedModel, ONNX and LiteRT (TFLite).
+
+Why a helper around ``Model.export``: ``UNetPlusPlus`` builds its graph in its
+constructor, and Keras' exporter only infers the input signature of a
+subclassed model after a first eager call; LiteRT also needs a fixed input
+size to keep every convolution a built-in op. ``export_model`` wraps any model
+into a functional model with an explicit input of the right shape, called in
+inference mode, and exports that.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
+SUFFIXES = {"tf_saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
+
+
+def model_input_shape(model: keras.Model) -> tuple:
+    """The per-image input shape ``(H, W, C)`` of a model (H, W may be None).
+
+    Raises:
+        ValueError: If the model has no known input shape.
+    """
+    if getattr(model, "inputs", None):
+        return tuple(model.inputs[0].shape[1:])
+    if hasattr(model, "image_shape"):  # UNetPlusPlus
+        return tuple(model.image_shape)
+    raise ValueError(f"Cannot tell the input shape of {model.name}: pass input_shape=(H, W, C).")
+
+
+def inference_model(model: keras.Model, input_shape: Sequence[int | None] | None = None,
+                    batch_size: int | None = None) -> keras.Model:
+    """A functional model that calls ``model`` in inference mode on an
+    explicit input (what the exporters need).
+
+    Args:
+        model: Any Keras segmentation model (UNetPlusPlus, a pruned one, one
+            from [`with_preprocessing()`][keras_unetpp.models.with_preprocessing]).
+        input_shape: ``(H, W, C)``; default the model's own (H, W may be None).
+        batch_size: Fixed batch size, or None for any.
+
+    Returns:
+        A ``keras.Model`` sharing ``model``'s weights.
+    """
+    shape = tuple(input_shape) if input_shape is not None else model_input_shape(model)
+    inputs = keras.Input(shape=shape, batch_size=batch_size, name="images")
+    return keras.Model(inputs, model(inputs, training=False), name=f"{model.name}_inference")
+
+
+def export_model(
+    model: keras.Model,
+    path: str | Path,
+    format: str = "tf_saved_model",
+    input_shape: Sequence[int | None] | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Exports a trained model with ``keras.Model.export``.
+
+    - ``"tf_saved_model"``: a SavedModel folder (TensorFlow Serving, TF.js,
+      ``tf.saved_model.load``); any batch and image size unless
+      ``input_shape`` fixes them. Its ``serve`` signature takes float32
+      ``(N, H, W, C)``.
+    - ``"onnx"``: an ``.onnx`` file (onnxruntime, TensorRT, OpenVINO); needs
+      ``tf2onnx`` on the TensorFlow backend (``pip install tf2onnx``).
+    - ``"litert"``: a ``.tflite`` file (LiteRT / TensorFlow Lite); fixed
+      input size (default 256 x 256) and batch 1, so every op is a built-in
+      (with free sizes TFLite falls back to "Flex" TensorFlow ops, which
+      the standard interpreter cannot run).
+
+    Args:
+        model: The model (preprocessing inside it travels along).
+        path: Output folder (SavedModel) or file.
+        format: One of ``EXPORT_FORMATS``.
+        input_shape: ``(H, W, C)`` of the exported input; default the
+            model's own, for LiteRT ``(256, 256, C)`` where it is free.
+        verbose: Let Keras print what it exports.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: For an unknown format.
+        ImportError: When the format's converter is not installed, naming it.
+
+    Examples:
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> import tempfile, pathlib
+        >>> model = UNetPlusPlus((None, None, 1), filters=(2, 4))
+        >>> out = export_model(model, pathlib.Path(tempfile.mkdtemp()) / "unetpp")  # doctest: +SKIP
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}.")
+    shape = tuple(input_shape) if input_shape is not None else model_input_shape(model)
+    batch_size = None
+    if format == "litert":
+        shape = tuple(256 if s is None else s for s in shape[:2]) + tuple(shape[2:])
+        batch_size = 1
+    if format == "onnx" and keras.backend.backend() == "tensorflow":
+        try:
+            import tf2onnx  # noqa: F401
+        except ImportError:
+            raise ImportError("ONNX export on the TensorFlow backend needs tf2onnx: pip install tf2onnx onnx") from None
+    path = Path(path)
+    if SUFFIXES[format] and path.suffix != SUFFIXES[format]:
+        path = path.with_suffix(SUFFIXES[format])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapped = inference_model(model, shape, batch_size)
+    wrapped(np.zeros((1,) + tuple(64 if s is None else s for s in shape), "float32"))  # the ONNX exporter wants a call
+    wrapped.export(str(path), format=format, verbose=verbose)
+    return path
