@@ -4,6 +4,7 @@ curves and the metrics file. Uses only the public keras_unetpp API."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -30,6 +31,10 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--filters", type=int, nargs="+", default=None,
                         help="filters per level (default 8 16 32 64 128; on a GPU try 32 64 128 256 512)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
+    parser.add_argument("--distribute", action="store_true",
+                        help="data-parallel over this machine's devices (TensorFlow MirroredStrategy, or "
+                             "MultiWorkerMirroredStrategy when TF_CONFIG is set; JAX DataParallel): "
+                             "--batch-size is per device, the learning rate scales with the device count")
     return parser
 
 
@@ -39,6 +44,33 @@ def resolve_data(path: Path | None, name: str) -> Path:
         return data_root(path, subdir=name)
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from None
+
+
+def data_parallel(enabled: bool):
+    """``(scope, devices)``: build and compile the model inside ``scope``;
+    the global batch is the per-device batch times ``devices``.
+
+    TensorFlow: ``MirroredStrategy`` over the local GPUs (the CPU when there
+    are none), ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names
+    several workers. JAX: ``keras.distribution.DataParallel`` over every
+    device (``keras.distribution.initialize()`` first for several processes).
+    PyTorch: Keras' distribution API does not cover it; the run stops and says so.
+    """
+    if not enabled:
+        return contextlib.nullcontext(), 1
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        strategy = (tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in os.environ
+                    else tf.distribute.MirroredStrategy())
+        return strategy.scope(), strategy.num_replicas_in_sync
+    if backend == "jax":
+        distribution = keras.distribution.DataParallel()
+        keras.distribution.set_distribution(distribution)
+        return contextlib.nullcontext(), int(np.prod(distribution.device_mesh.shape))
+    raise SystemExit(f"--distribute supports the TensorFlow and JAX backends; Keras has no data-parallel engine "
+                     f"for {backend!r} (run one process per GPU with torchrun and your own loop, or switch backend).")
 
 
 def fit_verbosity(quick: bool = False) -> int:

@@ -30,6 +30,7 @@ from _common import (
     apply_defaults,
     fit_verbosity,
     common_parser,
+    data_parallel,
     resolve_data,
     save_curves,
     training_callbacks,
@@ -105,12 +106,15 @@ def main(argv=None):
     scaled_train = [at_working_scale(s, args.downsample, args.median_kernel) for s in train]
     val_x, val_y = fixed_crops([at_working_scale(s, args.downsample, args.median_kernel) for s in val], args.crop,
                                per_image=4, seed=args.seed)
-    train_ds = crop_dataset(scaled_train, args.crop, args.batch_size, RandomDihedral(seed=args.seed), args.seed)
+    scope, devices = data_parallel(args.distribute)
+    train_ds = crop_dataset(scaled_train, args.crop, args.batch_size * devices, RandomDihedral(seed=args.seed),
+                            args.seed)
 
     filters = tuple(args.filters)
-    model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, args.epochs * args.steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[args.loss](), metrics=[BinaryIoU()])
+    with scope:
+        model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True)
+        schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[args.loss](), metrics=[BinaryIoU()])
     start = time.perf_counter()
     history = model.fit(train_ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
                         callbacks=training_callbacks(out), verbose=fit_verbosity(args.quick),
@@ -139,7 +143,8 @@ def main(argv=None):
     write_metrics(out, {
         "task": f"aerial {args.target}", "data": str(data), "quick": args.quick,
         "train_images": len(train), "val_images": len(val), "filters": list(filters),
-        "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size, "crop": args.crop,
+        "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size, "devices": devices,
+        "crop": args.crop,
         "downsample": args.downsample, "loss": args.loss, "median_kernel": args.median_kernel,
         "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1), "tta": args.tta,
         "overall": overall.to_dict(), "per_image": per_image,

@@ -23,6 +23,7 @@ from _common import (
     apply_defaults,
     fit_verbosity,
     common_parser,
+    data_parallel,
     resolve_data,
     save_curves,
     training_callbacks,
@@ -41,11 +42,13 @@ def train_and_evaluate(args, data, augment: bool, out):
     keras.utils.set_random_seed(args.seed)
     train_x, train_y, val_x, val_y, val_names = data
     augmentation = xray_augmentation(seed=args.seed) if augment else None
-    ds = array_dataset(train_x, train_y, args.batch_size, augmentation, seed=args.seed)
+    scope, devices = data_parallel(args.distribute)
+    ds = array_dataset(train_x, train_y, args.batch_size * devices, augmentation, seed=args.seed)
     filters = tuple(args.filters)
-    model = UNetPlusPlus((None, None, 1), filters=filters, deep_supervision=True)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, args.epochs * args.steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
+    with scope:
+        model = UNetPlusPlus((None, None, 1), filters=filters, deep_supervision=True)
+        schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     history = model.fit(ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),

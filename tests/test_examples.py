@@ -97,3 +97,35 @@ def test_aerial_example_on_init_mask_layout(tmp_path):
     run_example("aerial_buildings.py", "--quick", "--data", str(tmp_path / "data"), "--out", str(out))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_images"] + metrics["val_images"] == 8 and metrics["val_images"] >= 1
+
+
+def test_aerial_example_distributed_over_two_devices(tmp_path):
+    """--distribute on 2 logical CPU devices (TensorFlow MirroredStrategy): the global batch doubles."""
+    import subprocess
+
+    import cv2
+
+    from keras_unetpp.datasets import make_shapes
+
+    images, masks = make_shapes(6, size=64, seed=5)
+    for folder in ("init", "mask"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    for k, (image, mask) in enumerate(zip(images, masks)):
+        cv2.imwrite(str(tmp_path / "data" / "init" / f"{k}.png"), (image[..., ::-1] * 255).astype("uint8"))
+        cv2.imwrite(str(tmp_path / "data" / "mask" / f"{k}.png"), (mask[..., 0] * 255).astype("uint8"))
+    script = (
+        "import sys, runpy, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        f"sys.path.insert(0, {str(EXAMPLES)!r})\n"
+        "sys.argv = sys.argv[1:]\n"
+        f"runpy.run_path({str(EXAMPLES / 'aerial_buildings.py')!r}, run_name='__main__')\n"
+    )
+    out = tmp_path / "out"
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run([sys.executable, "-c", script, "aerial_buildings.py", "--quick", "--distribute",
+                             "--data", str(tmp_path / "data"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["devices"] == 2 and 0.0 <= metrics["overall"]["iou"] <= 1.0
