@@ -72,6 +72,17 @@ SCRIPT = textwrap.dedent(
     d_dice = (2 * y64 * total - (2 * inter + 1.0)) / total**2
     expected = -(1.0 + 0.5 * 2.0 * (1.0 - dice)) * d_dice
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
+
+    # mixed precision: finite loss and metric, float32 outputs, loss scaling for float16 only
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        keras.config.set_dtype_policy(policy)
+        m = UNetPlusPlus((None, None, 1), filters=(4, 8), deep_supervision=True)
+        m.compile(optimizer="adam", loss=FocalDiceLoss(), metrics=[BinaryIoU()])
+        h = m.fit(x, y, epochs=2, verbose=0).history
+        assert np.isfinite(h["loss"]).all() and np.isfinite(h["iou"]).all(), (policy, h)
+        assert keras.backend.standardize_dtype(m.predict(x, verbose=0).dtype) == "float32", policy
+        assert (policy == "mixed_float16") == isinstance(m.optimizer, keras.optimizers.LossScaleOptimizer), policy
+    keras.config.set_dtype_policy("float32")
     print("ok")
     """
 )
