@@ -20,6 +20,7 @@ import numpy as np
 from keras_unetpp.inference import predict_tiled
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
+GDAL_CACHE_MB = 64  # GDAL's raster block cache while writing (its default grows to 5% of RAM)
 
 
 def require_geo():
@@ -139,6 +140,8 @@ def predict_geotiff(
         bar = keras.utils.Progbar(len(todo), unit_name="block", verbose=1 if sys.stdout.isatty() else 2) if show else None
         destination.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as files:
+            # GDAL caches blocks up to 5% of RAM by default: bound it, so memory follows the block, not the scene
+            files.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
             dst = files.enter_context(rasterio.open(destination, "w", **profile))
             prob_dst = None
             if probabilities_to is not None:

@@ -81,18 +81,23 @@ def test_lung_example_quick_compare(tmp_path):
     assert 0.0 <= paired["wilcoxon_p"] <= 1.0
 
 
-def test_aerial_example_on_init_mask_layout(tmp_path):
-    """The original aerial project's layout: init/ (RGB tiles) + mask/ (0/255), split by file."""
+def write_init_mask_layout(data, count):
+    """The original aerial project's layout from the synthetic set: init/*.png RGB, mask/*.png 0/255."""
     import cv2
 
     from keras_unetpp.datasets import make_shapes
 
-    images, masks = make_shapes(8, size=64, seed=5)
+    images, masks = make_shapes(count, size=64, seed=5)
     for folder in ("init", "mask"):
-        (tmp_path / "data" / folder).mkdir(parents=True)
+        (data / folder).mkdir(parents=True)
     for k, (image, mask) in enumerate(zip(images, masks)):
-        cv2.imwrite(str(tmp_path / "data" / "init" / f"{k}.png"), (image[..., ::-1] * 255).astype("uint8"))
-        cv2.imwrite(str(tmp_path / "data" / "mask" / f"{k}.png"), (mask[..., 0] * 255).astype("uint8"))
+        cv2.imwrite(str(data / "init" / f"{k}.png"), (image[..., ::-1] * 255).astype("uint8"))
+        cv2.imwrite(str(data / "mask" / f"{k}.png"), (mask[..., 0] * 255).astype("uint8"))
+
+
+def test_aerial_example_on_init_mask_layout(tmp_path):
+    """The original aerial project's layout: init/ (RGB tiles) + mask/ (0/255), split by file."""
+    write_init_mask_layout(tmp_path / "data", 8)
     out = tmp_path / "out"
     run_example("aerial_buildings.py", "--quick", "--data", str(tmp_path / "data"), "--out", str(out))
     metrics = json.loads((out / "metrics.json").read_text())
@@ -103,16 +108,7 @@ def test_aerial_example_distributed_over_two_devices(tmp_path):
     """--distribute on 2 logical CPU devices (TensorFlow MirroredStrategy): the global batch doubles."""
     import subprocess
 
-    import cv2
-
-    from keras_unetpp.datasets import make_shapes
-
-    images, masks = make_shapes(6, size=64, seed=5)
-    for folder in ("init", "mask"):
-        (tmp_path / "data" / folder).mkdir(parents=True)
-    for k, (image, mask) in enumerate(zip(images, masks)):
-        cv2.imwrite(str(tmp_path / "data" / "init" / f"{k}.png"), (image[..., ::-1] * 255).astype("uint8"))
-        cv2.imwrite(str(tmp_path / "data" / "mask" / f"{k}.png"), (mask[..., 0] * 255).astype("uint8"))
+    write_init_mask_layout(tmp_path / "data", 6)
     script = (
         "import sys, runpy, tensorflow as tf\n"
         "cpu = tf.config.list_physical_devices('CPU')[0]\n"
