@@ -30,7 +30,8 @@ import keras
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-BASE = dict(downsample=1, crop=256, batch=8, filters=(8, 16, 32, 64, 128), loss="focal_dice", lr=2e-3, warmup=0.0)
+BASE = dict(downsample=1, crop=256, batch=8, filters=(8, 16, 32, 64, 128), loss="focal_dice", lr=2e-3, warmup=0.0,
+            foreground=0.0)
 CONFIGS = {
     "baseline": {},                                   # today's example
     "half": dict(downsample=2),                       # 1/2 scale, crop 256 = 512 px of scene
@@ -46,6 +47,9 @@ CONFIGS = {
     "c128_bce": dict(crop=128, loss="bce_dice"),
     "c128_halo": dict(crop=128, loss="halo_dice"),    # + BCE weighing the background next to buildings 5x
     "half_c128_halo": dict(downsample=2, crop=128, loss="halo_dice"),
+    "c128_halo_fg": dict(crop=128, loss="halo_dice", foreground=0.5),   # half the crops around a building pixel
+    "c128_halo_w16": dict(crop=128, loss="halo_dice", filters=(16, 32, 64, 128, 256)),
+    "c128_halo_fg_w16": dict(crop=128, loss="halo_dice", foreground=0.5, filters=(16, 32, 64, 128, 256)),
 }
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -212,7 +216,8 @@ def main(argv=None):
         from keras_unetpp.layers import RandomDihedral
 
         samples = [Sample(str(k), str(k), image, mask[..., None]) for k, (image, mask) in enumerate(zip(images, masks))]
-        data = crop_dataset(samples, cfg["crop"], cfg["batch"], RandomDihedral(seed=args.seed), args.seed)
+        data = crop_dataset(samples, cfg["crop"], cfg["batch"], RandomDihedral(seed=args.seed), args.seed,
+                            foreground_fraction=cfg["foreground"])
         start = time.perf_counter()
         history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=2)
         seconds = time.perf_counter() - start

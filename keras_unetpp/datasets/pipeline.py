@@ -79,13 +79,16 @@ def _pad_to(image: np.ndarray, size: int) -> np.ndarray:
     return image
 
 
-def random_crop(sample: Sample, size: int, rng: np.random.Generator):
+def random_crop(sample: Sample, size: int, rng: np.random.Generator, around: tuple[int, int] | None = None):
     """A random ``size`` x ``size`` crop of image and mask (reflect-padded if smaller).
 
     Args:
         sample: The image/mask pair.
         size: Crop edge in pixels.
         rng: Random generator drawing the position.
+        around: ``(row, column)`` of a pixel the crop must contain, at a
+            uniformly drawn place inside the crop (as far as the image border
+            allows); ``None`` draws the crop anywhere.
 
     Returns:
         ``(image, mask)`` crops, uint8.
@@ -96,8 +99,12 @@ def random_crop(sample: Sample, size: int, rng: np.random.Generator):
         [(8, 8, 3), (8, 8, 1)]
     """
     image, mask = _pad_to(sample.image, size), _pad_to(sample.mask, size)
-    y = rng.integers(0, image.shape[0] - size + 1)
-    x = rng.integers(0, image.shape[1] - size + 1)
+    if around is None:
+        y = rng.integers(0, image.shape[0] - size + 1)
+        x = rng.integers(0, image.shape[1] - size + 1)
+    else:
+        y = int(np.clip(around[0] - rng.integers(0, size), 0, image.shape[0] - size))
+        x = int(np.clip(around[1] - rng.integers(0, size), 0, image.shape[1] - size))
     return image[y : y + size, x : x + size], mask[y : y + size, x : x + size]
 
 
@@ -168,17 +175,50 @@ def resized_arrays(samples: Sequence[Sample], size: int):
     return to_float(np.stack(images)), np.stack(masks).astype(np.float32)
 
 
+class _CropSampler:
+    """Draws crop positions: uniform crops with images weighted by area, and
+    with probability ``foreground_fraction`` a crop around a foreground pixel
+    drawn uniformly from all foreground pixels of all samples."""
+
+    def __init__(self, samples: Sequence[Sample], crop_size: int, foreground_fraction: float):
+        self.samples, self.crop_size, self.foreground_fraction = samples, crop_size, foreground_fraction
+        areas = np.array([s.image.shape[0] * s.image.shape[1] for s in samples], np.float64)
+        self.area_p = areas / areas.sum()
+        self.foreground = []
+        if foreground_fraction > 0:
+            # flat indices of foreground pixels, int32 to halve the memory (images < 2^31 px)
+            self.foreground = [np.flatnonzero(s.mask[..., 0]).astype(np.int32) for s in samples]
+            counts = np.array([len(f) for f in self.foreground], np.float64)
+            if counts.sum() == 0:
+                raise ValueError(f"foreground_fraction={foreground_fraction} but no sample has a foreground pixel.")
+            self.foreground_p = counts / counts.sum()
+
+    def __call__(self, rng: np.random.Generator):
+        if self.foreground and rng.random() < self.foreground_fraction:
+            k = rng.choice(len(self.samples), p=self.foreground_p)
+            flat = self.foreground[k][rng.integers(0, len(self.foreground[k]))]
+            around = divmod(int(flat), self.samples[k].mask.shape[1])
+            return random_crop(self.samples[k], self.crop_size, rng, around=around)
+        return random_crop(self.samples[rng.choice(len(self.samples), p=self.area_p)], self.crop_size, rng)
+
+
 def crop_dataset(
     samples: Sequence[Sample],
     crop_size: int,
     batch_size: int,
     augmentation: Callable | None = None,
     seed: int = 0,
+    foreground_fraction: float = 0.0,
 ):
     """An endless ``tf.data.Dataset`` of random crops, batched and augmented.
 
     Crops are drawn from images with probability proportional to their area,
-    so large images are not under-sampled. uint8 images are scaled to [0, 1]
+    so large images are not under-sampled. With ``foreground_fraction`` > 0,
+    that share of the crops is instead placed around a foreground pixel drawn
+    uniformly from all foreground pixels of the set (at a random place inside
+    the crop), so sparse objects (buildings in scenes of sea and desert) are
+    seen more often while the other crops keep the true background mix.
+    uint8 images are scaled to [0, 1]
     float32; float32 images (already preprocessed, e.g. by
     [`preprocess_images()`][keras_unetpp.models.preprocess_images]) pass as they are. Masks
     become float32 0/1; ``augmentation`` (e.g.
@@ -191,17 +231,20 @@ def crop_dataset(
         batch_size: Crops per batch.
         augmentation: Callable on ``(images, masks)`` batches, or ``None``.
         seed: Seed of the crop positions.
+        foreground_fraction: Share of crops placed around a foreground
+            pixel, in [0, 1] (0: all crops uniform).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, masks)`` batches; use with
             ``steps_per_epoch``.
 
     Raises:
-        ValueError: If ``samples`` is empty.
+        ValueError: If ``samples`` is empty, ``foreground_fraction`` is
+            outside [0, 1], or it is > 0 and no mask has foreground.
 
     Examples:
         >>> s = Sample("a", "a", np.zeros((30, 40, 3), np.uint8), np.ones((30, 40, 1), np.uint8))
-        >>> x, y = next(iter(crop_dataset([s], 16, batch_size=2)))
+        >>> x, y = next(iter(crop_dataset([s], 16, batch_size=2, foreground_fraction=0.5)))
         >>> tuple(x.shape), tuple(y.shape)
         ((2, 16, 16, 3), (2, 16, 16, 1))
     """
@@ -209,19 +252,20 @@ def crop_dataset(
 
     if not samples:
         raise ValueError("crop_dataset needs at least one sample.")
-    areas = np.array([s.image.shape[0] * s.image.shape[1] for s in samples], np.float64)
+    if not 0.0 <= foreground_fraction <= 1.0:
+        raise ValueError(f"foreground_fraction must be in [0, 1], got {foreground_fraction}.")
     channels = samples[0].image.shape[-1]
     dtypes = {s.image.dtype for s in samples}
     if len(dtypes) != 1 or not dtypes <= {np.dtype(np.uint8), np.dtype(np.float32)}:
         raise ValueError(f"crop_dataset needs all images uint8 or all float32, got {sorted(map(str, dtypes))}.")
     image_dtype = dtypes.pop()
     scale = 1.0 / 255.0 if image_dtype == np.uint8 else 1.0
+    draw = _CropSampler(samples, crop_size, foreground_fraction)
 
     def generate():
         rng = np.random.default_rng(seed)
         while True:
-            sample = samples[rng.choice(len(samples), p=areas / areas.sum())]
-            yield random_crop(sample, crop_size, rng)
+            yield draw(rng)
 
     signature = (
         tf.TensorSpec((crop_size, crop_size, channels), tf.as_dtype(image_dtype)),

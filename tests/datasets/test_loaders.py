@@ -164,3 +164,53 @@ def test_crop_dataset_augments_image_and_mask_with_the_same_draw(dtype):
     directions = {tuple(np.sign(np.diff(x[k, 0, :2, 1])).tolist() + np.sign(np.diff(x[k, :2, 0, 1])).tolist())
                   for k in range(len(x))}
     assert len(directions) > 1  # not all eight crops got the same orientation
+
+
+def _share_of_crops_holding_the_pixel(crop: int, height: int, width: int, row: int, col: int) -> float:
+    """Probability that a uniformly placed crop covers pixel (row, col), by counting positions."""
+    rows = sum(1 for y in range(height - crop + 1) if y <= row < y + crop) / (height - crop + 1)
+    cols = sum(1 for x in range(width - crop + 1) if x <= col < x + crop) / (width - crop + 1)
+    return rows * cols
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_foreground_fraction_places_that_share_of_crops_around_objects(fraction):
+    """One foreground pixel in a large image: a uniform crop holds it with a
+    probability counted by hand; a foreground crop always holds it. The observed
+    share of crops holding it must match fraction + (1 - fraction) * p_uniform."""
+    from keras_unetpp.datasets import Sample
+
+    height, width, crop, row, col = 60, 90, 16, 41, 7
+    mask = np.zeros((height, width, 1), np.uint8)
+    mask[row, col] = 1
+    image = np.repeat(mask * 255, 3, axis=-1)
+    ds = crop_dataset([Sample("a", "a", image, mask)], crop, batch_size=50, seed=3, foreground_fraction=fraction)
+    held = np.concatenate([y.numpy().reshape(50, -1).max(axis=1) for _, y in ds.take(8)])
+    expected = fraction + (1 - fraction) * _share_of_crops_holding_the_pixel(crop, height, width, row, col)
+    standard_error = np.sqrt(max(expected * (1 - expected), 1e-12) / len(held))
+    assert abs(held.mean() - expected) <= 4 * standard_error + 1e-9
+
+
+def test_foreground_crops_come_from_images_in_proportion_to_their_foreground():
+    """Two images, foreground 1 px vs 3 px: with fraction 1 the crops come
+    from them about 1:3 (image identity is written into the pixels)."""
+    from keras_unetpp.datasets import Sample
+
+    samples = []
+    for k, pixels in enumerate((1, 3)):
+        mask = np.zeros((20, 20, 1), np.uint8)
+        mask[5, 5 : 5 + pixels] = 1
+        samples.append(Sample(str(k), str(k), np.full((20, 20, 3), 100 * k, np.uint8), mask))
+    ds = crop_dataset(samples, 8, batch_size=100, seed=0, foreground_fraction=1.0)
+    ids = np.concatenate([np.round(x.numpy()[:, 0, 0, 0] * 255 / 100) for x, _ in ds.take(4)])
+    assert abs(np.mean(ids == 1) - 0.75) < 4 * np.sqrt(0.75 * 0.25 / len(ids))
+
+
+def test_foreground_fraction_rejects_bad_values_and_empty_masks():
+    from keras_unetpp.datasets import Sample
+
+    empty = Sample("a", "a", np.zeros((20, 20, 3), np.uint8), np.zeros((20, 20, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"foreground_fraction must be in \[0, 1\], got 1.5"):
+        crop_dataset([empty], 8, batch_size=2, foreground_fraction=1.5)
+    with pytest.raises(ValueError, match="no sample has a foreground pixel"):
+        crop_dataset([empty], 8, batch_size=2, foreground_fraction=0.3)
