@@ -107,7 +107,7 @@ def save_curves(history: dict, out: Path, title: str) -> None:
     for name, keys in groups.items():
         series = {k: history[k] for k in keys if k in history}
         if series:
-            plot_curves(series, out / f"curves_{name}.png", title=f"{title}: {name}")
+            plot_curves(series, out / f"curves_{name}.png", title=title, ylabel={"lr": "learning rate"}.get(name, name))
 
 
 def write_metrics(out: Path, payload: dict) -> None:

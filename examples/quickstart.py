@@ -58,7 +58,7 @@ def main(argv=None) -> dict:
     save_prediction_grid(args.out / "predictions.png", x_val[:6], y_val[:6], prob[:6])
     plot_curves(
         {k: v for k, v in history.history.items() if k in ("loss", "val_loss", "iou", "val_iou")},
-        args.out / "curves.png", title="quickstart (synthetic shapes)",
+        args.out / "curves.png", title="quickstart (synthetic shapes)", ylabel="loss, IoU",
     )
     model.save(args.out / "model.keras")
     result = {

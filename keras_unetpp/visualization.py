@@ -1,7 +1,8 @@
 """PNG figures people look at: image / mask / prediction panels, overlays,
 error maps and training curves, and [`scene_report()`][keras_unetpp.visualization.scene_report] (a scene's report
-with its mask and error map on disk). Drawn with OpenCV, so no plotting library
-is needed."""
+with its mask and error map on disk). Image panels are composed with OpenCV
+(pixel-exact, any size); curves and comparisons are matplotlib figures (axes,
+ticks, legends, error bars: what readers expect of a plot)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.masks import foreground, save_mask, single_channel, write_png
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 
 
 def to_rgb8(image) -> np.ndarray:
@@ -163,21 +163,97 @@ def save_prediction_grid(path, images, true_masks, predictions, threshold: float
     return save_png(path, panel_grid(rows, ["image", "true mask", "prediction", "overlay"]))
 
 
+def _figure(size: tuple[float, float]):
+    """A matplotlib Figure and its axes, made without pyplot: no global state,
+    no display, and a notebook's own backend is left alone."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=100, layout="constrained")
+    return fig, fig.subplots()
+
+
+def curves_figure(
+    curves: Mapping[str, Sequence[float]],
+    title: str = "",
+    xlabel: str = "epoch",
+    ylabel: str = "",
+    size: tuple[float, float] = (6.4, 4.0),
+):
+    """A matplotlib figure of named series against epochs 1..n, with axes, ticks, grid and legend.
+
+    Args:
+        curves: ``{name: values per epoch}`` (e.g. a Keras ``History.history``);
+            non-finite values are left out of the line (a gap, not a zero).
+        title: Axes title.
+        xlabel: Label of the x axis.
+        ylabel: Label of the y axis.
+        size: Figure size in inches.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` (made without pyplot: nothing to close).
+
+    Raises:
+        ValueError: If there is nothing finite to plot.
+
+    Examples:
+        >>> fig = curves_figure({"loss": [1.0, 0.5, 0.3]}, ylabel="loss")
+        >>> fig.axes[0].get_ylabel()
+        'loss'
+    """
+    series = {k: np.asarray(v, np.float64) for k, v in curves.items() if len(v)}
+    if not any(np.isfinite(v).any() for v in series.values()):
+        raise ValueError("curves_figure needs at least one finite value.")
+    fig, ax = _figure(size)
+    for name, values in series.items():
+        epochs = np.arange(1, len(values) + 1)
+        keep = np.isfinite(values)
+        ax.plot(epochs[keep], values[keep], marker="o", markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend()
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Saves a matplotlib figure as PNG (parent folders created).
+
+    Args:
+        fig: A ``matplotlib.figure.Figure``.
+        path: Output PNG path.
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> save_figure(curves_figure({"iou": [0.2, 0.6]}), pathlib.Path(tempfile.mkdtemp()) / "c.png").exists()
+        True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
 def plot_curves(
     curves: Mapping[str, Sequence[float]],
     path: str | Path,
     title: str = "",
     xlabel: str = "epoch",
-    size: tuple[int, int] = (640, 400),
+    ylabel: str = "",
 ) -> Path:
-    """Plots named series (e.g. a Keras ``History.history``) as lines in a PNG.
+    """Plots named series (e.g. a Keras ``History.history``) as a PNG with
+    matplotlib: axes with ticks and labels, grid, legend.
 
     Args:
         curves: ``{name: values per epoch}``; non-finite values are skipped.
-        path: Output PNG path.
+        path: Output PNG path (640 x 400 px).
         title: Figure title.
         xlabel: Label of the x axis.
-        size: (width, height) in pixels.
+        ylabel: Label of the y axis.
 
     Returns:
         The path written.
@@ -190,39 +266,57 @@ def plot_curves(
         >>> plot_curves({"loss": [1.0, 0.5, 0.3]}, pathlib.Path(tempfile.mkdtemp()) / "c.png").exists()
         True
     """
-    series = {k: np.asarray(v, np.float64) for k, v in curves.items() if len(v)}
-    finite = np.concatenate([v[np.isfinite(v)] for v in series.values()]) if series else np.array([])
-    if finite.size == 0:
-        raise ValueError("plot_curves needs at least one finite value.")
-    width, height = size
-    left, right, top, bottom = 60, 150, 30, 40
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    lo, hi = float(finite.min()), float(finite.max())
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
-    n = max(len(v) for v in series.values())
-    x_of = lambda i: int(left + (width - left - right) * (i / max(n - 1, 1)))  # noqa: E731
-    y_of = lambda v: int(top + (height - top - bottom) * (1 - (v - lo) / (hi - lo)))  # noqa: E731
-    cv2.rectangle(canvas, (left, top), (width - right, height - bottom), (0, 0, 0), 1)
-    for tick in np.linspace(lo, hi, 5):
-        y = y_of(tick)
-        cv2.line(canvas, (left - 4, y), (left, y), (0, 0, 0), 1)
-        cv2.putText(canvas, f"{tick:.3g}", (4, y + 4), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for i in sorted({0, n - 1, (n - 1) // 2}):
-        cv2.putText(canvas, str(i + 1), (x_of(i) - 4, height - bottom + 16), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, xlabel, ((width - right) // 2, height - 8), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, title, (left, 20), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    for k, (name, values) in enumerate(series.items()):
-        color = _PALETTE[k % len(_PALETTE)]
-        points = [(x_of(i), y_of(v)) for i, v in enumerate(values) if np.isfinite(v)]
-        if len(points) > 1:
-            cv2.polylines(canvas, [np.array(points, np.int32)], False, color, 2, cv2.LINE_AA)
-        for p in points:
-            cv2.circle(canvas, p, 3, color, -1, cv2.LINE_AA)
-        y = top + 16 + 18 * k
-        cv2.line(canvas, (width - right + 10, y - 4), (width - right + 30, y - 4), color, 2)
-        cv2.putText(canvas, name[:16], (width - right + 34, y), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return save_png(path, canvas)
+    return save_figure(curves_figure(curves, title, xlabel, ylabel), path)
+
+
+def comparison_figure(
+    groups: Sequence[str],
+    values: Mapping[str, Sequence[Sequence[float]]],
+    ylabel: str = "",
+    title: str = "",
+    size: tuple[float, float] = (8.0, 4.0),
+):
+    """Grouped bars: for each group (e.g. a test condition) one bar per arm
+    (e.g. with / without augmentation) at the mean over repeats (seeds), with
+    error bars of one standard deviation and the single repeats as dots.
+
+    Args:
+        groups: Names along the x axis.
+        values: ``{arm: [repeats of group 0, repeats of group 1, ...]}``.
+        ylabel: Label of the y axis.
+        title: Axes title.
+        size: Figure size in inches.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+
+    Raises:
+        ValueError: If an arm does not give one list of repeats per group.
+
+    Examples:
+        >>> fig = comparison_figure(["clean", "noisy"], {"aug": [[0.9, 0.92], [0.8, 0.84]]}, ylabel="Dice")
+        >>> [round(float(b.get_height()), 2) for b in fig.axes[0].patches]
+        [0.91, 0.82]
+    """
+    for arm, per_group in values.items():
+        if len(per_group) != len(groups):
+            raise ValueError(f"arm {arm!r} has {len(per_group)} groups of repeats, expected {len(groups)}.")
+    fig, ax = _figure(size)
+    width = 0.8 / max(len(values), 1)
+    x = np.arange(len(groups))
+    for k, (arm, per_group) in enumerate(values.items()):
+        means = [float(np.mean(r)) for r in per_group]
+        spread = [float(np.std(r, ddof=1)) if len(r) > 1 else 0.0 for r in per_group]
+        offset = x - 0.4 + width * (k + 0.5)
+        ax.bar(offset, means, width, yerr=spread, capsize=3, label=arm, alpha=0.85)
+        for xi, r in zip(offset, per_group):
+            ax.plot(np.full(len(r), xi), r, "k.", markersize=3)
+    ax.set_xticks(x, groups, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    return fig
 
 
 #: RGB colours of the error map, by outcome.

@@ -32,3 +32,36 @@ def test_pngs_are_written(tmp_path):
     assert picture.shape == (400, 640, 3) and (picture < 250).any()
     with pytest.raises(ValueError, match="finite"):
         vis.plot_curves({"loss": [float("nan")]}, tmp_path / "x.png")
+
+
+def test_curves_figure_draws_each_series_at_its_epochs_with_gaps_for_nan():
+    fig = vis.curves_figure({"loss": [1.0, 0.5, float("nan"), 0.2], "val_loss": [0.9, 0.8]},
+                            title="t", ylabel="loss")
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_array_equal(lines["loss"].get_xdata(), [1, 2, 4])       # epoch 3 (NaN) left out
+    np.testing.assert_array_equal(lines["loss"].get_ydata(), [1.0, 0.5, 0.2])
+    np.testing.assert_array_equal(lines["val_loss"].get_xdata(), [1, 2])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["loss", "val_loss"]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("epoch", "loss", "t")
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert all(float(t).is_integer() for t in ticks)                           # epochs, not 1.5
+
+
+def test_comparison_figure_bars_are_means_and_error_bars_are_sample_std():
+    repeats = {"with": [[0.90, 0.94, 0.92], [0.70, 0.80, 0.75]], "without": [[0.95, 0.96, 0.94], [0.5, 0.6, 0.4]]}
+    fig = vis.comparison_figure(["clean", "rotated"], repeats, ylabel="Dice")
+    ax = fig.axes[0]
+    heights = [bar.get_height() for bar in ax.patches]
+    expected = [sum(r) / len(r) for arm in repeats.values() for r in arm]
+    np.testing.assert_allclose(heights, expected)
+    # the error bar segments span mean +- sample standard deviation (n - 1), computed by hand here
+    segments = [c for c in ax.collections if hasattr(c, "get_segments")]
+    spans = sorted(round(float(abs(s[1][1] - s[0][1])), 6) for c in segments for s in c.get_segments())
+    def sd(r):
+        m = sum(r) / len(r)
+        return (sum((v - m) ** 2 for v in r) / (len(r) - 1)) ** 0.5
+    assert spans == sorted(round(2 * sd(r), 6) for arm in repeats.values() for r in arm)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["clean", "rotated"]
+    with pytest.raises(ValueError, match="expected 2"):
+        vis.comparison_figure(["a", "b"], {"x": [[1.0]]})
