@@ -1,5 +1,7 @@
 """Clean-up of predicted binary masks: connected regions smaller than a
-minimum area removed (specks), or all but the largest regions dropped.
+minimum area removed (specks), all but the largest regions dropped, holes
+filled. For chest X-rays, ``fill_holes(keep_largest_regions(p, 2))`` keeps
+the two lungs and closes the holes inside them (measured in docs/examples.md).
 
 Plain numpy + OpenCV (``cv2.connectedComponentsWithStats``, 8-connectivity),
 after the model: it works on the thresholded map of any scene size.
@@ -83,3 +85,39 @@ def keep_largest_regions(prediction, count: int = 1, threshold: float = 0.5) -> 
     keep = np.zeros(total, bool)
     keep[order] = True
     return keep[labels]
+
+
+def fill_holes(prediction, max_area: int | None = None, threshold: float = 0.5) -> np.ndarray:
+    """The foreground mask with its holes filled: background regions
+    (4-connected, the complement of 8-connected foreground) that do not touch
+    the image border.
+
+    Args:
+        prediction: (H, W) or (H, W, 1) probabilities, or a boolean mask.
+        max_area: Fill only holes of at most this many pixels (``None``: all).
+        threshold: Foreground threshold for probabilities.
+
+    Returns:
+        bool (H, W) mask (a new array).
+
+    Raises:
+        ValueError: As [`remove_small_regions()`][keras_unetpp.postprocessing.remove_small_regions], or a
+            negative ``max_area``.
+
+    Examples:
+        >>> p = np.zeros((5, 5)); p[:4, :4] = 1; p[1, 1] = 0; p[2, 2] = 0
+        >>> int(fill_holes(p).sum()), int(fill_holes(p, max_area=0).sum())
+        (16, 14)
+    """
+    if max_area is not None and max_area < 0:
+        raise ValueError(f"max_area must be >= 0 or None, got {max_area}.")
+    mask = _foreground(prediction, threshold)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right, bottom = left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]
+    height, width = mask.shape
+    inner = (left > 0) & (top > 0) & (right < width) & (bottom < height)
+    if max_area is not None:
+        inner &= stats[:, cv2.CC_STAT_AREA] <= max_area
+    inner[0] = False  # label 0 is the foreground here
+    return mask | inner[labels]

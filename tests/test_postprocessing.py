@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from keras_unetpp.postprocessing import keep_largest_regions, remove_small_regions
+from keras_unetpp.postprocessing import fill_holes, keep_largest_regions, remove_small_regions
 
 EIGHT = np.ones((3, 3), int)
 
@@ -51,3 +51,28 @@ def test_keep_largest_regions_keeps_the_largest(seed, count):
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+FOUR = ndimage.generate_binary_structure(2, 1)
+
+
+@given(seed=st.integers(0, 10**6), height=st.integers(1, 30), width=st.integers(1, 30),
+       density=st.floats(0.2, 0.9), max_area=st.one_of(st.none(), st.integers(0, 8)))
+def test_fill_holes_matches_scipy(seed, height, width, density, max_area):
+    """scipy's binary_fill_holes (4-connected background flood from outside) is the reference;
+    with max_area, the holes it fills are labelled by scipy and kept only up to that size."""
+    prob = np.where(np.random.default_rng(seed).random((height, width)) < density, 0.9, 0.1)
+    original = prob.copy()
+    mask = prob >= 0.5
+    filled = ndimage.binary_fill_holes(mask, structure=FOUR)
+    if max_area is not None:
+        holes, count = ndimage.label(filled & ~mask, structure=FOUR)
+        sizes = ndimage.sum(np.ones_like(mask), holes, index=np.arange(1, count + 1))
+        filled = mask | np.isin(holes, 1 + np.flatnonzero(sizes <= max_area))
+    np.testing.assert_array_equal(fill_holes(prob, max_area=max_area), filled)
+    np.testing.assert_array_equal(prob, original)
+
+
+def test_fill_holes_rejects_a_negative_area():
+    with pytest.raises(ValueError, match="max_area must be >= 0"):
+        fill_holes(np.zeros((3, 3)), max_area=-1)
