@@ -4,10 +4,14 @@ Loads ``images/`` + ``masks/`` (matched by name), splits by case (20% for
 validation), resizes to a square, trains UNetPlusPlus with deep supervision
 and the X-ray augmentation pipeline (small rotations, flips, brightness,
 contrast, noise; in the tf.data graph), and writes the model, training curves,
-a figure of image / true mask / predicted mask rows and metrics.json.
+a figure of image / true mask / predicted mask rows and metrics.json. Every
+model is scored on the validation cases as they are and shifted the way real
+films differ (rotated, brighter / lower contrast, noisier, lower resolution,
+mirrored), raw and after post-processing (two largest regions, holes filled).
 
     python examples/lung_xray.py --data ../shared/data/lung-xray
-    python examples/lung_xray.py --compare-augmentation   # same budget, with and without
+    python examples/lung_xray.py --compare-augmentation   # none vs all, --seeds 3, same budget
+    python examples/lung_xray.py --ablation               # none, each transform alone, all
     python examples/lung_xray.py --quick
 """
 
@@ -17,6 +21,7 @@ import time
 
 import _quiet  # noqa: F401  (first: starts the backend without its start-up lines)
 import keras
+import cv2
 import numpy as np
 import scipy.stats
 from _common import (
@@ -34,16 +39,77 @@ from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
 from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arrays, split_fraction
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.layers import xray_augmentation
-from keras_unetpp.visualization import save_prediction_grid
+from keras_unetpp.postprocessing import fill_holes, keep_largest_regions
+from keras_unetpp.visualization import comparison_figure, save_figure, save_prediction_grid
+
+#: Augmentation arms: keyword arguments of xray_augmentation(), None for no augmentation.
+ALL_OFF = dict(max_degrees=0, flip=False, brightness=0, contrast=0, noise=0)
+ARMS = {
+    "none": None,
+    "flip": {**ALL_OFF, "flip": True},
+    "rotation": {**ALL_OFF, "max_degrees": 10.0},
+    "intensity": {**ALL_OFF, "brightness": 0.1, "contrast": 0.2},
+    "noise": {**ALL_OFF, "noise": 0.02},
+    "all": {},
+}
 
 
-def train_and_evaluate(args, data, augment: bool, out):
-    """Trains one model under the run's budget; returns its metrics."""
-    keras.utils.set_random_seed(args.seed)
+def _rotate(image, degrees, interpolation):
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
+    out = cv2.warpAffine(image, matrix, (w, h), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
+    return out.reshape(image.shape)
+
+
+def _low_resolution(image, factor=4):
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
+
+
+#: Validation under shift: how real films differ from the training set. Each maps
+#: (float32 image in [0, 1], 0/1 mask) to a shifted pair; written with OpenCV and
+#: numpy, independently of the augmentation layers. Rotations leave black
+#: corners, as a film rotated in a scanner does.
+SHIFTS = {
+    "clean": lambda x, y: (x, y),
+    "rotated +10": lambda x, y: (_rotate(x, 10, cv2.INTER_LINEAR), _rotate(y, 10, cv2.INTER_NEAREST)),
+    "rotated -10": lambda x, y: (_rotate(x, -10, cv2.INTER_LINEAR), _rotate(y, -10, cv2.INTER_NEAREST)),
+    "brighter": lambda x, y: (np.clip(x + 0.15, 0, 1), y),
+    "low contrast": lambda x, y: (np.clip(0.5 + 0.6 * (x - 0.5), 0, 1), y),
+    "noisy": lambda x, y: (np.clip(x + np.random.default_rng(7).normal(0, 0.05, x.shape), 0, 1).astype(np.float32), y),
+    "low resolution": lambda x, y: (_low_resolution(x), y),
+    "mirrored": lambda x, y: (x[:, ::-1].copy(), y[:, ::-1].copy()),
+}
+
+
+def postprocess(prob):
+    """Two largest regions (the lungs), holes filled."""
+    return fill_holes(keep_largest_regions(prob, 2)).astype(np.float32)[..., None]
+
+
+def score_under_shifts(model, val_x, val_y, val_names):
+    """Per condition: per-case Dice, raw and post-processed."""
+    out = {}
+    for condition, shift in SHIFTS.items():
+        pairs = [shift(x, y) for x, y in zip(val_x, val_y)]
+        xs, ys = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        prob = model.predict(xs, batch_size=8, verbose=0)
+        out[condition] = {
+            "dice": {n: segmentation_report(t, p).dice for n, t, p in zip(val_names, ys, prob)},
+            "dice_postprocessed": {n: segmentation_report(t, postprocess(p)).dice
+                                   for n, t, p in zip(val_names, ys, prob)},
+        }
+    return out
+
+
+def train_and_evaluate(args, data, arm: str, seed: int, out):
+    """Trains one model of augmentation ``arm`` under the run's budget; returns its metrics."""
+    keras.utils.set_random_seed(seed)
     train_x, train_y, val_x, val_y, val_names = data
-    augmentation = xray_augmentation(seed=args.seed) if augment else None
+    augmentation = None if ARMS[arm] is None else xray_augmentation(seed=seed, **ARMS[arm])
     scope, devices = data_parallel(args.distribute)
-    ds = array_dataset(train_x, train_y, args.batch_size * devices, augmentation, seed=args.seed)
+    ds = array_dataset(train_x, train_y, args.batch_size * devices, augmentation, seed=seed)
     filters = tuple(args.filters)
     with scope:
         model = UNetPlusPlus((None, None, 1), filters=filters, deep_supervision=True)
@@ -56,62 +122,120 @@ def train_and_evaluate(args, data, augment: bool, out):
                         shuffle=False)  # the tf.data pipeline draws random crops itself
     seconds = time.perf_counter() - start
     model.save(out / "model.keras")
-    label = "with" if augment else "without"
-    save_curves(history.history, out, f"lungs, {label} augmentation")
+    save_curves(history.history, out, f"lungs, augmentation {arm!r}, seed {seed}")
     prob = model.predict(val_x, batch_size=8, verbose=0)
     reports = [segmentation_report(t, p) for t, p in zip(val_y, prob)]
     overall = SegmentationReport.combined(reports)
+    post = SegmentationReport.combined([segmentation_report(t, postprocess(p)) for t, p in zip(val_y, prob)])
     save_prediction_grid(out / "predictions.png", val_x[:6], val_y[:6], prob[:6])
     result = {
-        "augmentation": augment, "filters": list(filters), "train_seconds": round(seconds, 1),
-        "overall": overall.to_dict(),
+        "augmentation": arm, "seed": seed, "filters": list(filters), "train_seconds": round(seconds, 1),
+        "overall": overall.to_dict(), "overall_postprocessed": post.to_dict(),
         "mean_per_image_iou": sum(r.iou for r in reports) / len(reports),
         "per_image": {n: {"iou": r.iou, "dice": r.dice} for n, r in zip(val_names, reports)},
+        "shifts": score_under_shifts(model, val_x, val_y, val_names),
     }
-    print(f"{label} augmentation: val IoU {overall.iou:.3f}, Dice {overall.dice:.3f} ({seconds:.0f} s)")
+    print(f"augmentation {arm!r}, seed {seed}: val IoU {overall.iou:.3f}, Dice {overall.dice:.3f}, "
+          f"post-processed Dice {post.dice:.3f} ({seconds:.0f} s)")
     return result
 
 
-def paired_comparison(with_aug: dict, without_aug: dict) -> dict:
-    """Per-case IoU changes (same validation cases, two models) and a Wilcoxon
+def paired_comparison(with_aug: dict, without_aug: dict, key: str = "iou") -> dict:
+    """Per-case changes of ``key`` (same validation cases, two models) and a Wilcoxon
     signed-rank test: one overall IoU from 16 cases says little on its own."""
-    change = np.array([with_aug[name]["iou"] - without_aug[name]["iou"] for name in with_aug])
+    change = np.array([with_aug[name][key] - without_aug[name][key] for name in with_aug])
     nonzero = change[change != 0]
     p_value = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else 1.0
     return {"cases": len(change), "cases_better": int((change > 0).sum()), "cases_worse": int((change < 0).sum()),
-            "mean_iou_change": float(change.mean()), "median_iou_change": float(np.median(change)),
+            f"mean_{key}_change": float(change.mean()), f"median_{key}_change": float(np.median(change)),
             "wilcoxon_p": p_value}
+
+
+def _mean_sd(values):
+    values = np.asarray(values, np.float64)
+    return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "values": values.tolist()}
+
+
+def summarize(runs: dict) -> dict:
+    """Per arm, over seeds: overall Dice / IoU (raw and post-processed) and the
+    mean per-case Dice of every shift condition, as mean, sd and the values."""
+    summary = {}
+    for arm, seeds in runs.items():
+        summary[arm] = {
+            "dice": _mean_sd([r["overall"]["dice"] for r in seeds]),
+            "iou": _mean_sd([r["overall"]["iou"] for r in seeds]),
+            "dice_postprocessed": _mean_sd([r["overall_postprocessed"]["dice"] for r in seeds]),
+            "shifts": {c: _mean_sd([np.mean(list(r["shifts"][c]["dice"].values())) for r in seeds])
+                       for c in SHIFTS},
+        }
+    return summary
+
+
+def case_means(seeds: list, key: str = "iou") -> dict:
+    """Per validation case, ``key`` averaged over the seeds of one arm."""
+    return {name: {key: float(np.mean([r["per_image"][name][key] for r in seeds]))} for name in seeds[0]["per_image"]}
+
+
+def save_figures(summary: dict, out) -> None:
+    arms = list(summary)
+    fig = comparison_figure(list(SHIFTS), {arm: [summary[arm]["shifts"][c]["values"] for c in SHIFTS] for arm in arms},
+                            ylabel="mean Dice per case", title="validation cases as they are and shifted")
+    fig.axes[0].set_ylim(max(0.0, min(min(v["shifts"][c]["values"]) for v in summary.values() for c in SHIFTS) - 0.05), 1.0)
+    save_figure(fig, out / "robustness.png")
+    fig = comparison_figure(["Dice", "Dice, post-processed"],
+                            {arm: [summary[arm]["dice"]["values"], summary[arm]["dice_postprocessed"]["values"]]
+                             for arm in arms}, ylabel="validation Dice (all pixels)", title="augmentation arms")
+    fig.axes[0].set_ylim(max(0.0, min(min(v["dice"]["values"]) for v in summary.values()) - 0.05), 1.0)
+    save_figure(fig, out / "arms.png")
 
 
 def main(argv=None):
     parser = common_parser(__doc__, "outputs/lung")
     parser.add_argument("--size", type=int, default=None, help="images are resized to size x size")
-    parser.add_argument("--compare-augmentation", action="store_true")
+    parser.add_argument("--compare-augmentation", action="store_true",
+                        help="train without and with augmentation ('none', 'all'), --seeds each")
+    parser.add_argument("--ablation", action="store_true",
+                        help="train every arm: none, flip, rotation, intensity, noise, all (--seeds each)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="training runs per arm, seeds --seed, --seed+1, ... (default 3 when comparing, else 1)")
     args = parser.parse_args(argv)
     apply_defaults(args, full=dict(epochs=12, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128]),
                    quick=dict(epochs=2, steps=3, batch_size=4, size=64, filters=[8, 16, 32]))
+    comparing = args.compare_augmentation or args.ablation
+    if args.seeds is None:
+        args.seeds = (1 if args.quick else 3) if comparing else 1
     data_dir = resolve_data(args.data, "lung-xray")
     samples = load_folder_pairs(data_dir, channels=1)
     train, val = split_fraction(samples, 0.2, seed=args.seed)
     print(f"{len(train)} training cases, {len(val)} validation cases, resized to {args.size}x{args.size}")
     data = (*resized_arrays(train, args.size), *resized_arrays(val, args.size), [s.name for s in val])
     common = {"data": str(data_dir), "quick": args.quick, "train_cases": len(train), "val_cases": len(val),
-              "size": args.size, "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size}
+              "size": args.size, "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
+              "seeds": args.seeds}
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.compare_augmentation:
-        runs = {label: train_and_evaluate(args, data, aug, args.out / label)
-                for label, aug in (("with_augmentation", True), ("without_augmentation", False))}
-        gain = runs["with_augmentation"]["overall"]["iou"] - runs["without_augmentation"]["overall"]["iou"]
-        paired = paired_comparison(runs["with_augmentation"]["per_image"], runs["without_augmentation"]["per_image"])
-        write_metrics(args.out, {**common, "runs": runs, "iou_gain_from_augmentation": gain,
-                                 "per_case_comparison": paired})
-        print(f"augmentation changes validation IoU by {gain:+.3f}; better on {paired['cases_better']} of "
-              f"{paired['cases']} cases, median per-case change {paired['median_iou_change']:+.3f} "
-              f"(Wilcoxon p = {paired['wilcoxon_p']:.2f})")
-        return runs
-    result = train_and_evaluate(args, data, True, args.out)
-    write_metrics(args.out, {**common, **result})
-    return result
+    arms = list(ARMS) if args.ablation else ["none", "all"] if args.compare_augmentation else ["all"]
+    seeds = [args.seed + k for k in range(args.seeds)]
+    out_of = lambda arm, seed: args.out / arm / f"seed{seed}" if comparing else args.out  # noqa: E731
+    runs = {arm: [train_and_evaluate(args, data, arm, seed, out_of(arm, seed)) for seed in seeds] for arm in arms}
+    summary = summarize(runs)
+    payload = {**common, "arms": arms, "summary": summary, "runs": runs}
+    if comparing:
+        payload["per_case_comparison"] = paired_comparison(case_means(runs["all"]), case_means(runs["none"]))
+        save_figures(summary, args.out)
+        gain = summary["all"]["dice"]["mean"] - summary["none"]["dice"]["mean"]
+        payload["dice_gain_from_augmentation"] = gain
+        paired = payload["per_case_comparison"]
+        print(f"augmentation changes validation Dice by {gain:+.3f} (mean of {args.seeds} seeds); per case "
+              f"(IoU averaged over seeds) better on {paired['cases_better']} of {paired['cases']}, "
+              f"Wilcoxon p = {paired['wilcoxon_p']:.2g}")
+        for arm in arms:
+            row = summary[arm]
+            print(f"  {arm:10s} Dice {row['dice']['mean']:.3f} +- {row['dice']['sd']:.3f}  post-processed "
+                  f"{row['dice_postprocessed']['mean']:.3f}  " +
+                  "  ".join(f"{c}: {row['shifts'][c]['mean']:.3f}" for c in SHIFTS))
+    write_metrics(args.out, payload)
+    return payload
 
 
 if __name__ == "__main__":

@@ -63,15 +63,18 @@ def test_aerial_example_quick(tmp_path):
 
 @pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
 def test_lung_example_quick_compare(tmp_path):
-    run_example("lung_xray.py", "--quick", "--compare-augmentation", "--data", str(DATA / "lung-xray"),
+    run_example("lung_xray.py", "--quick", "--compare-augmentation", "--seeds", "2", "--data", str(DATA / "lung-xray"),
                 "--out", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics["runs"]) == {"with_augmentation", "without_augmentation"}
-    assert (tmp_path / "with_augmentation" / "predictions.png").stat().st_size > 0
-    # the paired per-case comparison, recomputed from the per-case IoUs with plain Python
-    with_aug, without_aug = (metrics["runs"][k]["per_image"] for k in ("with_augmentation", "without_augmentation"))
-    assert set(with_aug) == set(without_aug) and len(with_aug) == metrics["val_cases"]
-    changes = sorted(with_aug[name]["iou"] - without_aug[name]["iou"] for name in with_aug)
+    assert set(metrics["runs"]) == {"all", "none"} and all(len(r) == 2 for r in metrics["runs"].values())
+    for name in ("robustness.png", "arms.png", "all/seed0/predictions.png", "none/seed1/model.keras"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    # the paired per-case comparison, recomputed from the per-case IoUs (mean over seeds) with plain Python
+    def case_mean(arm, name):
+        return sum(r["per_image"][name]["iou"] for r in metrics["runs"][arm]) / len(metrics["runs"][arm])
+    names = set(metrics["runs"]["all"][0]["per_image"])
+    assert len(names) == metrics["val_cases"]
+    changes = sorted(case_mean("all", n) - case_mean("none", n) for n in names)
     paired = metrics["per_case_comparison"]
     assert paired["cases_better"] == sum(c > 0 for c in changes)
     assert paired["cases_worse"] == sum(c < 0 for c in changes)
@@ -79,6 +82,36 @@ def test_lung_example_quick_compare(tmp_path):
     median = changes[middle] if len(changes) % 2 else (changes[middle - 1] + changes[middle]) / 2
     assert paired["median_iou_change"] == pytest.approx(median)
     assert 0.0 <= paired["wilcoxon_p"] <= 1.0
+    for arm, seeds in metrics["runs"].items():
+        for run in seeds:  # the "clean" condition is the validation set itself: same per-case Dice
+            clean = run["shifts"]["clean"]["dice"]
+            assert clean == pytest.approx({n: v["dice"] for n, v in run["per_image"].items()})
+        dice = [r["overall"]["dice"] for r in seeds]
+        mean = sum(dice) / 2
+        sd = (sum((d - mean) ** 2 for d in dice)) ** 0.5  # n - 1 = 1
+        assert metrics["summary"][arm]["dice"]["mean"] == pytest.approx(mean)
+        assert metrics["summary"][arm]["dice"]["sd"] == pytest.approx(sd)
+
+
+def test_lung_shift_conditions_move_image_and_mask_together():
+    """The robustness conditions: geometric ones move the mask with the image, the others keep it."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import lung_xray
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    image = np.zeros((32, 32, 1), np.float32)
+    image[8:20, 4:12] = 0.8
+    mask = (image > 0.5).astype(np.float32)
+    for condition, shift in lung_xray.SHIFTS.items():
+        x, y = shift(image, mask)
+        assert x.shape == image.shape and y.shape == mask.shape, condition
+        if condition.startswith("rotated") or condition == "mirrored":
+            assert np.mean((x > 0.5) == (y > 0.5)) > 0.97, condition   # the mask followed the image
+            assert not np.array_equal(y, mask), condition
+        else:
+            np.testing.assert_array_equal(y, mask)
+    np.testing.assert_array_equal(lung_xray.SHIFTS["mirrored"](image, mask)[1], mask[:, ::-1])
 
 
 def write_init_mask_layout(data, count):

@@ -95,20 +95,30 @@ def xray_augmentation(
     contrast: float = 0.2,
     noise: float = 0.02,
     value_range=(0.0, 1.0),
+    flip: bool = True,
+    fill_mode: str = "nearest",
 ) -> AugmentationPipeline:
     """The chest X-ray pipeline: small rotations, left-right flips,
-    brightness, contrast and Gaussian noise.
+    brightness, contrast and Gaussian noise. A transform whose amount is 0
+    (or ``flip=False``) is left out, so each one can be measured alone.
 
     Args:
         seed: Seed for reproducibility.
-        max_degrees: Largest rotation angle.
-        brightness: Brightness factor (fraction of the value range).
-        contrast: Contrast factor.
-        noise: Noise standard deviation (fraction of the value range).
+        max_degrees: Largest rotation angle (0: no rotation).
+        brightness: Brightness factor (fraction of the value range; 0: none).
+        contrast: Contrast factor (0: none).
+        noise: Noise standard deviation (fraction of the value range; 0: none).
         value_range: The images' value range.
+        flip: Random left-right flips.
+        fill_mode: How rotation fills the corners it uncovers: ``"nearest"``
+            (default: repeats the film's edge, no black wedges that real films
+            do not have), ``"reflect"``, ``"constant"`` (black) or ``"wrap"``.
 
     Returns:
         An [`AugmentationPipeline`][keras_unetpp.layers.AugmentationPipeline], inactive at inference.
+
+    Raises:
+        ValueError: If every transform is switched off.
 
     Examples:
         >>> import numpy as np
@@ -117,14 +127,20 @@ def xray_augmentation(
         ...            "segmentation_masks": np.zeros((16, 16, 1), "uint8")})
         >>> tuple(out["images"].shape)
         (16, 16, 1)
+        >>> [type(layer).__name__ for layer in xray_augmentation(max_degrees=0, brightness=0, contrast=0).layers]
+        ['RandomFlip', 'RandomGaussianNoise']
     """
-    return AugmentationPipeline(
-        [
-            RandomRotation(max_degrees, fill_mode="constant", seed=_seed(seed, 0)),
-            RandomFlip("horizontal", seed=_seed(seed, 1)),
-            RandomBrightness(brightness, value_range, seed=_seed(seed, 2)),
-            RandomContrast(contrast, value_range, seed=_seed(seed, 3)),
-            RandomGaussianNoise(noise, value_range, seed=_seed(seed, 4)),
-        ],
-        name="xray_augmentation",
-    )
+    layers = []
+    if max_degrees:
+        layers.append(RandomRotation(max_degrees, fill_mode=fill_mode, seed=_seed(seed, 0)))
+    if flip:
+        layers.append(RandomFlip("horizontal", seed=_seed(seed, 1)))
+    if brightness:
+        layers.append(RandomBrightness(brightness, value_range, seed=_seed(seed, 2)))
+    if contrast:
+        layers.append(RandomContrast(contrast, value_range, seed=_seed(seed, 3)))
+    if noise:
+        layers.append(RandomGaussianNoise(noise, value_range, seed=_seed(seed, 4)))
+    if not layers:
+        raise ValueError("xray_augmentation with every transform switched off: pass no augmentation instead.")
+    return AugmentationPipeline(layers, name="xray_augmentation")

@@ -102,3 +102,24 @@ def test_pipeline_inside_a_model_inactive_at_inference():
     from scipy import ndimage
 
     np.testing.assert_allclose(model.predict(x, verbose=0), ndimage.median_filter(x, (1, 3, 3, 1), mode="nearest"))
+
+
+def test_xray_rotation_leaves_no_black_wedges():
+    """A rotated film must not get black corners the real films never have (the
+    old constant fill did): a uniform grey image stays grey after rotation."""
+    grey = np.full((4, 32, 32, 1), 0.6, "float32")
+    pipeline = xray_augmentation(seed=0, max_degrees=30, brightness=0, contrast=0, noise=0, flip=False)
+    out = np.asarray(pipeline(grey, np.zeros((4, 32, 32, 1), "float32"), training=True)[0])
+    np.testing.assert_allclose(out, 0.6, atol=1e-6)
+    black = xray_augmentation(seed=0, max_degrees=30, brightness=0, contrast=0, noise=0, flip=False,
+                              fill_mode="constant")
+    assert np.asarray(black(grey, np.zeros((4, 32, 32, 1), "float32"), training=True)[0]).min() == 0.0
+
+
+def test_xray_augmentation_switches_transforms_off_one_by_one():
+    names = lambda p: [type(layer).__name__ for layer in p.layers]  # noqa: E731
+    assert names(xray_augmentation()) == ["RandomRotation", "RandomFlip", "RandomBrightness", "RandomContrast",
+                                          "RandomGaussianNoise"]
+    assert names(xray_augmentation(max_degrees=0, flip=False, noise=0)) == ["RandomBrightness", "RandomContrast"]
+    with pytest.raises(ValueError, match="every transform switched off"):
+        xray_augmentation(max_degrees=0, flip=False, brightness=0, contrast=0, noise=0)
