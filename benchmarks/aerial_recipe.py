@@ -31,7 +31,7 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 BASE = dict(downsample=1, crop=256, batch=8, filters=(8, 16, 32, 64, 128), loss="focal_dice", lr=2e-3, warmup=0.0,
-            foreground=0.0)
+            foreground=0.0, color=0.0)
 CONFIGS = {
     "baseline": {},                                   # today's example
     "half": dict(downsample=2),                       # 1/2 scale, crop 256 = 512 px of scene
@@ -50,7 +50,20 @@ CONFIGS = {
     "c128_halo_fg": dict(crop=128, loss="halo_dice", foreground=0.5),   # half the crops around a building pixel
     "c128_halo_w16": dict(crop=128, loss="halo_dice", filters=(16, 32, 64, 128, 256)),
     "c128_halo_fg_w16": dict(crop=128, loss="halo_dice", foreground=0.5, filters=(16, 32, 64, 128, 256)),
+    # + random brightness (color x 0.5) and contrast (color) per crop: scenes differ in light and haze
+    "c128_halo_color": dict(crop=128, loss="halo_dice", color=0.2),
+    "c128_halo_fg_color": dict(crop=128, loss="halo_dice", foreground=0.5, color=0.2),
 }
+
+
+def augmentation(cfg, seed):
+    """The 8 symmetries, and with ``color`` random brightness / contrast."""
+    from keras_unetpp.layers import AugmentationPipeline, RandomBrightness, RandomContrast, RandomDihedral
+
+    if not cfg["color"]:
+        return RandomDihedral(seed=seed)
+    return AugmentationPipeline([RandomDihedral(seed=seed), RandomBrightness(cfg["color"] / 2, seed=seed + 1),
+                                 RandomContrast(cfg["color"], seed=seed + 2)])
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
@@ -213,10 +226,8 @@ def main(argv=None):
         model = build(cfg)
         compile_model(model, cfg, steps)
         from keras_unetpp.datasets import Sample, crop_dataset
-        from keras_unetpp.layers import RandomDihedral
-
         samples = [Sample(str(k), str(k), image, mask[..., None]) for k, (image, mask) in enumerate(zip(images, masks))]
-        data = crop_dataset(samples, cfg["crop"], cfg["batch"], RandomDihedral(seed=args.seed), args.seed,
+        data = crop_dataset(samples, cfg["crop"], cfg["batch"], augmentation(cfg, args.seed), args.seed,
                             foreground_fraction=cfg["foreground"])
         start = time.perf_counter()
         history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=2)
