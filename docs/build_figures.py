@@ -45,7 +45,7 @@ def save_small(name: str, rgb: np.ndarray, scale: float = 1.0) -> None:
 
 
 def sample_pair(data: Path | None):
-    size = 112
+    size = 144
     if data is not None and (data / "aerial-dubai").is_dir():
         s = load_dubai(data / "aerial-dubai", "building", tiles=[1])[0]
         # the crop whose building fraction is closest to 35%
@@ -58,6 +58,8 @@ def sample_pair(data: Path | None):
 
 
 def augmentation_figure(data):
+    """One column per layer (original first), rows image / mask / overlay; labels
+    above the columns at a readable size (1280 px wide, no downscaling)."""
     image, mask = sample_pair(data)
     layers = [
         ("MedianBlur(5)", MedianBlur(5)),
@@ -68,21 +70,22 @@ def augmentation_figure(data):
         ("RandomContrast(0.5)", RandomContrast(0.5, seed=3)),
         ("GaussianNoise(0.08)", RandomGaussianNoise(0.08, seed=3)),
     ]
-    rows = [(image, mask, overlay(image, mask))]
+    columns = [(image, mask, overlay(image, mask))]
     for name, layer in layers:
         out_image, out_mask = layer(image[None], mask[None])
         out_image = keras.ops.convert_to_numpy(out_image)[0]
         out_mask = keras.ops.convert_to_numpy(out_mask)[0]
-        rows.append((out_image, out_mask, overlay(out_image, out_mask)))
+        columns.append((out_image, out_mask, overlay(out_image, out_mask)))
         print("augmentation:", name)
-    grid = panel_grid(rows, ["image", "mask", "overlay"])
-    labels = np.full((grid.shape[0], 150, 3), 255, np.uint8)
-    row_height = grid.shape[0] // len(rows)
-    for k, name in enumerate(["original"] + [n for n, _ in layers]):
-        cv2.putText(labels, name, (4, k * row_height + row_height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+    rows = [tuple(column[r] for column in columns) for r in range(3)]
+    grid = panel_grid(rows, ["original"] + [n for n, _ in layers])
+    labels = np.full((grid.shape[0], 90, 3), 255, np.uint8)
+    row_height = grid.shape[0] // 3
+    for k, name in enumerate(["image", "mask", "overlay"]):
+        cv2.putText(labels, name, (6, k * row_height + row_height // 2 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                     (0, 0, 0), 1, cv2.LINE_AA)
     figure = np.concatenate([labels, grid], axis=1)
-    save_small("augmentation.png", figure, scale=0.75)
+    save_small("augmentation.png", figure, scale=min(1.0, 1280 / figure.shape[1]))
 
 
 def naive_tiles(model, image, tile):
@@ -115,9 +118,10 @@ def tiling_figure(data, model_path: Path | None):
     blended = predict_tiled(model, image, tile_size=tile, overlap=0.5, progress=False)
     diff = np.abs(naive - blended)
     diff = diff / max(float(diff.max()), 1e-6)
-    grid = panel_grid([(image, naive, blended, diff)],
-                      ["scene", "naive tiles (seams)", "predict_tiled (overlap-tile)", "|difference|"])
-    save_small("tiling.png", grid, scale=min(1.0, 900 / grid.shape[1]))
+    top = panel_grid([(image, naive)], ["scene", "naive tiles (seams)"])
+    bottom = panel_grid([(blended, diff)], ["predict_tiled (overlap-tile)", "|difference|"])
+    grid = np.concatenate([top, bottom], axis=0)  # 2 x 2: each panel half the page wide
+    save_small("tiling.png", grid, scale=min(1.0, 1280 / grid.shape[1]))
 
 
 def copy_outputs(outputs: Path):
