@@ -102,10 +102,11 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 def save_curves(history: dict, out: Path, title: str) -> None:
-    """curves_loss.png, curves_iou.png and curves_lr.png from a History dict."""
-    groups = {"loss": ("loss", "val_loss"), "iou": ("iou", "val_iou"), "lr": ("lr",)}
-    for name, keys in groups.items():
-        series = {k: history[k] for k in keys if k in history}
+    """curves_loss.png, curves_lr.png and one curves_NAME.png per metric (training
+    and validation together, e.g. curves_iou.png) from a History dict."""
+    names = ["loss"] + [k for k in history if k not in ("loss", "lr") and not k.startswith("val_")] + ["lr"]
+    for name in names:
+        series = {k: history[k] for k in (name, f"val_{name}") if k in history}
         if series:
             plot_curves(series, out / f"curves_{name}.png", title=title, ylabel={"lr": "learning rate"}.get(name, name))
 

@@ -158,3 +158,38 @@ def test_aerial_example_distributed_over_two_devices(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["devices"] == 2 and 0.0 <= metrics["overall"]["iou"] <= 1.0
+
+
+@pytest.mark.skipif(not (DATA / "aerial-dubai").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+def test_six_class_example_quick_reports_the_iou_of_its_saved_predictions(tmp_path):
+    import cv2
+
+    from keras_unetpp.datasets import DUBAI_CLASS_COLORS
+
+    run_example("aerial_classes.py", "--quick", "--data", str(DATA / "aerial-dubai"), "--out", str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["classes"] == list(DUBAI_CLASS_COLORS) and len(metrics["per_image"]) == 2
+    for name in ("model.keras", "curves_loss.png", "curves_mean_iou.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    # per-class IoU recomputed from the saved colour-coded predictions and the original colour masks
+    inter = {c: 0 for c in DUBAI_CLASS_COLORS}
+    union = dict(inter)
+    for image_name in metrics["per_image"]:
+        stem = image_name.replace("/", "_").replace(" ", "_")
+        predicted = cv2.imread(str(tmp_path / f"{stem}_prediction.png"))[..., ::-1]
+        tile, part = image_name.split("/")
+        truth = cv2.imread(str(DATA / "aerial-dubai" / tile / "masks" / f"{part}.png"))[..., ::-1]
+        labelled = np.zeros(truth.shape[:2], bool)
+        for c, hex_code in DUBAI_CLASS_COLORS.items():
+            labelled |= np.all(truth == [int(hex_code[i:i + 2], 16) for i in (1, 3, 5)], axis=-1)
+        for c, hex_code in DUBAI_CLASS_COLORS.items():
+            rgb = [int(hex_code[i:i + 2], 16) for i in (1, 3, 5)]
+            t, p = np.all(truth == rgb, axis=-1), np.all(predicted == rgb, axis=-1) & labelled
+            inter[c] += int(np.sum(t & p))
+            union[c] += int(np.sum(t | p))
+    for c in DUBAI_CLASS_COLORS:
+        expected = inter[c] / union[c] if union[c] else None
+        got = metrics["per_class_iou"][c]
+        assert (got is None) if expected is None else got == pytest.approx(expected, abs=1e-4), c
+    present = [v for v in metrics["per_class_iou"].values() if v is not None]
+    assert metrics["mean_iou"] == pytest.approx(sum(present) / len(present), abs=1e-4)

@@ -77,6 +77,63 @@ def load_dubai(data_dir: str | Path, target: str = "building", tiles=None) -> li
         True
     """
     color = np.array(class_color(target), np.uint8)
+    return _load_tiles(data_dir, tiles, lambda rgb: np.all(rgb == color, axis=-1).astype(np.uint8))
+
+
+#: Class index of each Dubai class in [`load_dubai_classes()`][keras_unetpp.datasets.load_dubai_classes] masks.
+DUBAI_CLASSES = tuple(DUBAI_CLASS_COLORS)
+#: Label of mask pixels whose colour is none of the classes' (left out by MulticlassIoU and the loss' one-hot).
+UNKNOWN_CLASS = 255
+
+
+def class_index_mask(mask_rgb: np.ndarray) -> np.ndarray:
+    """An RGB Dubai mask as class indices (``DUBAI_CLASSES`` order; other colours: ``UNKNOWN_CLASS``).
+
+    Args:
+        mask_rgb: (H, W, 3) uint8 colour-coded mask.
+
+    Returns:
+        (H, W) uint8 class indices.
+
+    Examples:
+        >>> rgb = np.array([[class_color("building"), class_color("water"), (1, 2, 3)]], np.uint8)
+        >>> class_index_mask(rgb).tolist()
+        [[0, 4, 255]]
+    """
+    index = np.full(mask_rgb.shape[:2], UNKNOWN_CLASS, np.uint8)
+    for k, name in enumerate(DUBAI_CLASSES):
+        index[np.all(mask_rgb == np.array(class_color(name), np.uint8), axis=-1)] = k
+    return index
+
+
+def load_dubai_classes(data_dir: str | Path, tiles=None) -> list[Sample]:
+    """Loads the Dubai tiles with all six classes: masks of class indices.
+
+    Args:
+        data_dir: The folder holding ``Tile 1`` ... ``Tile 7``.
+        tiles: Tile numbers to load; ``None`` loads all.
+
+    Returns:
+        [`Sample`][keras_unetpp.datasets.Sample] list with (H, W, 1) uint8
+            masks holding ``DUBAI_CLASSES`` indices 0..5 (``UNKNOWN_CLASS``
+            for any other colour); ``group`` is the tile.
+
+    Raises:
+        FileNotFoundError: If no ``Tile N`` folder is found.
+        ValueError: For unmatched or unreadable files, or sizes that differ.
+
+    Examples:
+        >>> import os, pathlib
+        >>> root = pathlib.Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai"
+        >>> samples = load_dubai_classes(root, tiles=[1]) if root.is_dir() else []
+        >>> all(int(s.mask.max()) < len(DUBAI_CLASSES) for s in samples)
+        True
+    """
+    return _load_tiles(data_dir, tiles, class_index_mask)
+
+
+def _load_tiles(data_dir, tiles, mask_of) -> list[Sample]:
+    """Samples of every ``Tile N`` folder; ``mask_of`` turns an RGB mask into an (H, W) uint8 mask."""
     root = Path(data_dir)
     tile_dirs = sorted((p for p in root.glob("Tile *") if p.is_dir()), key=_tile_number)
     if tiles is not None:
@@ -89,8 +146,7 @@ def load_dubai(data_dir: str | Path, target: str = "building", tiles=None) -> li
             image = read_image(image_path, 3)
             mask_rgb = read_image(mask_path, 3)
             check_same_size(image, mask_rgb, image_path, mask_path)
-            mask = np.all(mask_rgb == color, axis=-1).astype(np.uint8)[..., None]
-            samples.append(Sample(f"{tile_dir.name}/{stem}", tile_dir.name, image, mask))
+            samples.append(Sample(f"{tile_dir.name}/{stem}", tile_dir.name, image, mask_of(mask_rgb)[..., None]))
     return samples
 
 
