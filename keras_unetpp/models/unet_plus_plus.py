@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
+from keras_unetpp.models import encoders as encoder_lib
 from keras_unetpp.models.blocks import (
     UPSAMPLING_MODES,
     CropToReference,
@@ -57,6 +58,19 @@ class UNetPlusPlus(keras.Model):
     independent model holding the trained weights of the nodes head ``k``
     needs; its predictions equal head ``k`` of this model.
 
+    **Pretrained encoders.** With ``encoder`` (a name of
+    [`ENCODERS`][keras_unetpp.models.encoders.ENCODERS], e.g. ``"resnet50"``,
+    or your own ``keras.Model``) the nodes ``X^{i,0}``, ``i >= 1``, are the
+    backbone's feature maps at stride ``2**i`` (found by the rule of
+    [`keras_unetpp.models.encoders`][keras_unetpp.models.encoders]); ``X^{0,0}``
+    stays a full-resolution conv block on the image, and a stride the backbone
+    lacks gets the plain block. ``filters`` are then the decoder's widths per
+    level: ``len(filters) - 1`` encoder levels are used (6 filters for all five
+    of a ResNet). Named encoders take images in [0, 1], apply their ImageNet
+    preprocessing inside the model and accept any channel count (the first
+    convolution's RGB weights adapted by
+    [`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel]).
+
     Args:
         input_shape: ``(height, width, channels)``; height and width may be
             ``None`` (any size). ``channels`` must be a positive integer.
@@ -83,6 +97,16 @@ class UNetPlusPlus(keras.Model):
         pad_to_multiple: Size multiple to pad the input to; default
             ``2**L``. Pruned models keep their parent's value so that their
             output equals the parent's head exactly.
+        encoder: ``None`` (the paper's plain encoder), a name from
+            ``keras_unetpp.models.encoders.ENCODERS`` or a functional
+            ``keras.Model`` taking ``(None, None, channels)`` images (used as
+            it is: no preprocessing, no channel adaptation).
+        encoder_weights: For a named encoder: ``None`` (random), ``"imagenet"``
+            (Keras downloads them) or the path of a ``.weights.h5`` file of the
+            RGB backbone (machines without internet). Not stored in the
+            config: a saved model's weights come from its file.
+        encoder_trainable: ``False`` freezes the encoder (its batch norm then
+            runs in inference mode); see the docs' two-phase fine-tuning.
         name: Model name.
         **kwargs: Passed to ``keras.Model``.
 
@@ -120,6 +144,9 @@ class UNetPlusPlus(keras.Model):
         upsampling: str = "transpose",
         dropout: float = 0.0,
         pad_to_multiple: int | None = None,
+        encoder: str | keras.Model | dict | None = None,
+        encoder_weights: str | None = None,
+        encoder_trainable: bool = True,
         name: str = "unet_plus_plus",
         **kwargs,
     ):
@@ -150,6 +177,7 @@ class UNetPlusPlus(keras.Model):
                 f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
             )
         activation = _resolve_activation(output_activation, int(num_classes))
+        backbone = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth)
 
         super().__init__(name=name, **kwargs)
         self.image_shape = input_shape
@@ -165,26 +193,33 @@ class UNetPlusPlus(keras.Model):
         self.upsampling = upsampling
         self.dropout = float(dropout)
         self.pad_to_multiple = multiple
+        # names and configs only: the backbone itself is not tracked (a pruned model keeps just the
+        # layers its levels use, through the nested network)
+        self.encoder = encoder if isinstance(encoder, str) or encoder is None else "custom"
+        self.encoder_trainable = bool(encoder_trainable)
+        self._encoder_spec = None if backbone is None or self.encoder != "custom" else (
+            keras.saving.serialize_keras_object(backbone))
 
         head_columns = list(range(1, depth + 1)) if self.deep_supervision else [depth]
         inputs = keras.Input(shape=input_shape, name="image")
-        heads = self._build_graph(inputs, head_columns, activation)
+        heads = self._build_graph(inputs, head_columns, activation, backbone)
         # One graph: `network` returns every head (deep supervision) or the one head.
         self.network = keras.Model(
             inputs, heads if self.deep_supervision else heads[0], name="nested_network"
         )
         self.built = True
 
-    def _build_graph(self, inputs, head_columns, activation):
+    def _build_graph(self, inputs, head_columns, activation, backbone=None):
         """Creates the nodes X^{i,j} column by column, as in the paper's figure."""
         padded = PadToMultiple(self.pad_to_multiple, name="pad_to_multiple")(inputs)
         block = dict(
             batch_norm=self.batch_norm, batch_norm_momentum=self.batch_norm_momentum, dropout=self.dropout
         )
-        nodes = {}
+        nodes = self._encoder_nodes(padded, backbone)
         for i in range(self.depth + 1):
-            x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}")(nodes[i - 1, 0])
-            nodes[i, 0] = conv_block(x, self.filters[i], node_name(i, 0), **block)
+            if (i, 0) not in nodes:  # the plain encoder, or a stride the backbone lacks
+                x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}")(nodes[i - 1, 0])
+                nodes[i, 0] = conv_block(x, self.filters[i], node_name(i, 0), **block)
         for j in range(1, self.depth + 1):
             for i in range(self.depth + 1 - j):
                 up = upsample(
@@ -199,6 +234,20 @@ class UNetPlusPlus(keras.Model):
             h = layers.Activation(activation, dtype="float32", name=f"{head_name(j)}_activation")(h)
             heads.append(CropToReference(dtype="float32", name=f"{head_name(j)}_crop")([h, inputs]))
         return heads
+
+    def _encoder_nodes(self, padded, backbone) -> dict:
+        """``{(i, 0): feature map}`` of the backbone's levels (none without an encoder)."""
+        if backbone is None:
+            return {}
+        features, levels = encoder_lib.feature_model(backbone, self.depth)
+        features.trainable = self.encoder_trainable
+        x = padded
+        if self.encoder in encoder_lib.ENCODERS:
+            mode = encoder_lib.ENCODERS[self.encoder][1]
+            x = encoder_lib.EncoderPreprocessing(mode, self.image_shape[-1], name="encoder_preprocessing")(x)
+        outputs = features(x)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        return {(level, 0): out for level, out in zip(levels, outputs)}
 
     def _check_input(self, x):
         shape = tuple(x.shape)
@@ -307,9 +356,7 @@ class UNetPlusPlus(keras.Model):
             name=f"{self.name}_L{level}",
         )
         pruned = UNetPlusPlus(**config)
-        for layer in pruned.network.layers:
-            if layer.weights:
-                layer.set_weights(self.network.get_layer(layer.name).get_weights())
+        _copy_weights_by_name(pruned.network, self.network)
         return pruned
 
     def get_config(self):
@@ -329,7 +376,49 @@ class UNetPlusPlus(keras.Model):
             dropout=self.dropout,
             pad_to_multiple=self.pad_to_multiple,
         )
+        if self.encoder is not None:  # weights are in the saved file, never downloaded again on load
+            encoder = self._encoder_spec if self.encoder == "custom" else self.encoder
+            config.update(encoder=encoder, encoder_weights=None, encoder_trainable=self.encoder_trainable)
         return config
+
+
+def _copy_weights_by_name(target: keras.Model, source: keras.Model) -> None:
+    """Copies every weight of ``target``'s layers from the same-named layers of
+    ``source``, into nested models (the encoder) too."""
+    for layer in target.layers:
+        if isinstance(layer, keras.Model):
+            _copy_weights_by_name(layer, source.get_layer(layer.name))
+        elif layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def _resolve_encoder(encoder, weights, channels: int, depth: int):
+    """The backbone model for ``encoder`` (None without one), checked against the depth."""
+    if encoder is None:
+        if weights is not None:
+            raise ValueError("encoder_weights needs an encoder (e.g. encoder='resnet50').")
+        return None
+    if isinstance(encoder, dict):
+        encoder = keras.saving.deserialize_keras_object(encoder)
+    if isinstance(encoder, str):
+        if encoder == "custom":
+            raise ValueError("encoder='custom' is how a model reports your own encoder; pass the keras.Model.")
+        backbone = encoder_lib.build_backbone(encoder, channels, weights)
+    elif isinstance(encoder, keras.Model):
+        if weights is not None:
+            raise ValueError("encoder_weights applies to named encoders; load your model's weights yourself.")
+        if encoder.input.shape[-1] != channels:
+            raise ValueError(f"The encoder takes {encoder.input.shape[-1]} channel(s), the model's input_shape "
+                             f"has {channels}.")
+        backbone = encoder
+    else:
+        raise ValueError(f"encoder must be None, a name from {sorted(encoder_lib.ENCODERS)} or a keras.Model, "
+                         f"got {type(encoder).__name__}.")
+    deepest = encoder_lib.deepest_level(backbone)
+    if depth > deepest:
+        raise ValueError(f"filters give depth {depth}, but the encoder has features down to stride "
+                         f"{2 ** deepest} only (depth <= {deepest}): pass at most {deepest + 1} filters.")
+    return backbone
 
 
 def _check_filters(filters) -> tuple[int, ...]:

@@ -1,0 +1,265 @@
+"""Pretrained-style encoders for UNet++: keras.applications backbones (or any
+``keras.Model``) as the down-sampling path, with their feature maps per stride.
+
+The rule that finds the feature maps (documented in the model docs, used for
+every encoder, named or user-built):
+
+- a keras-hub ``FeaturePyramidBackbone`` brings ``pyramid_outputs``
+  (``{"P1": stride 2, "P2": stride 4, ...}``): those are taken;
+- otherwise the backbone is run once on a 256 x 256 probe and, for each stride
+  2, 4, 8, 16, 32, the **last** layer (in graph order) whose output is exactly
+  1/stride of the input is taken: the deepest features at that resolution.
+  Padding layers (e.g. ResNet's 70 x 70 ``conv1_pad``) never match.
+
+Strides a backbone lacks (ConvNeXt starts at stride 4) are made by the plain
+UNet++ encoder block from the level above. Named encoders take images in
+[0, 1] (as everything else in this library) and apply their own ImageNet
+preprocessing inside the model (``ENCODERS`` lists the mode of each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+#: Named encoders: keras.applications constructor and its ImageNet input preprocessing.
+#: Modes on 0-255 RGB: "caffe" (BGR, minus the ImageNet mean), "torch" (/255, minus mean, over std),
+#: "tf" (to [-1, 1]).
+ENCODERS = {
+    "resnet50": ("ResNet50", "caffe"),
+    "resnet101": ("ResNet101", "caffe"),
+    "efficientnetv2b0": ("EfficientNetV2B0", "torch"),
+    "efficientnetv2b1": ("EfficientNetV2B1", "torch"),
+    "efficientnetv2b2": ("EfficientNetV2B2", "torch"),
+    "efficientnetv2b3": ("EfficientNetV2B3", "torch"),
+    "convnext_tiny": ("ConvNeXtTiny", "torch"),
+    "mobilenetv3large": ("MobileNetV3Large", "tf"),
+    "densenet121": ("DenseNet121", "torch"),
+}
+#: Constructors that carry preprocessing layers of their own (switched off: ours handles any channel count).
+_OWN_PREPROCESSING = ("EfficientNetV2", "ConvNeXt", "MobileNetV3")
+_MEAN_RGB = (0.485, 0.456, 0.406)
+_STD_RGB = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+PROBE_SIZE = 256
+STRIDES = (2, 4, 8, 16, 32)
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class EncoderPreprocessing(layers.Layer):
+    """ImageNet input preprocessing of a pretrained encoder, for images in [0, 1].
+
+    Scales to 0-255, then: ``"caffe"`` reverses the channels (RGB -> BGR) and
+    subtracts the ImageNet mean; ``"torch"`` divides by 255, subtracts the mean
+    and divides by the standard deviation; ``"tf"`` maps to [-1, 1];
+    ``"none"`` passes through. With other than 3 channels, the RGB statistics
+    are used cyclically (channel k gets those of RGB channel k mod 3) and a
+    single channel gets their means, matching how the first convolution's
+    weights are adapted ([`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel]).
+
+    Args:
+        mode: ``"caffe"``, ``"torch"``, ``"tf"`` or ``"none"``.
+        channels: Input channels.
+        **kwargs: Standard layer arguments.
+
+    Returns:
+        float32 tensor of the input's shape.
+
+    Examples:
+        >>> import numpy as np
+        >>> out = EncoderPreprocessing("torch", 3)(np.full((1, 1, 1, 3), 0.485, "float32"))
+        >>> round(float(out[0, 0, 0, 0]), 4)
+        0.0
+    """
+
+    def __init__(self, mode: str, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("caffe", "torch", "tf", "none"):
+            raise ValueError(f"Unknown preprocessing mode {mode!r}; expected 'caffe', 'torch', 'tf' or 'none'.")
+        self.mode, self.channels = mode, int(channels)
+        if mode == "caffe":
+            offset, scale = _per_channel(_CAFFE_MEAN_BGR[::-1], self.channels), np.ones(self.channels)
+        elif mode == "torch":
+            offset = 255.0 * _per_channel(_MEAN_RGB, self.channels)
+            scale = 1.0 / (255.0 * _per_channel(_STD_RGB, self.channels))
+        elif mode == "tf":
+            offset, scale = np.full(self.channels, 127.5), np.full(self.channels, 1 / 127.5)
+        else:
+            offset, scale = np.zeros(self.channels), np.full(self.channels, 1 / 255.0)
+        # y = (255 x - offset) * scale, per channel; caffe additionally reverses RGB
+        self._offset = [float(v) for v in offset]
+        self._scale = [float(v) for v in scale]
+
+    def call(self, x):
+        x = ops.cast(x, "float32") * 255.0
+        x = (x - ops.convert_to_tensor(self._offset, "float32")) * ops.convert_to_tensor(self._scale, "float32")
+        if self.mode == "caffe" and self.channels == 3:
+            x = ops.flip(x, axis=-1)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "channels": self.channels}
+
+
+def _per_channel(rgb_values: Sequence[float], channels: int) -> np.ndarray:
+    if channels == 1:
+        return np.array([np.mean(rgb_values)])
+    return np.array([rgb_values[k % 3] for k in range(channels)])
+
+
+def adapt_first_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
+    """An RGB first-convolution kernel adapted to ``channels`` input channels
+    (the rule of segmentation_models_pytorch): 1 channel gets the sum over RGB
+    (a grey image gives the response of the same grey RGB image); more than 3
+    repeat R, G, B cyclically and are scaled by 3 / channels (so a stack of
+    equal bands gives the RGB response); 2 take R and G scaled by 3 / 2.
+
+    Args:
+        kernel: (kh, kw, 3, filters) weights.
+        channels: Target input channels (>= 1).
+
+    Returns:
+        (kh, kw, channels, filters) float32 array (a new one).
+
+    Examples:
+        >>> k = np.ones((3, 3, 3, 8), "float32")
+        >>> adapt_first_kernel(k, 1).shape, float(adapt_first_kernel(k, 1)[0, 0, 0, 0])
+        ((3, 3, 1, 8), 3.0)
+    """
+    kernel = np.asarray(kernel, np.float32)
+    if kernel.ndim != 4 or kernel.shape[2] != 3:
+        raise ValueError(f"expected an RGB kernel of shape (kh, kw, 3, filters), got {kernel.shape}.")
+    if channels == 3:
+        return kernel.copy()
+    if channels == 1:
+        return kernel.sum(axis=2, keepdims=True)
+    return np.stack([kernel[:, :, k % 3] for k in range(channels)], axis=2) * (3.0 / channels)
+
+
+def _application(name: str, channels: int, weights):
+    constructor, _ = ENCODERS[name]
+    kwargs = dict(include_top=False, weights=weights, input_shape=(None, None, channels))
+    if constructor.startswith(_OWN_PREPROCESSING):
+        kwargs["include_preprocessing"] = False
+    return getattr(keras.applications, constructor)(**kwargs)
+
+
+def build_backbone(name: str, channels: int, weights: str | None = None) -> keras.Model:
+    """A named keras.applications backbone for ``channels`` input channels, with weights.
+
+    Args:
+        name: A key of ``ENCODERS``.
+        channels: Input channels.
+        weights: ``None`` (random), ``"imagenet"`` (Keras downloads them) or the
+            path of a ``.weights.h5`` file saved from the RGB backbone
+            (``keras.applications.X(include_top=False, weights=None).save_weights(path)``).
+            For other than 3 channels the RGB weights are loaded into an RGB twin
+            and copied over, the first convolution adapted by
+            [`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel].
+
+    Returns:
+        The backbone (``include_top=False``, any input size).
+
+    Raises:
+        ValueError: For an unknown name or a weights file that does not fit.
+    """
+    if name not in ENCODERS:
+        raise ValueError(f"Unknown encoder {name!r}; known: {sorted(ENCODERS)} (or pass a keras.Model).")
+    if weights is None:
+        return _application(name, channels, None)
+    rgb = _application(name, 3, "imagenet" if weights == "imagenet" else None)
+    if weights != "imagenet":
+        try:
+            rgb.load_weights(str(weights))
+        except (ValueError, OSError, FileNotFoundError) as error:
+            raise ValueError(f"Could not load encoder weights for {name!r} from {weights!r}: {error}") from error
+    if channels == 3:
+        return rgb
+    backbone = _application(name, channels, None)
+    adapted = False
+    for target, source in zip(backbone.layers, rgb.layers):
+        values = source.get_weights()
+        if not values:
+            continue
+        if not adapted and values[0].ndim == 4 and values[0].shape[2] == 3 and target.get_weights()[0].shape[2] == channels:
+            values = [adapt_first_kernel(values[0], channels)] + values[1:]
+            adapted = True
+        target.set_weights(values)
+    return backbone
+
+
+def feature_strides(backbone: keras.Model) -> dict[int, str]:
+    """``{stride: layer name}``: for each stride in 2..32, the last layer whose
+    output is exactly 1/stride of a 256 x 256 probe (the rule of this module).
+
+    Args:
+        backbone: A functional ``keras.Model`` taking (None, None, C) images.
+
+    Returns:
+        The strides found and their layers' names (missing strides absent).
+
+    Raises:
+        ValueError: If the backbone has no 4D feature map at any of the strides.
+    """
+    channels = backbone.input.shape[-1]
+    candidates = [layer for layer in backbone.layers[1:] if len(getattr(layer, "output").shape) == 4]
+    probe = keras.Model(backbone.input, [layer.output for layer in candidates])
+    outputs = probe(np.zeros((1, PROBE_SIZE, PROBE_SIZE, channels), "float32"), training=False)
+    found = {}
+    for layer, out in zip(candidates, outputs):
+        height, width = out.shape[1], out.shape[2]
+        for stride in STRIDES:
+            if height == width == PROBE_SIZE // stride:
+                found[stride] = layer.name  # later layers overwrite: the deepest at that stride
+    if not found:
+        raise ValueError(f"Encoder {backbone.name!r} has no feature map at strides {STRIDES} of a "
+                         f"{PROBE_SIZE}x{PROBE_SIZE} input.")
+    return found
+
+
+def feature_model(backbone: keras.Model, depth: int, name: str = "encoder") -> tuple[keras.Model, list[int]]:
+    """The backbone as a model returning its feature maps at strides 2 .. 2**depth that it has.
+
+    Args:
+        backbone: A functional ``keras.Model`` (keras.applications, keras-hub with
+            ``pyramid_outputs``, or your own).
+        depth: The deepest level used (stride ``2**depth``).
+        name: Name of the returned model.
+
+    Returns:
+        ``(model, levels)``: the model's outputs are the feature maps of
+            ``levels`` (level i = stride 2**i), in increasing order.
+
+    Raises:
+        ValueError: If no level 1..depth is found.
+    """
+    pyramid = getattr(backbone, "pyramid_outputs", None)
+    if pyramid:
+        by_level = {int(key.lstrip("P")): tensor for key, tensor in pyramid.items()}
+    else:
+        by_level = {int(np.log2(s)): backbone.get_layer(n).output for s, n in feature_strides(backbone).items()}
+    levels = sorted(level for level in by_level if 1 <= level <= depth)
+    if not levels:
+        raise ValueError(f"Encoder {backbone.name!r} has no feature map at strides 2..{2 ** depth}.")
+    return keras.Model(backbone.inputs, [by_level[level] for level in levels], name=name), levels
+
+
+def deepest_level(backbone: keras.Model) -> int:
+    """The deepest level (log2 of the stride, <= 5) at which ``backbone`` has features.
+
+    Args:
+        backbone: As [`feature_model()`][keras_unetpp.models.encoders.feature_model].
+
+    Returns:
+        An integer in 1..5.
+    """
+    pyramid = getattr(backbone, "pyramid_outputs", None)
+    if pyramid:
+        return min(5, max(int(key.lstrip("P")) for key in pyramid))
+    return int(np.log2(max(feature_strides(backbone))))
