@@ -30,6 +30,11 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filters", type=int, nargs="+", default=None,
                         help="filters per level (default 8 16 32 64 128; on a GPU try 32 64 128 256 512)")
+    parser.add_argument("--encoder", default=None,
+                        help="pretrained-style encoder, e.g. resnet50, efficientnetv2b0 (keras_unetpp.models.encoders."
+                             "ENCODERS); --filters then give the decoder widths (6 values use all five levels)")
+    parser.add_argument("--encoder-weights", default=None,
+                        help="with --encoder: imagenet (downloaded by Keras) or a .weights.h5 file of the RGB backbone")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
     parser.add_argument("--distribute", action="store_true",
                         help="data-parallel over this machine's devices (TensorFlow MirroredStrategy, or "
@@ -71,6 +76,15 @@ def data_parallel(enabled: bool):
         return contextlib.nullcontext(), int(np.prod(distribution.device_mesh.shape))
     raise SystemExit(f"--distribute supports the TensorFlow and JAX backends; Keras has no data-parallel engine "
                      f"for {backend!r} (run one process per GPU with torchrun and your own loop, or switch backend).")
+
+
+def encoder_options(args) -> dict:
+    """UNetPlusPlus keyword arguments for --encoder / --encoder-weights (none without an encoder)."""
+    if args.encoder is None:
+        if args.encoder_weights is not None:
+            raise SystemExit("--encoder-weights needs --encoder (e.g. --encoder resnet50).")
+        return {}
+    return {"encoder": args.encoder, "encoder_weights": args.encoder_weights}
 
 
 def fit_verbosity(quick: bool = False) -> int:

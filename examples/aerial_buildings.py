@@ -31,6 +31,7 @@ from _common import (
     fit_verbosity,
     common_parser,
     data_parallel,
+    encoder_options,
     resolve_data,
     save_curves,
     training_callbacks,
@@ -89,6 +90,9 @@ def main(argv=None):
     parser.add_argument("--median-kernel", type=int, default=5, help="median blur window (0 disables)")
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
+    parser.add_argument("--foreground-fraction", type=float, default=0.5,
+                        help="share of training crops placed around a target pixel (default 0.5, measured "
+                             "better than 0 in docs/examples.md; 0: all crops uniform)")
     parser.add_argument("--loss", choices=sorted(LOSSES), default="halo_dice",
                         help="halo_dice: FocalDiceLoss + HaloWeightedCrossEntropy (default); focal_dice: FocalDiceLoss alone")
     args = parser.parse_args(argv)
@@ -108,11 +112,12 @@ def main(argv=None):
                                per_image=4, seed=args.seed)
     scope, devices = data_parallel(args.distribute)
     train_ds = crop_dataset(scaled_train, args.crop, args.batch_size * devices, RandomDihedral(seed=args.seed),
-                            args.seed)
+                            args.seed, foreground_fraction=args.foreground_fraction)
 
     filters = tuple(args.filters)
     with scope:
-        model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True)
+        model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True,
+                             **encoder_options(args))
         schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[args.loss](), metrics=[BinaryIoU()])
     start = time.perf_counter()
@@ -146,6 +151,7 @@ def main(argv=None):
         "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size, "devices": devices,
         "crop": args.crop,
         "downsample": args.downsample, "loss": args.loss, "median_kernel": args.median_kernel,
+        "foreground_fraction": args.foreground_fraction, "encoder": args.encoder,
         "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1), "tta": args.tta,
         "overall": overall.to_dict(), "per_image": per_image,
     })

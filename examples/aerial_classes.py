@@ -26,6 +26,7 @@ from _common import (
     apply_defaults,
     common_parser,
     data_parallel,
+    encoder_options,
     fit_verbosity,
     resolve_data,
     save_curves,
@@ -85,7 +86,8 @@ def main(argv=None):
                             RandomDihedral(seed=args.seed), args.seed)
     filters = tuple(args.filters)
     with scope:
-        model = UNetPlusPlus((None, None, 3), filters=filters, num_classes=classes, deep_supervision=True)
+        model = UNetPlusPlus((None, None, 3), filters=filters, num_classes=classes, deep_supervision=True,
+                             **encoder_options(args))
         schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
         # Dice per class (every class counts, however rare) + cross-entropy (every pixel counts)
         loss = CombinedLoss([FocalDiceLoss(), keras.losses.SparseCategoricalCrossentropy(ignore_class=255)])

@@ -29,6 +29,7 @@ from _common import (
     fit_verbosity,
     common_parser,
     data_parallel,
+    encoder_options,
     resolve_data,
     save_curves,
     training_callbacks,
@@ -112,7 +113,8 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
     ds = array_dataset(train_x, train_y, args.batch_size * devices, augmentation, seed=seed)
     filters = tuple(args.filters)
     with scope:
-        model = UNetPlusPlus((None, None, 1), filters=filters, deep_supervision=True)
+        model = UNetPlusPlus((None, None, 1), filters=filters, deep_supervision=True,
+                             **encoder_options(args))
         schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
     out.mkdir(parents=True, exist_ok=True)

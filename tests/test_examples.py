@@ -193,3 +193,15 @@ def test_six_class_example_quick_reports_the_iou_of_its_saved_predictions(tmp_pa
         assert (got is None) if expected is None else got == pytest.approx(expected, abs=1e-4), c
     present = [v for v in metrics["per_class_iou"].values() if v is not None]
     assert metrics["mean_iou"] == pytest.approx(sum(present) / len(present), abs=1e-4)
+
+
+@pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+def test_lung_example_with_a_pretrained_style_encoder(tmp_path):
+    """--encoder puts a keras.applications backbone under the nested decoder (grayscale: first conv adapted)."""
+    import keras
+
+    run_example("lung_xray.py", "--quick", "--encoder", "efficientnetv2b0", "--filters", "4", "8", "16",
+                "--data", str(DATA / "lung-xray"), "--out", str(tmp_path))
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.get_config()["encoder"] == "efficientnetv2b0"
+    assert model.network.get_layer("encoder").inputs[0].shape[-1] == 1
