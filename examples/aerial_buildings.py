@@ -51,7 +51,7 @@ from keras_unetpp.datasets import (
 )
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.masks import save_mask
-from keras_unetpp.layers import RandomDihedral
+from keras_unetpp.layers import AugmentationPipeline, RandomBrightness, RandomContrast, RandomDihedral
 from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
 from keras_unetpp.visualization import overlay, save_error_map, save_png
 
@@ -73,6 +73,14 @@ def at_working_scale(sample: Sample, downsample: int, median_kernel: int) -> Sam
     return Sample(sample.name, sample.group, image, mask)
 
 
+def training_augmentation(color_jitter: float, seed: int):
+    """The 8 symmetries of the square, and with ``color_jitter`` random brightness and contrast."""
+    if not color_jitter:
+        return RandomDihedral(seed=seed)
+    return AugmentationPipeline([RandomDihedral(seed=seed), RandomBrightness(color_jitter / 2, seed=seed + 1),
+                                 RandomContrast(color_jitter, seed=seed + 2)])
+
+
 LOSSES = {
     "focal_dice": lambda: FocalDiceLoss(),
     # the halo term charges the band of false positives around buildings (docs/examples.md)
@@ -90,6 +98,9 @@ def main(argv=None):
     parser.add_argument("--median-kernel", type=int, default=5, help="median blur window (0 disables)")
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
+    parser.add_argument("--color-jitter", type=float, default=0.0,
+                        help="random contrast of +-this and brightness of +-half this per crop (scenes differ in "
+                             "light and haze; 0: off)")
     parser.add_argument("--foreground-fraction", type=float, default=0.5,
                         help="share of training crops placed around a target pixel (default 0.5, measured "
                              "better than 0 in docs/examples.md; 0: all crops uniform)")
@@ -111,8 +122,9 @@ def main(argv=None):
     val_x, val_y = fixed_crops([at_working_scale(s, args.downsample, args.median_kernel) for s in val], args.crop,
                                per_image=4, seed=args.seed)
     scope, devices = data_parallel(args.distribute)
-    train_ds = crop_dataset(scaled_train, args.crop, args.batch_size * devices, RandomDihedral(seed=args.seed),
-                            args.seed, foreground_fraction=args.foreground_fraction)
+    train_ds = crop_dataset(scaled_train, args.crop, args.batch_size * devices,
+                            training_augmentation(args.color_jitter, args.seed), args.seed,
+                            foreground_fraction=args.foreground_fraction)
 
     filters = tuple(args.filters)
     with scope:
@@ -151,7 +163,7 @@ def main(argv=None):
         "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size, "devices": devices,
         "crop": args.crop,
         "downsample": args.downsample, "loss": args.loss, "median_kernel": args.median_kernel,
-        "foreground_fraction": args.foreground_fraction, "encoder": args.encoder,
+        "foreground_fraction": args.foreground_fraction, "color_jitter": args.color_jitter, "encoder": args.encoder,
         "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1), "tta": args.tta,
         "overall": overall.to_dict(), "per_image": per_image,
     })
