@@ -7,11 +7,13 @@ import pytest
 
 import keras_unetpp
 from keras_unetpp import datasets, evaluation, inference, layers, masks, models, postprocessing, visualization
+from keras_unetpp.models import encoders
 
 
 def public_objects():
     seen = {}
-    for module in (keras_unetpp, datasets, evaluation, inference, layers, masks, models, postprocessing, visualization):
+    for module in (keras_unetpp, datasets, evaluation, inference, layers, masks, models, encoders, postprocessing,
+                   visualization):
         names = getattr(module, "__all__", [n for n in dir(module) if not n.startswith("_")])
         for name in names:
             obj = getattr(module, name)

@@ -168,6 +168,10 @@ def build_backbone(name: str, channels: int, weights: str | None = None) -> kera
 
     Raises:
         ValueError: For an unknown name or a weights file that does not fit.
+
+    Examples:
+        >>> build_backbone("efficientnetv2b0", channels=1).inputs[0].shape
+        (None, None, None, 1)
     """
     if name not in ENCODERS:
         raise ValueError(f"Unknown encoder {name!r}; known: {sorted(ENCODERS)} (or pass a keras.Model).")
@@ -206,11 +210,19 @@ def feature_strides(backbone: keras.Model) -> dict[int, str]:
 
     Raises:
         ValueError: If the backbone has no 4D feature map at any of the strides.
+
+    Examples:
+        >>> x = keras.Input((None, None, 3))
+        >>> s2 = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="s2")(x)
+        >>> s4 = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="s4")(s2)
+        >>> feature_strides(keras.Model(x, keras.layers.ReLU(name="s4_relu")(s4)))
+        {2: 's2', 4: 's4_relu'}
     """
     channels = backbone.input.shape[-1]
     candidates = [layer for layer in backbone.layers[1:] if len(getattr(layer, "output").shape) == 4]
     probe = keras.Model(backbone.input, [layer.output for layer in candidates])
     outputs = probe(np.zeros((1, PROBE_SIZE, PROBE_SIZE, channels), "float32"), training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]  # one candidate: one tensor
     found = {}
     for layer, out in zip(candidates, outputs):
         height, width = out.shape[1], out.shape[2]
@@ -238,6 +250,14 @@ def feature_model(backbone: keras.Model, depth: int, name: str = "encoder") -> t
 
     Raises:
         ValueError: If no level 1..depth is found.
+
+    Examples:
+        >>> x = keras.Input((None, None, 1))
+        >>> s2 = keras.layers.Conv2D(4, 3, strides=2, padding="same")(x)
+        >>> s4 = keras.layers.Conv2D(8, 3, strides=2, padding="same")(s2)
+        >>> model, levels = feature_model(keras.Model(x, s4), depth=2)
+        >>> levels, [tuple(t.shape[1:]) for t in model.outputs]
+        ([1, 2], [(None, None, 4), (None, None, 8)])
     """
     pyramid = getattr(backbone, "pyramid_outputs", None)
     if pyramid:
@@ -258,6 +278,11 @@ def deepest_level(backbone: keras.Model) -> int:
 
     Returns:
         An integer in 1..5.
+
+    Examples:
+        >>> x = keras.Input((None, None, 3))
+        >>> deepest_level(keras.Model(x, keras.layers.Conv2D(4, 3, strides=4, padding="same")(x)))
+        2
     """
     pyramid = getattr(backbone, "pyramid_outputs", None)
     if pyramid:
