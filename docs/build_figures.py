@@ -6,8 +6,8 @@ Writes small PNGs to docs/images/:
   augmentation.png   every layer's effect on an image and its mask (a real aerial crop when the data
                      is there, else the synthetic set)
   tiling.png         a scene predicted with naive non-overlapping tiles vs predict_tiled (seams)
-  and copies of the example figures found under outputs/ (quickstart, lung_compare, aerial, trees;
-  downscaled).
+  and copies of the example figures found under outputs/ (quickstart, lung_compare, aerial, aerial_s0,
+  aerial_classes, trees; downscaled).
 """
 
 from __future__ import annotations
@@ -128,9 +128,15 @@ def copy_outputs(outputs: Path):
     """Downscaled copies of the figures the examples wrote."""
     wanted = {
         "quickstart/predictions.png": "quickstart_predictions.png",
-        "lung_compare/with_augmentation/predictions.png": "lung_predictions.png",
-        "lung_compare/with_augmentation/curves_iou.png": "lung_curves_iou.png",
-        "lung_compare/without_augmentation/curves_iou.png": "lung_curves_iou_no_aug.png",
+        "lung_compare/all/seed0/predictions.png": "lung_predictions.png",
+        "lung_compare/all/seed0/curves_iou.png": "lung_curves_iou.png",
+        "lung_compare/none/seed0/curves_iou.png": "lung_curves_iou_no_aug.png",
+        "lung_compare/robustness.png": "lung_robustness.png",
+        "lung_compare/arms.png": "lung_arms.png",
+        "aerial_s0/Tile_7_image_part_003_error_map.png": "aerial_fg_error_map_003.png",
+        "aerial_s0/curves_iou.png": "aerial_fg_curves_iou.png",
+        "aerial_classes/Tile_7_image_part_003_classes.png": "aerial_classes_003.png",
+        "aerial_classes/curves_mean_iou.png": "aerial_classes_curves.png",
         "aerial/curves_iou.png": "aerial_curves_iou.png",
         "aerial/curves_lr.png": "aerial_curves_lr.png",
         "trees/curves_iou.png": "trees_curves_iou.png",
@@ -145,7 +151,7 @@ def copy_outputs(outputs: Path):
             image = cv2.imread(str(path))[..., ::-1]
             if "predictions" in src:
                 image = image[: image.shape[0] // 2]  # the first three rows
-            limit = 360 if "overlay" in dst else 560  # photos compress worst
+            limit = 360 if "overlay" in dst else 1280 if "classes_0" in dst else 560  # photos compress worst
             save_small(dst, np.ascontiguousarray(image), scale=min(1.0, limit / max(image.shape[:2])))
             print("copied", src)
 
