@@ -30,6 +30,18 @@ SCRIPT = textwrap.dedent(
     head = keras.ops.convert_to_numpy(model.network(x, training=False)[0])
     np.testing.assert_allclose(pruned.predict(x, verbose=0), head, atol=1e-5)
 
+    # a keras.applications encoder under the nested decoder: grayscale, deep supervision, prune, .keras
+    import tempfile
+    enc = UNetPlusPlus((None, None, 1), filters=(4, 8, 8), encoder="efficientnetv2b0", deep_supervision=True)
+    enc.compile(optimizer="adam", loss=FocalDiceLoss())
+    assert np.isfinite(enc.fit(x[:, :16, :16], y[:, :16, :16], epochs=1, verbose=0).history["loss"]).all()
+    enc_prob = enc.predict(x, verbose=0)
+    assert enc_prob.shape == (4, 20, 28, 1)
+    path = tempfile.mkdtemp() + "/enc.keras"
+    enc.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path).predict(x, verbose=0), enc_prob, atol=1e-5)
+    assert enc.prune(1).predict(x, verbose=0).shape == (4, 20, 28, 1)
+
     # tiled prediction with TTA: shape, range, and equal to the whole-image prediction on one tile
     scene = rng.random((45, 70, 1), dtype=np.float32)
     tiled = predict_tiled(model, scene, tile_size=32, tta=True, progress=False)
