@@ -246,10 +246,8 @@ def feature_model(backbone: keras.Model, depth: int, name: str = "encoder") -> t
 
     Returns:
         ``(model, levels)``: the model's outputs are the feature maps of
-            ``levels`` (level i = stride 2**i), in increasing order.
-
-    Raises:
-        ValueError: If no level 1..depth is found.
+            ``levels`` (level i = stride 2**i), in increasing order;
+            ``(None, [])`` if the backbone has none at strides 2..2**depth.
 
     Examples:
         >>> x = keras.Input((None, None, 1))
@@ -265,8 +263,8 @@ def feature_model(backbone: keras.Model, depth: int, name: str = "encoder") -> t
     else:
         by_level = {int(np.log2(s)): backbone.get_layer(n).output for s, n in feature_strides(backbone).items()}
     levels = sorted(level for level in by_level if 1 <= level <= depth)
-    if not levels:
-        raise ValueError(f"Encoder {backbone.name!r} has no feature map at strides 2..{2 ** depth}.")
+    if not levels:  # e.g. ConvNeXt (from stride 4) pruned to depth 1: the plain blocks do it all
+        return None, []
     return keras.Model(backbone.inputs, [by_level[level] for level in levels], name=name), levels
 
 

@@ -240,6 +240,8 @@ class UNetPlusPlus(keras.Model):
         if backbone is None:
             return {}
         features, levels = encoder_lib.feature_model(backbone, self.depth)
+        if features is None:
+            return {}
         features.trainable = self.encoder_trainable
         x = padded
         if self.encoder in encoder_lib.ENCODERS:

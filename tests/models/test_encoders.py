@@ -115,6 +115,16 @@ def test_a_stride_the_backbone_lacks_gets_the_plain_block():
     assert model.predict(np.zeros((1, 32, 32, 3), "float32"), verbose=0).shape == (1, 32, 32, 1)
 
 
+def test_pruned_below_the_backbones_first_stride_keeps_the_plain_blocks():
+    """ConvNeXt pruned to L1 needs no backbone level: the pruned model is X^{0,0}, X^{1,0}, X^{0,1}."""
+    model = UNetPlusPlus((None, None, 3), filters=(4, 8, 16), encoder="convnext_tiny", deep_supervision=True)
+    x = np.random.default_rng(0).random((1, 32, 32, 3)).astype("float32")
+    pruned = model.prune(1)
+    np.testing.assert_allclose(pruned.predict(x, verbose=0),
+                               keras.ops.convert_to_numpy(model.network(x, training=False)[0]), atol=1e-6)
+    assert "encoder" not in {layer.name for layer in pruned.network.layers}
+
+
 @pytest.mark.parametrize("name", sorted(encoders.ENCODERS))
 def test_every_named_encoder_builds_and_predicts(name):
     model = UNetPlusPlus((None, None, 3), filters=FILTERS6[:4], encoder=name)
