@@ -235,7 +235,34 @@ def feature_strides(backbone: keras.Model) -> dict[int, str]:
     return found
 
 
-def feature_model(backbone: keras.Model, depth: int, name: str = "encoder") -> tuple[keras.Model, list[int]]:
+def feature_levels(backbone: keras.Model) -> dict:
+    """``{level: symbolic feature map}`` of ``backbone`` (level i = stride 2**i):
+    its keras-hub ``pyramid_outputs`` if it has them, else the
+    [`feature_strides()`][keras_unetpp.models.encoders.feature_strides] rule.
+    Computing it runs a probe, so callers that need it twice compute it once and
+    pass it to [`feature_model()`][keras_unetpp.models.encoders.feature_model] and
+    [`deepest_level()`][keras_unetpp.models.encoders.deepest_level].
+
+    Args:
+        backbone: A functional ``keras.Model``.
+
+    Returns:
+        A dict from level to the backbone's output tensor at that level.
+
+    Examples:
+        >>> x = keras.Input((None, None, 3))
+        >>> s2 = keras.layers.Conv2D(4, 3, strides=2, padding="same")(x)
+        >>> sorted(feature_levels(keras.Model(x, s2)))
+        [1]
+    """
+    pyramid = getattr(backbone, "pyramid_outputs", None)
+    if pyramid:
+        return {int(key.lstrip("P")): tensor for key, tensor in pyramid.items()}
+    return {int(np.log2(s)): backbone.get_layer(n).output for s, n in feature_strides(backbone).items()}
+
+
+def feature_model(backbone: keras.Model, depth: int, name: str = "encoder",
+                  levels_found: dict | None = None) -> tuple[keras.Model, list[int]]:
     """The backbone as a model returning its feature maps at strides 2 .. 2**depth that it has.
 
     Args:
@@ -243,6 +270,8 @@ def feature_model(backbone: keras.Model, depth: int, name: str = "encoder") -> t
             ``pyramid_outputs``, or your own).
         depth: The deepest level used (stride ``2**depth``).
         name: Name of the returned model.
+        levels_found: [`feature_levels(backbone)`][keras_unetpp.models.encoders.feature_levels]
+            if already computed (saves a probe).
 
     Returns:
         ``(model, levels)``: the model's outputs are the feature maps of
@@ -257,22 +286,19 @@ def feature_model(backbone: keras.Model, depth: int, name: str = "encoder") -> t
         >>> levels, [tuple(t.shape[1:]) for t in model.outputs]
         ([1, 2], [(None, None, 4), (None, None, 8)])
     """
-    pyramid = getattr(backbone, "pyramid_outputs", None)
-    if pyramid:
-        by_level = {int(key.lstrip("P")): tensor for key, tensor in pyramid.items()}
-    else:
-        by_level = {int(np.log2(s)): backbone.get_layer(n).output for s, n in feature_strides(backbone).items()}
+    by_level = feature_levels(backbone) if levels_found is None else levels_found
     levels = sorted(level for level in by_level if 1 <= level <= depth)
     if not levels:  # e.g. ConvNeXt (from stride 4) pruned to depth 1: the plain blocks do it all
         return None, []
     return keras.Model(backbone.inputs, [by_level[level] for level in levels], name=name), levels
 
 
-def deepest_level(backbone: keras.Model) -> int:
+def deepest_level(backbone: keras.Model, levels_found: dict | None = None) -> int:
     """The deepest level (log2 of the stride, <= 5) at which ``backbone`` has features.
 
     Args:
         backbone: As [`feature_model()`][keras_unetpp.models.encoders.feature_model].
+        levels_found: As in [`feature_model()`][keras_unetpp.models.encoders.feature_model].
 
     Returns:
         An integer in 1..5.
@@ -282,7 +308,5 @@ def deepest_level(backbone: keras.Model) -> int:
         >>> deepest_level(keras.Model(x, keras.layers.Conv2D(4, 3, strides=4, padding="same")(x)))
         2
     """
-    pyramid = getattr(backbone, "pyramid_outputs", None)
-    if pyramid:
-        return min(5, max(int(key.lstrip("P")) for key in pyramid))
-    return int(np.log2(max(feature_strides(backbone))))
+    by_level = feature_levels(backbone) if levels_found is None else levels_found
+    return min(5, max(by_level))

@@ -177,7 +177,7 @@ class UNetPlusPlus(keras.Model):
                 f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
             )
         activation = _resolve_activation(output_activation, int(num_classes))
-        backbone = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth)
+        backbone, encoder_levels = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth)
 
         super().__init__(name=name, **kwargs)
         self.image_shape = input_shape
@@ -202,20 +202,20 @@ class UNetPlusPlus(keras.Model):
 
         head_columns = list(range(1, depth + 1)) if self.deep_supervision else [depth]
         inputs = keras.Input(shape=input_shape, name="image")
-        heads = self._build_graph(inputs, head_columns, activation, backbone)
+        heads = self._build_graph(inputs, head_columns, activation, backbone, encoder_levels)
         # One graph: `network` returns every head (deep supervision) or the one head.
         self.network = keras.Model(
             inputs, heads if self.deep_supervision else heads[0], name="nested_network"
         )
         self.built = True
 
-    def _build_graph(self, inputs, head_columns, activation, backbone=None):
+    def _build_graph(self, inputs, head_columns, activation, backbone=None, encoder_levels=None):
         """Creates the nodes X^{i,j} column by column, as in the paper's figure."""
         padded = PadToMultiple(self.pad_to_multiple, name="pad_to_multiple")(inputs)
         block = dict(
             batch_norm=self.batch_norm, batch_norm_momentum=self.batch_norm_momentum, dropout=self.dropout
         )
-        nodes = self._encoder_nodes(padded, backbone)
+        nodes = self._encoder_nodes(padded, backbone, encoder_levels)
         for i in range(self.depth + 1):
             if (i, 0) not in nodes:  # the plain encoder, or a stride the backbone lacks
                 x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}")(nodes[i - 1, 0])
@@ -235,11 +235,11 @@ class UNetPlusPlus(keras.Model):
             heads.append(CropToReference(dtype="float32", name=f"{head_name(j)}_crop")([h, inputs]))
         return heads
 
-    def _encoder_nodes(self, padded, backbone) -> dict:
+    def _encoder_nodes(self, padded, backbone, encoder_levels=None) -> dict:
         """``{(i, 0): feature map}`` of the backbone's levels (none without an encoder)."""
         if backbone is None:
             return {}
-        features, levels = encoder_lib.feature_model(backbone, self.depth)
+        features, levels = encoder_lib.feature_model(backbone, self.depth, levels_found=encoder_levels)
         if features is None:
             return {}
         features.trainable = self.encoder_trainable
@@ -395,11 +395,12 @@ def _copy_weights_by_name(target: keras.Model, source: keras.Model) -> None:
 
 
 def _resolve_encoder(encoder, weights, channels: int, depth: int):
-    """The backbone model for ``encoder`` (None without one), checked against the depth."""
+    """``(backbone, feature levels)`` for ``encoder`` (``(None, None)`` without one), checked
+    against the depth; the levels are found once (one probe) and reused to build the graph."""
     if encoder is None:
         if weights is not None:
             raise ValueError("encoder_weights needs an encoder (e.g. encoder='resnet50').")
-        return None
+        return None, None
     if isinstance(encoder, dict):
         encoder = keras.saving.deserialize_keras_object(encoder)
     if isinstance(encoder, str):
@@ -416,11 +417,12 @@ def _resolve_encoder(encoder, weights, channels: int, depth: int):
     else:
         raise ValueError(f"encoder must be None, a name from {sorted(encoder_lib.ENCODERS)} or a keras.Model, "
                          f"got {type(encoder).__name__}.")
-    deepest = encoder_lib.deepest_level(backbone)
+    levels_found = encoder_lib.feature_levels(backbone)
+    deepest = encoder_lib.deepest_level(backbone, levels_found)
     if depth > deepest:
         raise ValueError(f"filters give depth {depth}, but the encoder has features down to stride "
                          f"{2 ** deepest} only (depth <= {deepest}): pass at most {deepest + 1} filters.")
-    return backbone
+    return backbone, levels_found
 
 
 def _check_filters(filters) -> tuple[int, ...]:

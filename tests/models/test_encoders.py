@@ -161,3 +161,12 @@ def test_clear_errors():
     rgb = keras.Model(inputs, keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs))
     with pytest.raises(ValueError, match="takes 3 channel"):
         UNetPlusPlus((None, None, 1), filters=(4, 8), encoder=rgb)
+
+
+def test_a_build_probes_the_backbone_once(monkeypatch):
+    """Finding the feature maps runs the backbone on a 256 probe; a build does it once, not per use."""
+    calls = []
+    original = encoders.feature_strides
+    monkeypatch.setattr(encoders, "feature_strides", lambda backbone: calls.append(backbone.name) or original(backbone))
+    UNetPlusPlus((None, None, 3), filters=FILTERS6[:4], encoder="mobilenetv3large")
+    assert len(calls) == 1
