@@ -19,6 +19,10 @@ from keras_unetpp.datasets import data_root
 from keras_unetpp.visualization import plot_curves
 
 
+#: ``--precision`` choices: Keras dtype policies (the model keeps its heads in float32).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None,
@@ -36,6 +40,9 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--encoder-weights", default=None,
                         help="with --encoder: imagenet (downloaded by Keras) or a .weights.h5 file of the RGB backbone")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="Keras dtype policy: mixed_float16 on a recent NVIDIA GPU, mixed_bfloat16 on a GPU or "
+                             "a CPU with native bf16 (AVX512-BF16 / AMX; elsewhere it is slower). Default float32")
     parser.add_argument("--distribute", action="store_true",
                         help="data-parallel over this machine's devices (TensorFlow MirroredStrategy, or "
                              "MultiWorkerMirroredStrategy when TF_CONFIG is set; JAX DataParallel): "
@@ -129,17 +136,20 @@ def write_metrics(out: Path, payload: dict) -> None:
     payload = {
         "date": time.strftime("%Y-%m-%d"),
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, backend {keras.backend.backend()}",
+        "precision": keras.mixed_precision.global_policy().name,
         **payload,
     }
     (out / "metrics.json").write_text(json.dumps(payload, indent=2, default=float))
 
 
 def apply_defaults(args, full: dict, quick: dict) -> None:
-    """Fills unset --epochs/--steps/--batch-size/--filters from the full or quick defaults."""
+    """Fills unset --epochs/--steps/--batch-size/--filters from the full or quick defaults
+    and sets the dtype policy of ``--precision`` for every model built after it."""
     chosen = quick if args.quick else full
     for key, value in chosen.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    keras.mixed_precision.set_global_policy(getattr(args, "precision", "float32"))
 
 
 def to_numpy(x) -> np.ndarray:

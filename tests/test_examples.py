@@ -20,6 +20,9 @@ def run_example(name, *args):
         runpy.run_path(str(EXAMPLES / name), run_name="__main__")
     finally:
         sys.argv, sys.path[:] = argv, path
+        import keras
+
+        keras.mixed_precision.set_global_policy("float32")  # --precision sets it for the process
 
 
 def test_quickstart_quick(tmp_path):
@@ -128,13 +131,31 @@ def write_init_mask_layout(data, count):
         cv2.imwrite(str(data / "mask" / f"{k}.png"), (mask[..., 0] * 255).astype("uint8"))
 
 
+def all_layers(model):
+    """Every layer of a model, those of nested models (and models held by layers) included."""
+    for layer in model.layers:
+        yield layer
+        inner = [value for value in vars(layer).values() if hasattr(value, "layers")]
+        for sub in ([layer] if hasattr(layer, "layers") else []) + inner:
+            yield from all_layers(sub)
+
+
 def test_aerial_example_on_init_mask_layout(tmp_path):
-    """The original aerial project's layout: init/ (RGB tiles) + mask/ (0/255), split by file."""
+    """The original aerial project's layout: init/ (RGB tiles) + mask/ (0/255), split by file;
+    trained under --precision mixed_bfloat16, which the saved model keeps."""
+    import keras
+
     write_init_mask_layout(tmp_path / "data", 8)
     out = tmp_path / "out"
-    run_example("aerial_buildings.py", "--quick", "--data", str(tmp_path / "data"), "--out", str(out))
+    run_example("aerial_buildings.py", "--quick", "--precision", "mixed_bfloat16", "--data", str(tmp_path / "data"),
+                "--out", str(out))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_images"] + metrics["val_images"] == 8 and metrics["val_images"] >= 1
+    assert metrics["precision"] == "mixed_bfloat16" and 0.0 <= metrics["overall"]["iou"] <= 1.0
+    model = keras.saving.load_model(out / "model.keras")
+    convs = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.compute_dtype for layer in convs} == {"bfloat16"}
+    assert {layer.variable_dtype for layer in convs} == {"float32"}
 
 
 def test_aerial_example_distributed_over_two_devices(tmp_path):
