@@ -132,12 +132,11 @@ def write_init_mask_layout(data, count):
 
 
 def all_layers(model):
-    """Every layer of a model, those of nested models (and models held by layers) included."""
+    """Every layer of a model, those of nested models included."""
     for layer in model.layers:
         yield layer
-        inner = [value for value in vars(layer).values() if hasattr(value, "layers")]
-        for sub in ([layer] if hasattr(layer, "layers") else []) + inner:
-            yield from all_layers(sub)
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
 
 
 def test_aerial_example_on_init_mask_layout(tmp_path):

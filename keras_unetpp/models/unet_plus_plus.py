@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import keras
@@ -177,9 +178,9 @@ class UNetPlusPlus(keras.Model):
                 f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
             )
         activation = _resolve_activation(output_activation, int(num_classes))
-        backbone, encoder_levels = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth)
-
         super().__init__(name=name, **kwargs)
+        with _global_policy(self.dtype_policy):  # see _global_policy: layers follow the model's policy
+            backbone, encoder_levels = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth)
         self.image_shape = input_shape
         self.num_classes = int(num_classes)
         self.filters = filters
@@ -201,12 +202,13 @@ class UNetPlusPlus(keras.Model):
             keras.saving.serialize_keras_object(backbone))
 
         head_columns = list(range(1, depth + 1)) if self.deep_supervision else [depth]
-        inputs = keras.Input(shape=input_shape, name="image")
-        heads = self._build_graph(inputs, head_columns, activation, backbone, encoder_levels)
-        # One graph: `network` returns every head (deep supervision) or the one head.
-        self.network = keras.Model(
-            inputs, heads if self.deep_supervision else heads[0], name="nested_network"
-        )
+        with _global_policy(self.dtype_policy):
+            inputs = keras.Input(shape=input_shape, name="image")
+            heads = self._build_graph(inputs, head_columns, activation, backbone, encoder_levels)
+            # One graph: `network` returns every head (deep supervision) or the one head.
+            self.network = keras.Model(
+                inputs, heads if self.deep_supervision else heads[0], name="nested_network"
+            )
         self.built = True
 
     def _build_graph(self, inputs, head_columns, activation, backbone=None, encoder_levels=None):
@@ -392,6 +394,21 @@ def _copy_weights_by_name(target: keras.Model, source: keras.Model) -> None:
             _copy_weights_by_name(layer, source.get_layer(layer.name))
         elif layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+@contextlib.contextmanager
+def _global_policy(policy):
+    """Creates the layers inside under ``policy``. Sub-layers built in ``__init__``
+    take the global dtype policy, so without this a model saved under
+    ``mixed_bfloat16`` and loaded where the global policy is float32 would come
+    back computing in float32 (the model's own ``dtype`` is restored, not its
+    layers'). The global policy is restored afterwards."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _resolve_encoder(encoder, weights, channels: int, depth: int):

@@ -241,6 +241,27 @@ def test_mixed_precision_trains_and_outputs_float32(restore_policy, rng, policy)
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 
 
+@pytest.mark.parametrize("encoder", [None, "mobilenetv3large"])
+def test_saved_under_mixed_precision_loads_with_its_policy(restore_policy, rng, tmp_path, encoder):
+    """A model saved under mixed_bfloat16 computes in bfloat16 after loading where the global
+    policy is float32 (its layers are rebuilt in __init__), and the global policy is left alone."""
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    filters = (4, 8, 8) if encoder else (4, 8)
+    model = UNetPlusPlus((None, None, 3), filters=filters, encoder=encoder)
+    x = rng.random((1, 16, 16, 3)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    model.save(tmp_path / "bf16.keras")
+    keras.config.set_dtype_policy("float32")
+    loaded = keras.saving.load_model(tmp_path / "bf16.keras")
+    assert keras.config.dtype_policy().name == "float32"
+    computes = {layer.compute_dtype for layer in loaded.network.layers if isinstance(layer, keras.layers.Conv2D)}
+    assert computes == {"bfloat16"}
+    if encoder:
+        inner = loaded.network.get_layer("encoder").layers
+        assert {layer.compute_dtype for layer in inner if isinstance(layer, keras.layers.Conv2D)} == {"bfloat16"}
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+
+
 def test_inference_mode_matches_training_mode_after_a_short_fit():
     """Regression: with Keras' default BN momentum 0.99 the moving variance
     (initialised to 1) lagged the real one (~0.01) for hundreds of steps and
