@@ -31,7 +31,7 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 BASE = dict(downsample=1, crop=256, batch=8, filters=(8, 16, 32, 64, 128), loss="focal_dice", lr=2e-3, warmup=0.0,
-            foreground=0.0, color=0.0)
+            foreground=0.0, color=0.0, precision="float32")
 CONFIGS = {
     "baseline": {},                                   # today's example
     "half": dict(downsample=2),                       # 1/2 scale, crop 256 = 512 px of scene
@@ -53,17 +53,20 @@ CONFIGS = {
     # + random brightness (color x 0.5) and contrast (color) per crop: scenes differ in light and haze
     "c128_halo_color": dict(crop=128, loss="halo_dice", color=0.2),
     "c128_halo_fg_color": dict(crop=128, loss="halo_dice", foreground=0.5, color=0.2),
+    # round 4 (2026-12-02), from the default (c128_halo_fg):
+    "c128_halo_fg_l5": dict(crop=128, loss="halo_dice", foreground=0.5, filters=(8, 16, 32, 64, 128, 256)),  # 2x context
+    "c128_halo_fg_warm": dict(crop=128, loss="halo_dice", foreground=0.5, warmup=0.05, lr=4e-3),
+    "c128_halo_fg_bf16": dict(crop=128, loss="halo_dice", foreground=0.5, precision="mixed_bfloat16"),
 }
 
 
 def augmentation(cfg, seed):
-    """The 8 symmetries, and with ``color`` random brightness / contrast."""
-    from keras_unetpp.layers import AugmentationPipeline, RandomBrightness, RandomContrast, RandomDihedral
+    """The 8 symmetries, and with ``color`` random brightness / contrast (the images are blurred beforehand)."""
+    from keras_unetpp.layers import aerial_augmentation
 
-    if not cfg["color"]:
-        return RandomDihedral(seed=seed)
-    return AugmentationPipeline([RandomDihedral(seed=seed), RandomBrightness(cfg["color"] / 2, seed=seed + 1),
-                                 RandomContrast(cfg["color"], seed=seed + 2)])
+    return aerial_augmentation(seed, median_kernel=0, color_jitter=cfg["color"])
+
+
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
@@ -222,6 +225,7 @@ def main(argv=None):
         cfg = config(name)
         steps = args.steps or int(args.budget_minutes * 60 / step_seconds_for(name, step_seconds))
         keras.utils.set_random_seed(args.seed)
+        keras.mixed_precision.set_global_policy(cfg["precision"])
         images, masks = prepared_training_set(tiles, cfg, args.val_tile)
         model = build(cfg)
         compile_model(model, cfg, steps)

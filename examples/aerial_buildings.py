@@ -51,7 +51,7 @@ from keras_unetpp.datasets import (
 )
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.masks import save_mask
-from keras_unetpp.layers import AugmentationPipeline, RandomBrightness, RandomContrast, RandomDihedral
+from keras_unetpp.layers import aerial_augmentation
 from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
 from keras_unetpp.visualization import overlay, save_error_map, save_png
 
@@ -71,14 +71,6 @@ def at_working_scale(sample: Sample, downsample: int, median_kernel: int) -> Sam
     image = preprocess_images(sample.image, median_kernel=median_kernel, downsample=downsample)
     mask = downsample_masks(sample.mask, downsample) if downsample > 1 else sample.mask
     return Sample(sample.name, sample.group, image, mask)
-
-
-def training_augmentation(color_jitter: float, seed: int):
-    """The 8 symmetries of the square, and with ``color_jitter`` random brightness and contrast."""
-    if not color_jitter:
-        return RandomDihedral(seed=seed)
-    return AugmentationPipeline([RandomDihedral(seed=seed), RandomBrightness(color_jitter / 2, seed=seed + 1),
-                                 RandomContrast(color_jitter, seed=seed + 2)])
 
 
 LOSSES = {
@@ -123,7 +115,7 @@ def main(argv=None):
                                per_image=4, seed=args.seed)
     scope, devices = data_parallel(args.distribute)
     train_ds = crop_dataset(scaled_train, args.crop, args.batch_size * devices,
-                            training_augmentation(args.color_jitter, args.seed), args.seed,
+                            aerial_augmentation(args.seed, median_kernel=0, color_jitter=args.color_jitter), args.seed,
                             foreground_fraction=args.foreground_fraction)
 
     filters = tuple(args.filters)
