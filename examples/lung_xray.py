@@ -12,6 +12,7 @@ mirrored), raw and after post-processing (two largest regions, holes filled).
     python examples/lung_xray.py --data ../shared/data/lung-xray
     python examples/lung_xray.py --compare-augmentation   # none vs all, --seeds 3, same budget
     python examples/lung_xray.py --ablation               # none, each transform alone, all
+    python examples/lung_xray.py --arms flip noise        # just these arms
     python examples/lung_xray.py --quick
 """
 
@@ -199,12 +200,14 @@ def main(argv=None):
                         help="train without and with augmentation ('none', 'all'), --seeds each")
     parser.add_argument("--ablation", action="store_true",
                         help="train every arm: none, flip, rotation, intensity, noise, all (--seeds each)")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=None,
+                        help="train just these arms (e.g. the single transforms of --ablation at a longer budget)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="training runs per arm, seeds --seed, --seed+1, ... (default 3 when comparing, else 1)")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=12, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128]),
+    apply_defaults(args, full=dict(epochs=24, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128]),
                    quick=dict(epochs=2, steps=3, batch_size=4, size=64, filters=[8, 16, 32]))
-    comparing = args.compare_augmentation or args.ablation
+    comparing = args.compare_augmentation or args.ablation or args.arms is not None
     if args.seeds is None:
         args.seeds = (1 if args.quick else 3) if comparing else 1
     data_dir = resolve_data(args.data, "lung-xray")
@@ -216,21 +219,22 @@ def main(argv=None):
               "size": args.size, "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
               "seeds": args.seeds}
     args.out.mkdir(parents=True, exist_ok=True)
-    arms = list(ARMS) if args.ablation else ["none", "all"] if args.compare_augmentation else ["all"]
+    arms = args.arms or (list(ARMS) if args.ablation else ["none", "all"] if args.compare_augmentation else ["all"])
     seeds = [args.seed + k for k in range(args.seeds)]
     out_of = lambda arm, seed: args.out / arm / f"seed{seed}" if comparing else args.out  # noqa: E731
     runs = {arm: [train_and_evaluate(args, data, arm, seed, out_of(arm, seed)) for seed in seeds] for arm in arms}
     summary = summarize(runs)
     payload = {**common, "arms": arms, "summary": summary, "runs": runs}
-    if comparing:
+    if {"none", "all"} <= set(runs):
         payload["per_case_comparison"] = paired_comparison(case_means(runs["all"]), case_means(runs["none"]))
-        save_figures(summary, args.out)
         gain = summary["all"]["dice"]["mean"] - summary["none"]["dice"]["mean"]
         payload["dice_gain_from_augmentation"] = gain
         paired = payload["per_case_comparison"]
         print(f"augmentation changes validation Dice by {gain:+.3f} (mean of {args.seeds} seeds); per case "
               f"(IoU averaged over seeds) better on {paired['cases_better']} of {paired['cases']}, "
               f"Wilcoxon p = {paired['wilcoxon_p']:.2g}")
+    if comparing:
+        save_figures(summary, args.out)
         for arm in arms:
             row = summary[arm]
             print(f"  {arm:10s} Dice {row['dice']['mean']:.3f} +- {row['dice']['sd']:.3f}  post-processed "

@@ -96,6 +96,16 @@ def test_lung_example_quick_compare(tmp_path):
         assert metrics["summary"][arm]["dice"]["sd"] == pytest.approx(sd)
 
 
+@pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+def test_lung_example_trains_just_the_arms_asked_for(tmp_path):
+    run_example("lung_xray.py", "--quick", "--arms", "noise", "--data", str(DATA / "lung-xray"), "--out", str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["runs"]) == {"noise"} and metrics["arms"] == ["noise"]
+    assert "per_case_comparison" not in metrics  # needs both 'none' and 'all'
+    assert (tmp_path / "noise" / "seed0" / "model.keras").stat().st_size > 0
+    assert (tmp_path / "robustness.png").stat().st_size > 0
+
+
 def test_lung_shift_conditions_move_image_and_mask_together():
     """The robustness conditions: geometric ones move the mask with the image, the others keep it."""
     sys.path.insert(0, str(EXAMPLES))
