@@ -156,6 +156,24 @@ def copy_outputs(outputs: Path):
             print("copied", src)
 
 
+def label_style_figure(data, outputs: Path, y0: int = 750, x0: int = 850, size: int = 220):
+    """Image 003 of Tile 7 at 3x: true building outlines (red) and the seed-0
+    default model's (cyan), to show the masks' drawing style."""
+    prediction = outputs / "aerial_s0" / "Tile_7_image_part_003_prediction.png"
+    if data is None or not (data / "aerial-dubai").is_dir() or not prediction.exists():
+        return
+    sample = next(s for s in load_dubai(data / "aerial-dubai", "building", tiles=[7]) if s.name.endswith("003"))
+    window = np.s_[y0:y0 + size, x0:x0 + size]
+    zoom = lambda a: cv2.resize(a, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)  # noqa: E731
+    rgb = np.ascontiguousarray(zoom(sample.image[window]))
+    predicted = cv2.imread(str(prediction), cv2.IMREAD_GRAYSCALE)[window] > 127
+    for mask, colour in ((sample.mask[window] > 0, (255, 0, 0)), (predicted, (0, 255, 255))):
+        contours, _ = cv2.findContours(zoom(mask.astype(np.uint8)), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(rgb, contours, -1, colour, 2)
+    save_small("aerial_label_style_003.png", rgb, scale=560 / rgb.shape[0])
+    print("drew aerial_label_style_003.png")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=os.environ.get("KERAS_UNETPP_DATA"))
@@ -167,6 +185,7 @@ def main():
     augmentation_figure(data)
     tiling_figure(data, args.aerial_model)
     copy_outputs(args.outputs)
+    label_style_figure(data, args.outputs)
 
 
 if __name__ == "__main__":
