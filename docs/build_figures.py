@@ -174,6 +174,31 @@ def label_style_figure(data, outputs: Path, y0: int = 750, x0: int = 850, size: 
     print("drew aerial_label_style_003.png")
 
 
+def lung_ablation_figure(outputs: Path):
+    """Dice per shift condition for every augmentation arm at 600 steps: ``none`` and
+    ``all`` from outputs/lung_2x, the single transforms from outputs/lung_ablation."""
+    import json
+
+    from keras_unetpp.visualization import comparison_figure, save_figure
+
+    runs = {}
+    for name in ("lung_2x", "lung_ablation"):
+        path = outputs / name / "metrics.json"
+        if not path.exists():
+            return
+        runs.update(json.loads(path.read_text())["runs"])
+    arms = [arm for arm in ("none", "flip", "rotation", "intensity", "noise", "all") if arm in runs]
+    conditions = list(runs[arms[0]][0]["shifts"])
+    values = {arm: [[float(np.mean(list(r["shifts"][c]["dice"].values()))) for r in runs[arm]] for c in conditions]
+              for arm in arms}
+    fig = comparison_figure(conditions, values, ylabel="mean Dice per case",
+                            title="lungs, 600 steps per model: each augmentation arm, films as they are and shifted",
+                            size=(11.0, 4.5))
+    fig.axes[0].set_ylim(0.4, 1.0)
+    save_figure(fig, IMAGES / "lung_ablation.png")
+    print("drew lung_ablation.png")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=os.environ.get("KERAS_UNETPP_DATA"))
@@ -186,6 +211,7 @@ def main():
     tiling_figure(data, args.aerial_model)
     copy_outputs(args.outputs)
     label_style_figure(data, args.outputs)
+    lung_ablation_figure(args.outputs)
 
 
 if __name__ == "__main__":
