@@ -40,6 +40,7 @@ from _common import (
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
 from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arrays, split_fraction
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
+from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 from keras_unetpp.layers import xray_augmentation
 from keras_unetpp.postprocessing import fill_holes, keep_largest_regions
 from keras_unetpp.visualization import comparison_figure, save_figure, save_prediction_grid
@@ -52,6 +53,7 @@ ARMS = {
     "rotation": {**ALL_OFF, "max_degrees": 10.0},
     "intensity": {**ALL_OFF, "brightness": 0.1, "contrast": 0.2},
     "noise": {**ALL_OFF, "noise": 0.02},
+    "no_noise": {"noise": 0},  # rotation, flip and intensity together: for films known to be clean
     "all": {},
 }
 
@@ -90,13 +92,18 @@ def postprocess(prob):
     return fill_holes(keep_largest_regions(prob, 2)).astype(np.float32)[..., None]
 
 
-def score_under_shifts(model, val_x, val_y, val_names):
+def predict(model, images, tta: bool):
+    """Probabilities; with ``tta`` the mean of the film as is and mirrored."""
+    return predict_augmented(model, images, tta=MIRROR_TTA if tta else False)
+
+
+def score_under_shifts(model, val_x, val_y, val_names, tta=False):
     """Per condition: per-case Dice, raw and post-processed."""
     out = {}
     for condition, shift in SHIFTS.items():
         pairs = [shift(x, y) for x, y in zip(val_x, val_y)]
         xs, ys = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-        prob = model.predict(xs, batch_size=8, verbose=0)
+        prob = predict(model, xs, tta)
         out[condition] = {
             "dice": {n: segmentation_report(t, p).dice for n, t, p in zip(val_names, ys, prob)},
             "dice_postprocessed": {n: segmentation_report(t, postprocess(p)).dice
@@ -126,7 +133,7 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
     seconds = time.perf_counter() - start
     model.save(out / "model.keras")
     save_curves(history.history, out, f"lungs, augmentation {arm!r}, seed {seed}")
-    prob = model.predict(val_x, batch_size=8, verbose=0)
+    prob = predict(model, val_x, args.tta)
     reports = [segmentation_report(t, p) for t, p in zip(val_y, prob)]
     overall = SegmentationReport.combined(reports)
     post = SegmentationReport.combined([segmentation_report(t, postprocess(p)) for t, p in zip(val_y, prob)])
@@ -136,7 +143,7 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
         "overall": overall.to_dict(), "overall_postprocessed": post.to_dict(),
         "mean_per_image_iou": sum(r.iou for r in reports) / len(reports),
         "per_image": {n: {"iou": r.iou, "dice": r.dice} for n, r in zip(val_names, reports)},
-        "shifts": score_under_shifts(model, val_x, val_y, val_names),
+        "shifts": score_under_shifts(model, val_x, val_y, val_names, args.tta),
     }
     print(f"augmentation {arm!r}, seed {seed}: val IoU {overall.iou:.3f}, Dice {overall.dice:.3f}, "
           f"post-processed Dice {post.dice:.3f} ({seconds:.0f} s)")
@@ -199,9 +206,12 @@ def main(argv=None):
     parser.add_argument("--compare-augmentation", action="store_true",
                         help="train without and with augmentation ('none', 'all'), --seeds each")
     parser.add_argument("--ablation", action="store_true",
-                        help="train every arm: none, flip, rotation, intensity, noise, all (--seeds each)")
+                        help="train every arm: " + ", ".join(ARMS) + " (--seeds each)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=None,
                         help="train just these arms (e.g. the single transforms of --ablation at a longer budget)")
+    parser.add_argument("--tta", action="store_true",
+                        help="score the mean of each film and its mirror image (test-time augmentation; "
+                             "helps models trained with flips, docs/examples.md)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="training runs per arm, seeds --seed, --seed+1, ... (default 3 when comparing, else 1)")
     args = parser.parse_args(argv)
@@ -217,7 +227,7 @@ def main(argv=None):
     data = (*resized_arrays(train, args.size), *resized_arrays(val, args.size), [s.name for s in val])
     common = {"data": str(data_dir), "quick": args.quick, "train_cases": len(train), "val_cases": len(val),
               "size": args.size, "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
-              "seeds": args.seeds}
+              "seeds": args.seeds, "tta": args.tta}
     args.out.mkdir(parents=True, exist_ok=True)
     arms = args.arms or (list(ARMS) if args.ablation else ["none", "all"] if args.compare_augmentation else ["all"])
     seeds = [args.seed + k for k in range(args.seeds)]

@@ -2,8 +2,10 @@
 
 from keras_unetpp.inference.tiling import (
     DIHEDRAL_TRANSFORMS,
+    MIRROR_TTA,
     count_windows,
     gaussian_weights,
+    predict_augmented,
     predict_tiled,
     window_starts,
     window_stride,
@@ -11,8 +13,10 @@ from keras_unetpp.inference.tiling import (
 
 __all__ = [
     "DIHEDRAL_TRANSFORMS",
+    "MIRROR_TTA",
     "count_windows",
     "gaussian_weights",
+    "predict_augmented",
     "predict_tiled",
     "window_starts",
     "window_stride",

@@ -21,6 +21,12 @@ import numpy as np
 
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
 
+#: The identity transform, as a ``(transpose, flip_up_down, flip_left_right)`` triple.
+IDENTITY = (False, False, False)
+#: Test-time augmentation by the image as is and mirrored left-right: for
+#: subjects with an up and a down (chest films, faces, street scenes).
+MIRROR_TTA = (IDENTITY, (False, False, True))
+
 BLENDS = ("center", "gaussian", "mean")
 
 
@@ -193,9 +199,7 @@ def predict_tiled(
         )
     if spatial is not None and any(s is not None and s != tile for s in spatial):
         raise ValueError(f"The model takes windows of {spatial}, not tile_size={tile}.")
-    transforms = DIHEDRAL_TRANSFORMS if tta is True else ((False, False, False),) if tta is False else tuple(tta)
-    if not transforms or any(tuple(t) not in DIHEDRAL_TRANSFORMS for t in transforms):
-        raise ValueError(f"tta must be a bool or a non-empty subset of DIHEDRAL_TRANSFORMS, got {tta!r}.")
+    transforms = _resolve_tta(tta)
 
     height, width = array.shape[:2]
     padded_h, padded_w = max(height, tile), max(width, tile)
@@ -218,7 +222,7 @@ def predict_tiled(
     for y in rows:
         strip = _strip(array, y, tile, padded_w)  # (tile, padded_w, C) float32: one row of windows
         windows = np.stack([strip[:, x : x + tile] for x in cols])
-        prediction = _predict_windows(model, windows, batch_size, transforms)
+        prediction = _predict_batches(model, windows, batch_size, transforms)
         if accumulated is None:
             accumulated = np.zeros((padded_h, padded_w, prediction.shape[-1]), np.float32)
         for x, window in zip(cols, prediction):
@@ -257,7 +261,75 @@ def _replicas(model) -> int:
     return max(1, int(getattr(strategy, "num_replicas_in_sync", 1) or 1))
 
 
-def _predict_windows(model, windows, batch_size, transforms):
+def _resolve_tta(tta) -> tuple:
+    if tta is True:
+        return DIHEDRAL_TRANSFORMS
+    if tta is False:
+        return (IDENTITY,)
+    try:
+        transforms = tuple(tuple(bool(v) for v in t) for t in tta)
+    except TypeError:
+        transforms = ()
+    if not transforms or any(t not in DIHEDRAL_TRANSFORMS for t in transforms):
+        raise ValueError(f"tta must be a bool or a non-empty subset of DIHEDRAL_TRANSFORMS, got {tta!r}.")
+    return transforms
+
+
+def predict_augmented(
+    model,
+    images,
+    tta: bool | Sequence[tuple[bool, bool, bool]] = True,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Whole-image test-time augmentation: the mean of the model's predictions
+    on transformed copies of a batch, each mapped back first.
+
+    What [`predict_tiled()`][keras_unetpp.inference.predict_tiled] does per window,
+    for images that fit the model whole (chest X-rays, validation crops).
+    ``model.predict`` on a flipped batch and a flip back is all it takes, but
+    getting the inverse of a transposed-and-flipped prediction right is where
+    hand-written TTA goes wrong; this uses the same
+    [`apply_dihedral()`][keras_unetpp.layers.apply_dihedral] /
+    [`invert_dihedral()`][keras_unetpp.layers.invert_dihedral] pair as the training
+    augmentation.
+
+    Args:
+        model: Any Keras model mapping (N, H, W, C) to (N, H, W, k).
+        images: (N, H, W, C) array (square if a transform transposes).
+        tta: ``True``: the 8 dihedral transforms; ``False``: the identity
+            (plain prediction); or a subset of ``DIHEDRAL_TRANSFORMS``, e.g.
+            ``MIRROR_TTA`` (as is and left-right mirrored, for subjects that are
+            not symmetric under rotation, such as chest films).
+        batch_size: Images per model call.
+
+    Returns:
+        float32 (N, H, W, k) mean prediction.
+
+    Raises:
+        ValueError: For images that are not (N, H, W, C), an unknown transform,
+            non-square images with a transposing transform, or a model whose
+            output does not have the images' size.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> model = UNetPlusPlus((None, None, 1), filters=(4, 8))
+        >>> predict_augmented(model, np.zeros((2, 32, 32, 1)), tta=MIRROR_TTA).shape
+        (2, 32, 32, 1)
+    """
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim != 4 or 0 in array.shape:
+        raise ValueError(f"predict_augmented expects a batch of images (N, H, W, C), got shape {array.shape}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    transforms = _resolve_tta(tta)
+    if array.shape[1] != array.shape[2] and any(t[0] for t in transforms):
+        raise ValueError(f"Transposing transforms need square images, got shape {array.shape}; "
+                         f"use a subset of DIHEDRAL_TRANSFORMS without transpose (e.g. MIRROR_TTA).")
+    return _predict_batches(model, array, int(batch_size), transforms)
+
+
+def _predict_batches(model, windows, batch_size, transforms):
     replicas = _replicas(model)
     out = None
     for transform in transforms:
@@ -270,8 +342,8 @@ def _predict_windows(model, windows, batch_size, transforms):
                 pred = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
             if pred.ndim != 4 or tuple(pred.shape[:3]) != tuple(batch.shape[:3]):
                 raise ValueError(
-                    f"The model maps windows of shape {tuple(batch.shape)} to {pred.shape}; predict_tiled needs "
-                    f"(N, h, w, k) outputs of the window's size."
+                    f"The model maps inputs of shape {tuple(batch.shape)} to {pred.shape}; tiled and augmented "
+                    f"prediction need (N, h, w, k) outputs of the input's size."
                 )
             batch_out.append(keras.ops.convert_to_numpy(invert_dihedral(pred.astype(np.float32), *transform)))
         prediction = np.concatenate(batch_out)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_unetpp import UNetPlusPlus, predict_tiled
-from keras_unetpp.inference import count_windows, gaussian_weights, window_starts
+from keras_unetpp.inference import MIRROR_TTA, count_windows, gaussian_weights, predict_augmented, window_starts
 from keras_unetpp.inference.tiling import window_stride
 from keras_unetpp.visualization import scene_report
 
@@ -158,7 +158,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="tile_size"):
         predict_tiled(fixed, np.zeros((100, 100, 3)), tile_size=32)
     shrinking = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(1, 3)])
-    with pytest.raises(ValueError, match="window's size"):
+    with pytest.raises(ValueError, match="input's size"):
         predict_tiled(shrinking, np.zeros((40, 40, 3)), tile_size=32)
 
 
@@ -207,3 +207,52 @@ def test_count_windows_counts_the_windows_predict_tiled_uses(h, w, tile, overlap
 def test_count_windows_checks_the_overlap_like_predict_tiled():
     with pytest.raises(ValueError, match="overlap"):
         count_windows(100, 100, 32, 1.0)
+
+
+def _reference_mean(images, kernel, flips):
+    """Independent reference for predict_augmented: numpy correlation of each
+    (optionally mirrored) image, mirrored back, averaged."""
+    outs = []
+    for mirror in flips:
+        per_image = []
+        for image in images:
+            x = image[:, ::-1] if mirror else image
+            y = correlate_same(x, kernel)
+            per_image.append(y[:, ::-1] if mirror else y)
+        outs.append(np.stack(per_image))
+    return np.mean(outs, axis=0)
+
+
+@given(st.integers(1, 3), st.integers(3, 20), st.integers(3, 20), st.integers(0, 10_000))
+def test_mirror_tta_is_the_mean_of_the_image_and_its_mirror(n, h, w, seed):
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(size=(3, 3))  # no symmetry: mirroring changes its output
+    model = conv_model(kernel)
+    images = rng.random((n, h, w, 1)).astype("float32")
+    before = images.copy()
+    got = predict_augmented(model, images, tta=MIRROR_TTA, batch_size=2)
+    np.testing.assert_allclose(got, _reference_mean(images, kernel, (False, True)), atol=1e-5)
+    np.testing.assert_allclose(predict_augmented(model, images, tta=False), _reference_mean(images, kernel, (False,)),
+                               atol=1e-5)
+    np.testing.assert_array_equal(images, before)  # the caller's batch is not touched
+
+
+def test_full_tta_of_a_batch_matches_predict_tiled_per_image():
+    rng = np.random.default_rng(5)
+    model = conv_model(rng.normal(size=(3, 3)))
+    images = rng.random((3, 16, 16, 1)).astype("float32")
+    got = predict_augmented(model, images, tta=True)
+    want = np.stack([predict_tiled(model, x, tile_size=16, tta=True, progress=False) for x in images])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_predict_augmented_names_bad_input():
+    model = conv_model(np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\), got shape \(8, 8, 1\)"):
+        predict_augmented(model, np.zeros((8, 8, 1)))
+    with pytest.raises(ValueError, match="square images"):
+        predict_augmented(model, np.zeros((1, 8, 12, 1)), tta=True)
+    with pytest.raises(ValueError, match="tta must be"):
+        predict_augmented(model, np.zeros((1, 8, 8, 1)), tta=[(True, True)])
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_augmented(model, np.zeros((1, 8, 8, 1)), batch_size=0)
