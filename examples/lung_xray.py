@@ -145,8 +145,13 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
         "per_image": {n: {"iou": r.iou, "dice": r.dice} for n, r in zip(val_names, reports)},
         "shifts": score_under_shifts(model, val_x, val_y, val_names, args.tta),
     }
+    if args.tta:  # the same model without it, so the gain is read off one run
+        plain = predict(model, val_x, False)
+        result["overall_without_tta"] = SegmentationReport.combined(
+            [segmentation_report(t, p) for t, p in zip(val_y, plain)]).to_dict()
     print(f"augmentation {arm!r}, seed {seed}: val IoU {overall.iou:.3f}, Dice {overall.dice:.3f}, "
-          f"post-processed Dice {post.dice:.3f} ({seconds:.0f} s)")
+          f"post-processed Dice {post.dice:.3f}"
+          + (f", without TTA {result['overall_without_tta']['dice']:.3f}" if args.tta else "") + f" ({seconds:.0f} s)")
     return result
 
 
@@ -209,6 +214,9 @@ def main(argv=None):
                         help="train every arm: " + ", ".join(ARMS) + " (--seeds each)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=None,
                         help="train just these arms (e.g. the single transforms of --ablation at a longer budget)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the train / validation split by case (fixed, so runs with another --seed "
+                             "are scored on the same 16 cases)")
     parser.add_argument("--tta", action="store_true",
                         help="score the mean of each film and its mirror image (test-time augmentation; "
                              "helps models trained with flips, docs/examples.md)")
@@ -222,12 +230,12 @@ def main(argv=None):
         args.seeds = (1 if args.quick else 3) if comparing else 1
     data_dir = resolve_data(args.data, "lung-xray")
     samples = load_folder_pairs(data_dir, channels=1)
-    train, val = split_fraction(samples, 0.2, seed=args.seed)
+    train, val = split_fraction(samples, 0.2, seed=args.split_seed)
     print(f"{len(train)} training cases, {len(val)} validation cases, resized to {args.size}x{args.size}")
     data = (*resized_arrays(train, args.size), *resized_arrays(val, args.size), [s.name for s in val])
     common = {"data": str(data_dir), "quick": args.quick, "train_cases": len(train), "val_cases": len(val),
               "size": args.size, "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
-              "seeds": args.seeds, "tta": args.tta}
+              "seeds": args.seeds, "split_seed": args.split_seed, "tta": args.tta}
     args.out.mkdir(parents=True, exist_ok=True)
     arms = args.arms or (list(ARMS) if args.ablation else ["none", "all"] if args.compare_augmentation else ["all"])
     seeds = [args.seed + k for k in range(args.seeds)]

@@ -98,26 +98,32 @@ def test_lung_example_quick_compare(tmp_path):
 
 @pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
 def test_lung_example_trains_just_the_arms_asked_for(tmp_path):
-    run_example("lung_xray.py", "--quick", "--arms", "noise", "--tta", "--data", str(DATA / "lung-xray"),
+    run_example("lung_xray.py", "--quick", "--arms", "noise", "--tta", "--seed", "1", "--data", str(DATA / "lung-xray"),
                 "--out", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["runs"]) == {"noise"} and metrics["arms"] == ["noise"] and metrics["tta"] is True
     assert "per_case_comparison" not in metrics  # needs both 'none' and 'all'
-    assert (tmp_path / "noise" / "seed0" / "model.keras").stat().st_size > 0
+    assert (tmp_path / "noise" / "seed1" / "model.keras").stat().st_size > 0
     assert (tmp_path / "robustness.png").stat().st_size > 0
+    # another --seed trains another model, scored on the same split (--split-seed 0); and
     # --tta scores the mean of each film and its mirror: recomputed here from the saved model with numpy
     import keras
 
     from keras_unetpp.datasets import load_folder_pairs, resized_arrays, split_fraction
 
-    model = keras.saving.load_model(tmp_path / "noise" / "seed0" / "model.keras")
+    model = keras.saving.load_model(tmp_path / "noise" / "seed1" / "model.keras")
     _, val = split_fraction(load_folder_pairs(DATA / "lung-xray", channels=1), 0.2, seed=0)
     val_x, val_y = resized_arrays(val, metrics["size"])
     prob = (model.predict(val_x, verbose=0) + model.predict(val_x[:, :, ::-1], verbose=0)[:, :, ::-1]) / 2
+    assert set(metrics["runs"]["noise"][0]["per_image"]) == {s.name for s in val}
     for sample, truth, p in zip(val, val_y, prob):
         t, q = truth[..., 0] > 0.5, p[..., 0] >= 0.5
         dice = 2 * (t & q).sum() / max(t.sum() + q.sum(), 1)
         assert metrics["runs"]["noise"][0]["per_image"][sample.name]["dice"] == pytest.approx(dice, abs=1e-6), sample.name
+    plain = model.predict(val_x, verbose=0) >= 0.5
+    truth = val_y > 0.5
+    assert metrics["runs"]["noise"][0]["overall_without_tta"]["dice"] == pytest.approx(
+        2 * (plain & truth).sum() / (plain.sum() + truth.sum()), abs=1e-6)
 
 
 def test_lung_shift_conditions_move_image_and_mask_together():
