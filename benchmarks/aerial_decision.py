@@ -36,7 +36,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai")
-    parser.add_argument("--tile", type=int, default=7, help="validation tile")
+    parser.add_argument("--tile", type=int, default=7, help="validation tile (or a training tile: how well the model fits it)")
+    parser.add_argument("--target", default="building", help="class the model segments (vegetation for the trees model)")
     parser.add_argument("--tile-size", type=int, default=512, help="prediction window at full resolution")
     parser.add_argument("--tta", action="store_true", help="also measure 8-fold dihedral TTA (8x the prediction time)")
     parser.add_argument("--heads", default="mean",
@@ -44,7 +45,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "aerial_decision.json")
     args = parser.parse_args(argv)
     model = keras_unetpp.load_model(args.model)
-    samples = load_dubai(args.data, "building", tiles=[args.tile])
+    samples = load_dubai(args.data, args.target, tiles=[args.tile])
     rows = []
     unetpp = [layer for layer in [model, *model.layers] if isinstance(layer, keras_unetpp.UNetPlusPlus)]
     for head, tta in itertools.product(args.heads.split(","), (False, True) if args.tta else (False,)):
@@ -66,7 +67,8 @@ def main(argv=None):
                                  precision=round(r.precision, 4), recall=round(r.recall, 4),
                                  predict_seconds=round(seconds, 1)))
     args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps({"model": str(args.model), "tile": args.tile, "rows": rows}, indent=2))
+    args.out.write_text(json.dumps({"model": str(args.model), "tile": args.tile, "target": args.target, "rows": rows},
+                                   indent=2))
     print("| head | TTA | threshold | min area | IoU | precision | recall |\n|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['head']} | {'8x' if r['tta'] else 'no'} | {r['threshold']} | {r['min_area']} | {r['iou']:.3f} | "

@@ -174,6 +174,23 @@ def label_style_figure(data, outputs: Path, y0: int = 750, x0: int = 850, size: 
     print("drew aerial_label_style_003.png")
 
 
+def training_fit_figure(data, outputs: Path, tile: int = 2, image: str = "image_part_002"):
+    """A training image (Tile 2) next to the error map of the model trained on it
+    (outputs/aerial_l5_s0): how far the CPU-hour model is from fitting its own data."""
+    from keras_unetpp.visualization import error_map
+
+    model_path = outputs / "aerial_l5_s0" / "model.keras"
+    if data is None or not (data / "aerial-dubai").is_dir() or not model_path.exists():
+        return
+    sample = next(s for s in load_dubai(data / "aerial-dubai", "building", tiles=[tile]) if s.name.endswith(image))
+    model = keras.saving.load_model(model_path)
+    prob = predict_tiled(model, sample.image, tile_size=512, progress=False)
+    side = np.concatenate([sample.image, np.full((sample.image.shape[0], 8, 3), 255, np.uint8),
+                           error_map(sample.mask, prob)], axis=1)
+    save_small(f"aerial_training_fit_tile{tile}.png", side, scale=1100 / side.shape[1])
+    print(f"drew aerial_training_fit_tile{tile}.png")
+
+
 def lung_ablation_figure(outputs: Path):
     """Dice per shift condition for every augmentation arm at 600 steps: ``none`` and
     ``all`` from outputs/lung_2x, the single transforms from outputs/lung_ablation."""
@@ -211,6 +228,7 @@ def main():
     tiling_figure(data, args.aerial_model)
     copy_outputs(args.outputs)
     label_style_figure(data, args.outputs)
+    training_fit_figure(data, args.outputs)
     lung_ablation_figure(args.outputs)
 
 
