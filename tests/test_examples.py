@@ -41,6 +41,7 @@ def test_aerial_example_quick(tmp_path):
     run_example("aerial_buildings.py", "--quick", "--data", str(DATA / "aerial-dubai"), "--out", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0.0 <= metrics["overall"]["iou"] <= 1.0 and len(metrics["per_image"]) == 2
+    assert metrics["target"] == "building" and metrics["loss"] == "halo_dice"
     for name in ("model.keras", "curves_loss.png", "curves_iou.png", "curves_lr.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     for kind in ("error_map", "overlay", "prediction"):
@@ -167,6 +168,14 @@ def all_layers(model):
         yield layer
         if hasattr(layer, "layers"):
             yield from all_layers(layer)
+
+
+def test_aerial_example_trees_default_to_focal_dice(tmp_path):
+    """The loss default follows the target: the halo term is for buildings only."""
+    run_example("aerial_buildings.py", "--quick", "--target", "vegetation", "--epochs", "1",
+                "--data", str(DATA / "aerial-dubai"), "--out", str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["target"] == "vegetation" and metrics["loss"] == "focal_dice"
 
 
 def test_aerial_example_on_init_mask_layout(tmp_path):
