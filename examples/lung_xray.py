@@ -13,6 +13,7 @@ mirrored), raw and after post-processing (two largest regions, holes filled).
     python examples/lung_xray.py --compare-augmentation   # none vs all, --seeds 3, same budget
     python examples/lung_xray.py --ablation               # none, each transform alone, all
     python examples/lung_xray.py --arms flip noise        # just these arms
+    python examples/lung_xray.py --tta                    # also score the mean of each film and its mirror
     python examples/lung_xray.py --quick
 """
 
