@@ -224,7 +224,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None,
                         help="training runs per arm, seeds --seed, --seed+1, ... (default 3 when comparing, else 1)")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=24, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128]),
+    apply_defaults(args, full=dict(epochs=24, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128, 256]),
                    quick=dict(epochs=2, steps=3, batch_size=4, size=64, filters=[8, 16, 32]))
     comparing = args.compare_augmentation or args.ablation or args.arms is not None
     if args.seeds is None:
