@@ -33,7 +33,7 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filters", type=int, nargs="+", default=None,
-                        help="filters per level (default 8 16 32 64 128; on a GPU try 32 64 128 256 512)")
+                        help="filters per level (default: the example's own, see its docs; on a GPU try 32 64 128 256 512)")
     parser.add_argument("--encoder", default=None,
                         help="pretrained-style encoder, e.g. resnet50, efficientnetv2b0 (keras_unetpp.models.encoders."
                              "ENCODERS); --filters then give the decoder widths (6 values use all five levels)")

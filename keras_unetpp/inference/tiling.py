@@ -120,6 +120,16 @@ def _model_channels(model):
     return tuple(shape[1:3]), shape[-1]
 
 
+def _check_model_input(model, shape, size, what: str) -> None:
+    """A named error, before any prediction, when ``model`` cannot take inputs
+    of ``size`` (H, W) with the channels of an array of ``shape``."""
+    spatial, channels = _model_channels(model)
+    if channels is not None and channels != shape[-1]:
+        raise ValueError(f"The model takes {channels} input channel(s), the input has {shape[-1]} (shape {shape}).")
+    if spatial is not None and any(s is not None and s != d for s, d in zip(spatial, size)):
+        raise ValueError(f"The model takes inputs of {spatial} (height, width), not {what}.")
+
+
 def predict_tiled(
     model,
     image,
@@ -192,13 +202,7 @@ def predict_tiled(
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
     tile = int(tile_size)
-    spatial, channels = _model_channels(model)
-    if channels is not None and channels != array.shape[-1]:
-        raise ValueError(
-            f"The model takes {channels} input channel(s), the image has {array.shape[-1]} (shape {array.shape})."
-        )
-    if spatial is not None and any(s is not None and s != tile for s in spatial):
-        raise ValueError(f"The model takes windows of {spatial}, not tile_size={tile}.")
+    _check_model_input(model, array.shape, (tile, tile), f"windows of tile_size={tile}")
     transforms = _resolve_tta(tta)
 
     height, width = array.shape[:2]
@@ -307,8 +311,9 @@ def predict_augmented(
 
     Raises:
         ValueError: For images that are not (N, H, W, C), an unknown transform,
-            non-square images with a transposing transform, or a model whose
-            output does not have the images' size.
+            non-square images with a transposing transform, a model that takes
+            another channel count or image size, or a model whose output does not
+            have the images' size.
 
     Examples:
         >>> import numpy as np
@@ -322,6 +327,7 @@ def predict_augmented(
         raise ValueError(f"predict_augmented expects a batch of images (N, H, W, C), got shape {array.shape}.")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    _check_model_input(model, array.shape, array.shape[1:3], f"images of {array.shape[1:3]}")
     transforms = _resolve_tta(tta)
     if array.shape[1] != array.shape[2] and any(t[0] for t in transforms):
         raise ValueError(f"Transposing transforms need square images, got shape {array.shape}; "

@@ -256,3 +256,10 @@ def test_predict_augmented_names_bad_input():
         predict_augmented(model, np.zeros((1, 8, 8, 1)), tta=[(True, True)])
     with pytest.raises(ValueError, match="batch_size"):
         predict_augmented(model, np.zeros((1, 8, 8, 1)), batch_size=0)
+    # the model's input is checked before any prediction, with the numbers named
+    with pytest.raises(ValueError, match=r"takes 1 input channel\(s\), the input has 3"):
+        predict_augmented(model, np.zeros((1, 8, 8, 3)))
+    fixed = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(1, 1)])
+    with pytest.raises(ValueError, match=r"takes inputs of \(16, 16\).*images of \(8, 8\)"):
+        predict_augmented(fixed, np.zeros((2, 8, 8, 1)))
+    assert predict_augmented(fixed, np.zeros((2, 16, 16, 1)), tta=False).shape == (2, 16, 16, 1)
