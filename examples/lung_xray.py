@@ -13,12 +13,13 @@ mirrored), raw and after post-processing (two largest regions, holes filled).
     python examples/lung_xray.py --compare-augmentation   # none vs all, --seeds 3, same budget
     python examples/lung_xray.py --ablation               # none, each transform alone, all
     python examples/lung_xray.py --arms flip noise        # just these arms
-    python examples/lung_xray.py --tta                    # also score the mean of each film and its mirror
+    python examples/lung_xray.py --no-tta                 # plain predictions only (TTA: each film and its mirror)
     python examples/lung_xray.py --quick
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import _quiet  # noqa: F401  (first: starts the backend without its start-up lines)
@@ -218,13 +219,14 @@ def main(argv=None):
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the train / validation split by case (fixed, so runs with another --seed "
                              "are scored on the same 16 cases)")
-    parser.add_argument("--tta", action="store_true",
-                        help="score the mean of each film and its mirror image (test-time augmentation; "
-                             "helps models trained with flips, docs/examples.md)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                        help="score the mean of each film and its mirror image (test-time augmentation, the "
+                             "default: +0.003 Dice on average for models trained with flips, docs/examples.md; "
+                             "the score without it is reported too); --no-tta scores plain predictions only")
     parser.add_argument("--seeds", type=int, default=None,
                         help="training runs per arm, seeds --seed, --seed+1, ... (default 3 when comparing, else 1)")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=24, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128, 256]),
+    apply_defaults(args, full=dict(epochs=48, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128, 256]),
                    quick=dict(epochs=2, steps=3, batch_size=4, size=64, filters=[8, 16, 32]))
     comparing = args.compare_augmentation or args.ablation or args.arms is not None
     if args.seeds is None:

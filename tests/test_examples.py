@@ -67,9 +67,10 @@ def test_aerial_example_quick(tmp_path):
 
 @pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
 def test_lung_example_quick_compare(tmp_path):
-    run_example("lung_xray.py", "--quick", "--compare-augmentation", "--seeds", "2", "--data", str(DATA / "lung-xray"),
-                "--out", str(tmp_path))
+    run_example("lung_xray.py", "--quick", "--compare-augmentation", "--seeds", "2", "--no-tta",
+                "--data", str(DATA / "lung-xray"), "--out", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["tta"] is False and all("overall_without_tta" not in r for rs in metrics["runs"].values() for r in rs)
     assert set(metrics["runs"]) == {"all", "none"} and all(len(r) == 2 for r in metrics["runs"].values())
     for name in ("robustness.png", "arms.png", "all/seed0/predictions.png", "none/seed1/model.keras"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -99,15 +100,15 @@ def test_lung_example_quick_compare(tmp_path):
 
 @pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
 def test_lung_example_trains_just_the_arms_asked_for(tmp_path):
-    run_example("lung_xray.py", "--quick", "--arms", "noise", "--tta", "--seed", "1", "--data", str(DATA / "lung-xray"),
+    run_example("lung_xray.py", "--quick", "--arms", "noise", "--seed", "1", "--data", str(DATA / "lung-xray"),
                 "--out", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["runs"]) == {"noise"} and metrics["arms"] == ["noise"] and metrics["tta"] is True
     assert "per_case_comparison" not in metrics  # needs both 'none' and 'all'
     assert (tmp_path / "noise" / "seed1" / "model.keras").stat().st_size > 0
     assert (tmp_path / "robustness.png").stat().st_size > 0
-    # another --seed trains another model, scored on the same split (--split-seed 0); and
-    # --tta scores the mean of each film and its mirror: recomputed here from the saved model with numpy
+    # another --seed trains another model, scored on the same split (--split-seed 0); and by
+    # default (TTA) on the mean of each film and its mirror: recomputed here from the saved model with numpy
     import keras
 
     from keras_unetpp.datasets import load_folder_pairs, resized_arrays, split_fraction
