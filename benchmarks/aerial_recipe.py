@@ -57,6 +57,10 @@ CONFIGS = {
     "c128_halo_fg_l5": dict(crop=128, loss="halo_dice", foreground=0.5, filters=(8, 16, 32, 64, 128, 256)),  # 2x context
     "c128_halo_fg_warm": dict(crop=128, loss="halo_dice", foreground=0.5, warmup=0.05, lr=4e-3),
     "c128_halo_fg_bf16": dict(crop=128, loss="halo_dice", foreground=0.5, precision="mixed_bfloat16"),
+    # round 7 (2026-12-03): the row-polygon labels need context. Half scale with one level more: a crop of
+    # 128 covers 256 px of scene and the receptive field 4x the default's, at the default's step cost
+    "half_c128_halo_fg_l5": dict(downsample=2, crop=128, loss="halo_dice", foreground=0.5,
+                                 filters=(8, 16, 32, 64, 128, 256)),
 }
 
 
