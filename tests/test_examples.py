@@ -171,6 +171,7 @@ def all_layers(model):
             yield from all_layers(layer)
 
 
+@pytest.mark.skipif(not (DATA / "aerial-dubai").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
 def test_aerial_example_trees_default_to_focal_dice(tmp_path):
     """The loss default follows the target: the halo term is for buildings only."""
     run_example("aerial_buildings.py", "--quick", "--target", "vegetation", "--epochs", "1",
