@@ -36,7 +36,16 @@ def test_quickstart_quick(tmp_path):
 DATA = Path(os.environ.get("KERAS_UNETPP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-@pytest.mark.skipif(not (DATA / "aerial-dubai").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+def needs_data(name: str):
+    """Skip a test with a clear reason when the real data set ``name`` is absent."""
+    return pytest.mark.skipif(not (DATA / name).is_dir(), reason=f"real data not found at {DATA / name} (set KERAS_UNETPP_DATA)")
+
+
+needs_aerial_data = needs_data("aerial-dubai")
+needs_lung_data = needs_data("lung-xray")
+
+
+@needs_aerial_data
 def test_aerial_example_quick(tmp_path):
     run_example("aerial_buildings.py", "--quick", "--data", str(DATA / "aerial-dubai"), "--out", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -65,7 +74,7 @@ def test_aerial_example_quick(tmp_path):
     assert sample.image.dtype == np.uint8 and np.mean(mask != saved) < 1e-4
 
 
-@pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+@needs_lung_data
 def test_lung_example_quick_compare(tmp_path):
     run_example("lung_xray.py", "--quick", "--compare-augmentation", "--seeds", "2", "--no-tta",
                 "--data", str(DATA / "lung-xray"), "--out", str(tmp_path))
@@ -98,7 +107,7 @@ def test_lung_example_quick_compare(tmp_path):
         assert metrics["summary"][arm]["dice"]["sd"] == pytest.approx(sd)
 
 
-@pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+@needs_lung_data
 def test_lung_example_trains_just_the_arms_asked_for(tmp_path):
     run_example("lung_xray.py", "--quick", "--arms", "noise", "--seed", "1", "--data", str(DATA / "lung-xray"),
                 "--out", str(tmp_path))
@@ -171,7 +180,7 @@ def all_layers(model):
             yield from all_layers(layer)
 
 
-@pytest.mark.skipif(not (DATA / "aerial-dubai").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+@needs_aerial_data
 def test_aerial_example_trees_default_to_focal_dice(tmp_path):
     """The loss default follows the target: the halo term is for buildings only."""
     run_example("aerial_buildings.py", "--quick", "--target", "vegetation", "--epochs", "1",
@@ -221,7 +230,7 @@ def test_aerial_example_distributed_over_two_devices(tmp_path):
     assert metrics["devices"] == 2 and 0.0 <= metrics["overall"]["iou"] <= 1.0
 
 
-@pytest.mark.skipif(not (DATA / "aerial-dubai").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+@needs_aerial_data
 def test_six_class_example_quick_reports_the_iou_of_its_saved_predictions(tmp_path):
     import cv2
 
@@ -256,7 +265,7 @@ def test_six_class_example_quick_reports_the_iou_of_its_saved_predictions(tmp_pa
     assert metrics["mean_iou"] == pytest.approx(sum(present) / len(present), abs=1e-4)
 
 
-@pytest.mark.skipif(not (DATA / "lung-xray").is_dir(), reason=f"real data not found at {DATA} (set KERAS_UNETPP_DATA)")
+@needs_lung_data
 def test_lung_example_with_a_pretrained_style_encoder(tmp_path):
     """--encoder puts a keras.applications backbone under the nested decoder (grayscale: first conv adapted)."""
     import keras
