@@ -45,7 +45,7 @@ def main():
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
         model.train_on_batch(x, y)  # traces
         steps[name] = lambda m=model: m.train_on_batch(x, y)
-        gflop[name] = conv_gflop(model.network, args.size)
+        gflop[name] = conv_gflop(model, args.size)
     seconds = median_seconds(steps, args.repeats)
     first = args.widths[0]
     result = {

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import keras
 
+from keras_unetpp import _legacy_files as legacy
+
 
 def load_model(path: str | Path, compile: bool = True) -> keras.Model:
     """Loads a ``.keras`` file, with the library's classes registered.
@@ -15,7 +17,10 @@ def load_model(path: str | Path, compile: bool = True) -> keras.Model:
     classes to be imported first (``Could not locate class 'UNetPlusPlus'``);
     this function lives in that package, so calling it is enough. It also checks
     the file before Keras reads it: Keras reports a corrupt or truncated archive
-    as ``File not found``, which sends people looking for a missing file.
+    as ``File not found``, which sends people looking for a missing file. Files
+    written by keras-unetpp 0.1 (whose UNet++ kept its graph in a nested
+    model) load too: their weights are moved onto today's flat graph (the
+    optimizer state of such files is not restored).
 
     Args:
         path: A ``.keras`` file.
@@ -53,4 +58,11 @@ def load_model(path: str | Path, compile: bool = True) -> keras.Model:
         raise ValueError(f"{path} is a damaged .keras archive: {error}.") from None
     if damaged is not None:
         raise ValueError(f"{path} is a damaged .keras archive: member {damaged!r} fails its checksum.")
+    with zipfile.ZipFile(path) as archive:
+        members = set(archive.namelist())
+        if "config.json" not in members or "model.weights.h5" not in members:
+            raise ValueError(f"{path} is a zip archive but not a Keras model file: it lacks "
+                             f"{sorted({'config.json', 'model.weights.h5'} - members)} (members: {sorted(members)[:5]}).")
+        if legacy.is_legacy_file(archive):
+            return legacy.load_legacy(archive, compile=compile)
     return keras.saving.load_model(path, compile=compile)

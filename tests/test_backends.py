@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
     assert np.isfinite(history["loss"]).all(), history
     assert model.predict(x, verbose=0).shape == (4, 20, 28, 1)
     pruned = model.prune(1)
-    head = keras.ops.convert_to_numpy(model.network(x, training=False)[0])
+    head = keras.ops.convert_to_numpy(model.head_outputs(x)[0])
     np.testing.assert_allclose(pruned.predict(x, verbose=0), head, atol=1e-5)
 
     # a keras.applications encoder under the nested decoder: grayscale, deep supervision, prune, .keras

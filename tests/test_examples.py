@@ -274,4 +274,4 @@ def test_lung_example_with_a_pretrained_style_encoder(tmp_path):
                 "--data", str(DATA / "lung-xray"), "--out", str(tmp_path))
     model = keras.saving.load_model(tmp_path / "model.keras")
     assert model.get_config()["encoder"] == "efficientnetv2b0"
-    assert model.network.get_layer("encoder").inputs[0].shape[-1] == 1
+    assert model.get_layer("encoder").inputs[0].shape[-1] == 1

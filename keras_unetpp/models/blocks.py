@@ -58,6 +58,7 @@ def conv_block(
     dropout: float = 0.0,
     kernel_initializer: str = "he_normal",
     batch_norm_momentum: float = 0.9,
+    dtype=None,
 ):
     """The node function H of Zhou et al. 2018: two (3x3 conv, BN, ReLU) units.
 
@@ -69,6 +70,7 @@ def conv_block(
         dropout: Spatial dropout rate applied after the block (0 disables).
         kernel_initializer: Initializer of both convolution kernels.
         batch_norm_momentum: Momentum of the batch-norm moving statistics.
+        dtype: Dtype policy of the block's layers (None: the global one).
 
     Returns:
         The symbolic output tensor (N, H, W, filters).
@@ -81,16 +83,17 @@ def conv_block(
             use_bias=not batch_norm,
             kernel_initializer=kernel_initializer,
             name=f"{name}_conv{unit}",
+            dtype=dtype,
         )(x)
         if batch_norm:
-            x = SyncBatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{unit}")(x)
-        x = layers.Activation("relu", name=f"{name}_relu{unit}")(x)
+            x = SyncBatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{unit}", dtype=dtype)(x)
+        x = layers.Activation("relu", name=f"{name}_relu{unit}", dtype=dtype)(x)
     if dropout > 0:
-        x = layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
+        x = layers.SpatialDropout2D(dropout, name=f"{name}_dropout", dtype=dtype)(x)
     return x
 
 
-def upsample(x, filters: int, mode: str, name: str):
+def upsample(x, filters: int, mode: str, name: str, dtype=None):
     """Doubles the spatial size of ``x``.
 
     Args:
@@ -100,15 +103,16 @@ def upsample(x, filters: int, mode: str, name: str):
             interpolating modes keep the input's channels.
         mode: ``"transpose"``, ``"bilinear"`` or ``"nearest"``.
         name: Layer name.
+        dtype: Dtype policy of the layer (None: the global one).
 
     Returns:
         The upsampled symbolic tensor.
     """
     if mode == "transpose":
         return layers.Conv2DTranspose(
-            filters, 2, strides=2, padding="same", name=name
+            filters, 2, strides=2, padding="same", name=name, dtype=dtype
         )(x)
-    return layers.UpSampling2D(2, interpolation=mode, name=name)(x)
+    return layers.UpSampling2D(2, interpolation=mode, name=name, dtype=dtype)(x)
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")

@@ -193,6 +193,10 @@ def build_backbone(name: str, channels: int, weights: str | None = None, dtype=N
         raise ValueError(f"Unknown encoder {name!r}; known: {sorted(ENCODERS)} (or pass a keras.Model).")
     if name in efficientnet_lite.VARIANTS:
         return efficientnet_lite.efficientnet_lite(name, (None, None, channels), weights=weights, dtype=dtype)
+    return _in_policy(_application_backbone(name, channels, weights), dtype)
+
+
+def _application_backbone(name: str, channels: int, weights) -> keras.Model:
     if weights is None:
         return _application(name, channels, None)
     rgb = _application(name, 3, "imagenet" if weights == "imagenet" else None)
@@ -210,10 +214,33 @@ def build_backbone(name: str, channels: int, weights: str | None = None, dtype=N
         if not values:
             continue
         if not adapted and values[0].ndim == 4 and values[0].shape[2] == 3 and target.get_weights()[0].shape[2] == channels:
-            values = [adapt_first_kernel(values[0], channels)] + values[1:]
+            kernel = values[0]
+            if ENCODERS[name][1] == "caffe":  # caffe-trained kernels read BGR: band k takes the colour k % 3 of RGB
+                kernel = kernel[:, :, ::-1]
+            values = [adapt_first_kernel(kernel, channels)] + values[1:]
             adapted = True
         target.set_weights(values)
     return backbone
+
+
+def _in_policy(backbone: keras.Model, dtype) -> keras.Model:
+    """``backbone`` with every layer under the dtype policy ``dtype`` (keras.applications build
+    under the global policy; a clone with the policy per layer avoids changing that global state)."""
+    if dtype is None:
+        return backbone
+    policy = keras.dtype_policies.get(dtype)
+    if all(layer.dtype_policy.name == policy.name for layer in backbone.layers[1:]):
+        return backbone
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, layers.Layer) and not isinstance(layer, layers.InputLayer):
+            config["dtype"] = policy  # not for graph operations such as `x + y` (no dtype argument)
+        return layer.__class__.from_config(config)
+
+    cloned = keras.models.clone_model(backbone, clone_function=clone)
+    cloned.set_weights(backbone.get_weights())
+    return cloned
 
 
 def feature_strides(backbone: keras.Model) -> dict[int, str]:

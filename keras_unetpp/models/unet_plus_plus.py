@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import keras
@@ -149,6 +148,7 @@ class UNetPlusPlus(keras.Model):
         encoder_weights: str | None = None,
         encoder_trainable: bool = True,
         name: str = "unet_plus_plus",
+        dtype=None,
         **kwargs,
     ):
         filters = _check_filters(filters)
@@ -178,9 +178,19 @@ class UNetPlusPlus(keras.Model):
                 f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
             )
         activation = _resolve_activation(output_activation, int(num_classes))
-        super().__init__(name=name, **kwargs)
-        with _global_policy(self.dtype_policy):  # see _global_policy: layers follow the model's policy
-            backbone, encoder_levels = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth)
+        # Every layer gets the model's dtype policy explicitly (keras-hub's rule): building never
+        # touches the global policy, and a file saved under mixed precision loads as it was saved.
+        policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
+        backbone, encoder_levels = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth, policy)
+        encoder_name = encoder if isinstance(encoder, str) or encoder is None else "custom"
+        graph = _NestedGraph(filters, int(num_classes), activation, bool(batch_norm), float(batch_norm_momentum),
+                             upsampling, float(dropout), multiple, policy)
+        inputs = keras.Input(shape=input_shape, name="image")
+        heads = graph.build(inputs, list(range(1, depth + 1)) if deep_supervision else [depth],
+                            backbone, encoder_levels, encoder_name, bool(encoder_trainable))
+        super().__init__(inputs=inputs, outputs=heads if deep_supervision else heads[0], name=name, dtype=policy,
+                         **kwargs)
+        self.input_spec = None  # _check_input gives the errors, naming the model's input_shape
         self.image_shape = input_shape
         self.num_classes = int(num_classes)
         self.filters = filters
@@ -194,64 +204,10 @@ class UNetPlusPlus(keras.Model):
         self.upsampling = upsampling
         self.dropout = float(dropout)
         self.pad_to_multiple = multiple
-        # names and configs only: the backbone itself is not tracked (a pruned model keeps just the
-        # layers its levels use, through the nested network)
-        self.encoder = encoder if isinstance(encoder, str) or encoder is None else "custom"
+        self.encoder = encoder_name
         self.encoder_trainable = bool(encoder_trainable)
-        self._encoder_spec = None if backbone is None or self.encoder != "custom" else (
+        self._encoder_spec = None if backbone is None or encoder_name != "custom" else (
             keras.saving.serialize_keras_object(backbone))
-
-        head_columns = list(range(1, depth + 1)) if self.deep_supervision else [depth]
-        with _global_policy(self.dtype_policy):
-            inputs = keras.Input(shape=input_shape, name="image")
-            heads = self._build_graph(inputs, head_columns, activation, backbone, encoder_levels)
-            # One graph: `network` returns every head (deep supervision) or the one head.
-            self.network = keras.Model(
-                inputs, heads if self.deep_supervision else heads[0], name="nested_network"
-            )
-        self.built = True
-
-    def _build_graph(self, inputs, head_columns, activation, backbone=None, encoder_levels=None):
-        """Creates the nodes X^{i,j} column by column, as in the paper's figure."""
-        padded = PadToMultiple(self.pad_to_multiple, name="pad_to_multiple")(inputs)
-        block = dict(
-            batch_norm=self.batch_norm, batch_norm_momentum=self.batch_norm_momentum, dropout=self.dropout
-        )
-        nodes = self._encoder_nodes(padded, backbone, encoder_levels)
-        for i in range(self.depth + 1):
-            if (i, 0) not in nodes:  # the plain encoder, or a stride the backbone lacks
-                x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}")(nodes[i - 1, 0])
-                nodes[i, 0] = conv_block(x, self.filters[i], node_name(i, 0), **block)
-        for j in range(1, self.depth + 1):
-            for i in range(self.depth + 1 - j):
-                up = upsample(
-                    nodes[i + 1, j - 1], self.filters[i], self.upsampling, f"{node_name(i, j)}_up"
-                )
-                skips = [nodes[i, k] for k in range(j)]
-                x = layers.Concatenate(name=f"{node_name(i, j)}_concat")(skips + [up])
-                nodes[i, j] = conv_block(x, self.filters[i], node_name(i, j), **block)
-        heads = []
-        for j in head_columns:
-            h = layers.Conv2D(self.num_classes, 1, name=head_name(j))(nodes[0, j])
-            h = layers.Activation(activation, dtype="float32", name=f"{head_name(j)}_activation")(h)
-            heads.append(CropToReference(dtype="float32", name=f"{head_name(j)}_crop")([h, inputs]))
-        return heads
-
-    def _encoder_nodes(self, padded, backbone, encoder_levels=None) -> dict:
-        """``{(i, 0): feature map}`` of the backbone's levels (none without an encoder)."""
-        if backbone is None:
-            return {}
-        features, levels = encoder_lib.feature_model(backbone, self.depth, levels_found=encoder_levels)
-        if features is None:
-            return {}
-        features.trainable = self.encoder_trainable
-        x = padded
-        if self.encoder in encoder_lib.ENCODERS:
-            mode = encoder_lib.ENCODERS[self.encoder][1]
-            x = encoder_lib.EncoderPreprocessing(mode, self.image_shape[-1], name="encoder_preprocessing")(x)
-        outputs = features(x)
-        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        return {(level, 0): out for level, out in zip(levels, outputs)}
 
     def _check_input(self, x):
         shape = tuple(x.shape)
@@ -276,13 +232,44 @@ class UNetPlusPlus(keras.Model):
                     f"and width to accept any size."
                 )
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        """The graph; with deep supervision, the list of heads when ``training`` is true and
+        their combination (see ``inference_head``) otherwise."""
         self._check_input(inputs)
-        outputs = self.network(inputs, training=training)
+        outputs = super().call(inputs, training=training, mask=mask)
         if not self.deep_supervision:
             return outputs
         heads = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]  # depth 1: one head
         return heads if training else self.combine_heads(heads)
+
+    def head_outputs(self, inputs, training: bool = False) -> list:
+        """The output of every head (``X^{0,j}`` for the trained heads), not combined.
+
+        Args:
+            inputs: A batch ``(N, H, W, C)``.
+            training: Run batch norm and dropout in training mode.
+
+        Returns:
+            A list of ``(N, H, W, num_classes)`` tensors: heads ``1..L`` with deep
+                supervision, the single head ``L`` without.
+
+        Examples:
+            >>> import numpy as np
+            >>> m = UNetPlusPlus((None, None, 1), filters=(2, 4, 8), deep_supervision=True)
+            >>> [tuple(h.shape) for h in m.head_outputs(np.zeros((1, 8, 8, 1), "float32"))]
+            [(1, 8, 8, 1), (1, 8, 8, 1)]
+        """
+        self._check_input(inputs)
+        outputs = super().call(inputs, training=training)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        self._check_input(inputs)
+        outputs = super().compute_output_spec(inputs)
+        if not self.deep_supervision:
+            return outputs
+        heads = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        return heads if training else heads[0]  # the combination has each head's shape
 
     def combine_heads(self, heads):
         """Reduces the list of deep-supervision heads to the inference output.
@@ -360,7 +347,7 @@ class UNetPlusPlus(keras.Model):
             name=f"{self.name}_L{level}",
         )
         pruned = UNetPlusPlus(**config)
-        _copy_weights_by_name(pruned.network, self.network)
+        _copy_weights_by_name(pruned, self)
         return pruned
 
     def get_config(self):
@@ -396,22 +383,57 @@ def _copy_weights_by_name(target: keras.Model, source: keras.Model) -> None:
             layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
-@contextlib.contextmanager
-def _global_policy(policy):
-    """Creates the layers inside under ``policy``. Sub-layers built in ``__init__``
-    take the global dtype policy, so without this a model saved under
-    ``mixed_bfloat16`` and loaded where the global policy is float32 would come
-    back computing in float32 (the model's own ``dtype`` is restored, not its
-    layers'). The global policy is restored afterwards."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+class _NestedGraph:
+    """Builds the nodes X^{i,j} of UNet++ column by column, as in the paper's figure, every
+    layer under one dtype policy."""
+
+    def __init__(self, filters, num_classes, activation, batch_norm, momentum, upsampling, dropout, multiple,
+                 policy):
+        self.filters, self.depth = filters, len(filters) - 1
+        self.num_classes, self.activation = num_classes, activation
+        self.block = dict(batch_norm=batch_norm, batch_norm_momentum=momentum, dropout=dropout, dtype=policy)
+        self.upsampling, self.multiple, self.policy = upsampling, multiple, policy
+
+    def build(self, inputs, head_columns, backbone, encoder_levels, encoder_name, encoder_trainable):
+        padded = PadToMultiple(self.multiple, name="pad_to_multiple", dtype=self.policy)(inputs)
+        nodes = self.encoder_nodes(padded, backbone, encoder_levels, encoder_name, encoder_trainable)
+        for i in range(self.depth + 1):
+            if (i, 0) not in nodes:  # the plain encoder, or a stride the backbone lacks
+                x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}", dtype=self.policy)(nodes[i - 1, 0])
+                nodes[i, 0] = conv_block(x, self.filters[i], node_name(i, 0), **self.block)
+        for j in range(1, self.depth + 1):
+            for i in range(self.depth + 1 - j):
+                up = upsample(nodes[i + 1, j - 1], self.filters[i], self.upsampling, f"{node_name(i, j)}_up",
+                              dtype=self.policy)
+                skips = [nodes[i, k] for k in range(j)]
+                x = layers.Concatenate(name=f"{node_name(i, j)}_concat", dtype=self.policy)(skips + [up])
+                nodes[i, j] = conv_block(x, self.filters[i], node_name(i, j), **self.block)
+        heads = []
+        for j in head_columns:
+            h = layers.Conv2D(self.num_classes, 1, name=head_name(j), dtype=self.policy)(nodes[0, j])
+            h = layers.Activation(self.activation, dtype="float32", name=f"{head_name(j)}_activation")(h)
+            heads.append(CropToReference(dtype="float32", name=f"{head_name(j)}_crop")([h, inputs]))
+        return heads
+
+    def encoder_nodes(self, padded, backbone, encoder_levels, encoder_name, trainable) -> dict:
+        """``{(i, 0): feature map}`` of the backbone's levels (none without an encoder)."""
+        if backbone is None:
+            return {}
+        features, levels = encoder_lib.feature_model(backbone, self.depth, levels_found=encoder_levels)
+        if features is None:
+            return {}
+        features.trainable = trainable
+        x = padded
+        if encoder_name in encoder_lib.ENCODERS:
+            mode = encoder_lib.ENCODERS[encoder_name][1]
+            x = encoder_lib.EncoderPreprocessing(mode, padded.shape[-1], name="encoder_preprocessing",
+                                                 dtype=self.policy)(x)
+        outputs = features(x)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        return {(level, 0): out for level, out in zip(levels, outputs)}
 
 
-def _resolve_encoder(encoder, weights, channels: int, depth: int):
+def _resolve_encoder(encoder, weights, channels: int, depth: int, policy):
     """``(backbone, feature levels)`` for ``encoder`` (``(None, None)`` without one), checked
     against the depth; the levels are found once (one probe) and reused to build the graph."""
     if encoder is None:
@@ -423,7 +445,7 @@ def _resolve_encoder(encoder, weights, channels: int, depth: int):
     if isinstance(encoder, str):
         if encoder == "custom":
             raise ValueError("encoder='custom' is how a model reports your own encoder; pass the keras.Model.")
-        backbone = encoder_lib.build_backbone(encoder, channels, weights)
+        backbone = encoder_lib.build_backbone(encoder, channels, weights, dtype=policy)
     elif isinstance(encoder, keras.Model):
         if weights is not None:
             raise ValueError("encoder_weights applies to named encoders; load your model's weights yourself.")

@@ -28,7 +28,7 @@ def train(scope, unsynchronized=False):
     with scope:
         model = UNetPlusPlus((None, None, 3), filters=(4, 8, 16), deep_supervision=True)
         if unsynchronized:  # the control: per-replica statistics, as plain BatchNormalization
-            for layer in model.network.layers:
+            for layer in model.layers:
                 if hasattr(layer, "synchronized"):
                     layer.synchronized = False
         # per_image=True: a loss that is a mean over images, so splitting the batch does not change it

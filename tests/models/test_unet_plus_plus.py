@@ -73,10 +73,10 @@ def node_of(layer):
 def test_topology_matches_paper(depth):
     model = UNetPlusPlus(filters=[2 * 2**d for d in range(depth + 1)])
     nodes, concat_inputs = paper_topology(depth)
-    convs = [l for l in model.network.layers if isinstance(l, keras.layers.Conv2D) and l.name.startswith("X_")]
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D) and l.name.startswith("X_")]
     assert {node_of(l) for l in convs} == {f"X_{i}_{j}" for i, j in nodes}
     assert len(convs) == 2 * len(nodes)  # H = two 3x3 convs per node
-    concats = [l for l in model.network.layers if isinstance(l, keras.layers.Concatenate)]
+    concats = [l for l in model.layers if isinstance(l, keras.layers.Concatenate)]
     assert len(concats) == len(concat_inputs) == depth * (depth + 1) // 2
     for layer in concats:
         i, j = (int(t) for t in layer.name.split("_")[1:3])
@@ -115,11 +115,11 @@ def test_deep_supervision_loss_is_weighted_mean_of_head_losses(rng):
 def test_fit_with_plain_masks_trains_every_head(rng):
     model = tiny(deep_supervision=True)
     x, y = random_batch(rng, n=4)
-    before = [w.copy() for w in model.network.get_layer("head_1").get_weights()]
+    before = [w.copy() for w in model.get_layer("head_1").get_weights()]
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["binary_accuracy"])
     history = model.fit(x, y, epochs=1, verbose=0)
     assert set(history.history) == {"loss", "binary_accuracy"}
-    after = model.network.get_layer("head_1").get_weights()
+    after = model.get_layer("head_1").get_weights()
     assert any(not np.allclose(a, b) for a, b in zip(before, after))
 
 
@@ -127,7 +127,7 @@ def test_accurate_mode_is_mean_of_heads_and_fast_mode_one_head(rng):
     model = tiny(filters=(4, 8, 16, 32), deep_supervision=True)
     x, y = random_batch(rng, h=19, w=23)
     train_a_little(model, x, y)
-    heads = [keras.ops.convert_to_numpy(h) for h in model.network(x, training=False)]
+    heads = [keras.ops.convert_to_numpy(h) for h in model.head_outputs(x)]
     np.testing.assert_allclose(model.predict(x, verbose=0), np.mean(heads, axis=0), atol=1e-6)
     for k in (1, 2, 3):
         fast = UNetPlusPlus.from_config({**model.get_config(), "inference_head": k})
@@ -138,7 +138,7 @@ def test_accurate_mode_is_mean_of_heads_and_fast_mode_one_head(rng):
 def test_fast_mode_is_prune_and_computes_only_needed_nodes(rng):
     model = tiny(filters=(4, 8, 16, 32), deep_supervision=True, inference_head=1)
     fast = model.prune(1)
-    used = {node_of(l) for l in fast.network.layers if l.name.startswith("X_")}
+    used = {node_of(l) for l in fast.layers if l.name.startswith("X_")}
     assert used == {"X_0_0", "X_1_0", "X_0_1"}
     x, _ = random_batch(rng)
     np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
@@ -151,7 +151,7 @@ def test_pruned_model_equals_head_of_full_model(rng, level):
     train_a_little(model, x, y)
     pruned = model.prune(level)
     assert pruned.depth == level and pruned.count_params() < model.count_params()
-    head = keras.ops.convert_to_numpy(model.network(x, training=False)[level - 1])
+    head = keras.ops.convert_to_numpy(model.head_outputs(x)[level - 1])
     np.testing.assert_allclose(pruned.predict(x, verbose=0), head, atol=1e-6)
 
 
@@ -233,7 +233,7 @@ def test_mixed_precision_trains_and_outputs_float32(restore_policy, rng, policy)
     keras.config.set_dtype_policy(policy)
     model = tiny(deep_supervision=True)
     x, y = random_batch(rng, h=16, w=16)
-    assert model.network.get_layer("X_0_0_conv1").compute_dtype == policy.split("_")[1]
+    assert model.get_layer("X_0_0_conv1").compute_dtype == policy.split("_")[1]
     model.compile(optimizer="adam", loss="binary_crossentropy")
     history = model.fit(x, y, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -254,10 +254,10 @@ def test_saved_under_mixed_precision_loads_with_its_policy(restore_policy, rng, 
     keras.config.set_dtype_policy("float32")
     loaded = keras.saving.load_model(tmp_path / "bf16.keras")
     assert keras.config.dtype_policy().name == "float32"
-    computes = {layer.compute_dtype for layer in loaded.network.layers if isinstance(layer, keras.layers.Conv2D)}
+    computes = {layer.compute_dtype for layer in loaded.layers if isinstance(layer, keras.layers.Conv2D)}
     assert computes == {"bfloat16"}
     if encoder:
-        inner = loaded.network.get_layer("encoder").layers
+        inner = loaded.get_layer("encoder").layers
         assert {layer.compute_dtype for layer in inner if isinstance(layer, keras.layers.Conv2D)} == {"bfloat16"}
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
 

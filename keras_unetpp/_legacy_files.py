@@ -1,0 +1,106 @@
+"""Loading ``.keras`` files written by keras-unetpp 0.1.
+
+In that release ``UNetPlusPlus`` was a subclassed model holding its graph in a
+nested functional model, so its weights are stored one level deeper
+(``.../layers/functional/layers/<layer>``) than today's functional UNet++
+expects. The architecture is rebuilt from the file's config (the constructor
+arguments did not change) and each layer's variables are read from the place
+Keras stored them. Keras names a container's entries by class
+(``conv2d``, ``conv2d_1``, ... in the order of ``model.layers``); the nested
+graph was built by the same code as today's, so the order of the layers that
+carry weights is the same, and every shape is checked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import warnings
+import zipfile
+
+import keras
+
+_LEGACY_MARK = "layers/functional"
+
+
+def is_legacy_file(archive: zipfile.ZipFile) -> bool:
+    """True for a file whose config holds a UNetPlusPlus saved with its graph nested."""
+    config = archive.read("config.json").decode()
+    if '"UNetPlusPlus"' not in config:
+        return False
+    import h5py
+
+    with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as store:
+        return any(_is_nested_unetpp(group) for group in _groups(store))
+
+
+def _groups(store):
+    found = []
+    store.visititems(lambda name, obj: found.append(obj) if hasattr(obj, "keys") else None)
+    return [store] + found
+
+
+def _is_nested_unetpp(group) -> bool:
+    return "layers" in group and list(group["layers"].keys()) == ["functional"]
+
+
+def load_legacy(archive: zipfile.ZipFile, compile: bool = True) -> keras.Model:
+    """The model of a 0.1 file, weights placed on today's graph (optimizer state not restored)."""
+    import h5py
+
+    config = json.loads(archive.read("config.json"))
+    model = keras.saving.deserialize_keras_object(config)
+    with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as store:
+        _fill(model, store)
+    if compile and config.get("compile_config"):
+        try:
+            model.compile_from_config(config["compile_config"])
+        except Exception as error:  # an unregistered custom loss: the model is still usable for inference
+            warnings.warn(f"The model loaded but could not be compiled from its file ({error}); "
+                          "compile it yourself to train it.", stacklevel=3)
+    return model
+
+
+def _fill(layer, group) -> None:
+    """Sets ``layer``'s variables (and its sub-layers') from the h5 ``group`` Keras saved it in."""
+    from keras_unetpp.models import UNetPlusPlus
+
+    if isinstance(layer, UNetPlusPlus) and _is_nested_unetpp(group):
+        group = group["layers"]["functional"]
+    if "vars" in group and len(group["vars"]):
+        values = [group["vars"][str(i)][()] for i in range(len(group["vars"]))]
+        expected = [tuple(v.shape) for v in layer.weights] if not hasattr(layer, "layers") else None
+        if expected is not None:
+            if [v.shape for v in values] != expected:
+                raise ValueError(f"the saved weights of layer {layer.name!r} have shapes "
+                                 f"{[v.shape for v in values]}, the rebuilt layer {expected}")
+            layer.set_weights(values)
+    sublayers = getattr(layer, "layers", None)
+    if sublayers and "layers" in group:
+        saved, used = group["layers"], {}
+        for sub in sublayers:
+            key = _container_name(sub, used)
+            if key not in saved:
+                if sub.weights:
+                    raise ValueError(f"the file holds no weights for layer {sub.name!r} ({key})")
+                continue
+            _fill(sub, saved[key])
+
+
+def _container_name(layer, used: dict) -> str:
+    """The name Keras' saving gives the next ``layer`` of a container: its class in snake case, numbered."""
+    name = _snake_case(type(layer).__name__)
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+def _snake_case(name: str) -> str:
+    """Keras' own rule (keras.src.utils.naming.to_snake_case), written out: it is not public API."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    return name
