@@ -92,8 +92,9 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
 
 
 def _input_channels(model) -> int:
-    shape = model.inputs[0].shape if model.inputs else (None,)
-    return int(shape[-1]) if shape[-1] is not None else 3
+    from keras_unetpp.model_info import describe_model
+
+    return describe_model(model).channels or 3
 
 
 def _predict_plain(model, path: Path, args):
@@ -194,13 +195,14 @@ def evaluate(args) -> int:
 
 def export(args) -> int:
     from keras_unetpp import load_model
-    from keras_unetpp.export import SUFFIXES, export_model, model_input_shape
+    from keras_unetpp.export import SUFFIXES, export_model
+    from keras_unetpp.model_info import describe_model
 
     model = load_model(args.model, compile=False)
     out = args.out or args.model.with_name(args.model.stem + (SUFFIXES[args.format] or "_savedmodel"))
     shape = None
     if args.input_size:
-        shape = (*args.input_size, model_input_shape(model)[-1])
+        shape = (*args.input_size, describe_model(model).channels)
     written = export_model(model, out, args.format, input_shape=shape)
     print(f"{args.format}: {written}")
     return 0

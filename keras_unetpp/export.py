@@ -1,12 +1,12 @@
 """Export trained models for deployment outside Python / Keras, through
 Keras' own ``Model.export``: TensorFlow SavedModel, ONNX and LiteRT (TFLite).
 
-Why a helper around ``Model.export``: ``UNetPlusPlus`` builds its graph in its
-constructor, and Keras' exporter only infers the input signature of a
-subclassed model after a first eager call; LiteRT also needs a fixed input
-size to keep every convolution a built-in op. ``export_model`` wraps any model
-into a functional model with an explicit input of the right shape, called in
-inference mode, and exports that.
+``UNetPlusPlus`` and the models of ``with_preprocessing`` are functional
+models, so ``model.export(path, format=...)`` works on them directly.
+``export_model`` adds what deployment needs on top: LiteRT wants a fixed
+input size and batch 1 to keep every convolution a built-in op, and a fixed
+``input_shape`` for the other formats too; for those it exports a functional
+model with that explicit input (sharing the weights) called in inference mode.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Sequence
 
 import keras
 import numpy as np
+
+from keras_unetpp.model_info import describe_model
 
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 SUFFIXES = {"tf_saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
@@ -27,11 +29,7 @@ def model_input_shape(model: keras.Model) -> tuple:
     Raises:
         ValueError: If the model has no known input shape.
     """
-    if getattr(model, "inputs", None):
-        return tuple(model.inputs[0].shape[1:])
-    if hasattr(model, "image_shape"):  # UNetPlusPlus
-        return tuple(model.image_shape)
-    raise ValueError(f"Cannot tell the input shape of {model.name}: pass input_shape=(H, W, C).")
+    return describe_model(model).input_shape
 
 
 def inference_model(model: keras.Model, input_shape: Sequence[int | None] | None = None,
@@ -110,7 +108,9 @@ def export_model(
     if SUFFIXES[format] and path.suffix != SUFFIXES[format]:
         path = path.with_suffix(SUFFIXES[format])
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = inference_model(model, shape, batch_size)
-    wrapped(np.zeros((1,) + tuple(64 if s is None else s for s in shape), "float32"))  # the ONNX exporter wants a call
-    wrapped.export(str(path), format=format, verbose=verbose)
+    own = model_input_shape(model)
+    target = model if (shape == own and batch_size is None) else inference_model(model, shape, batch_size)
+    if format == "onnx":  # Keras' ONNX exporter asks for one eager call first, functional or not
+        target(np.zeros((1,) + tuple(64 if s is None else s for s in shape), "float32"), training=False)
+    target.export(str(path), format=format, verbose=verbose)
     return path

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from keras_unetpp.inference import predict_tiled
+from keras_unetpp.model_info import describe_model
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 GDAL_CACHE_MB = 64  # GDAL's raster block cache while writing (its default grows to 5% of RAM)
@@ -128,10 +129,10 @@ def predict_geotiff(
         raise ValueError(f"block_size and tile_size must be >= 1, got {block_size} and {tile_size}.")
     with rasterio.open(source) as src:
         bands, height, width = src.count, src.height, src.width
-        channels = model.inputs[0].shape[-1] if model.inputs else None
-        if channels is not None and channels != bands:
-            raise ValueError(f"The model takes {channels} input channel(s); {source} has {bands} band(s).")
-        classes = model.outputs[0].shape[-1] if model.outputs else 1
+        info = describe_model(model)
+        if info.channels is not None and info.channels != bands:
+            raise ValueError(f"The model takes {info.channels} input channel(s); {source} has {bands} band(s).")
+        classes = info.classes
         profile = dict(driver="GTiff", height=height, width=width, crs=src.crs, transform=src.transform,
                        count=1, dtype="uint8", tiled=True, blockxsize=256, blockysize=256, compress="deflate")
         context = int(tile_size)

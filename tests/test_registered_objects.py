@@ -134,3 +134,34 @@ def test_loss_and_metric_configs_round_trip(obj):
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(obj)))
     clone = keras.saving.deserialize_keras_object(config)
     assert type(clone) is type(obj) and clone.get_config() == obj.get_config()
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_MASK_LAYERS))
+def test_model_call_without_training_is_inference(name):
+    """``model(x)`` on a model holding the layer equals ``model.predict(x)``: no augmentation and
+    batch norm in inference mode (a layer defaulting to training=True would hand that on to the
+    batch norm after it)."""
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((8, 8, 3))
+    x = IMAGE_MASK_LAYERS[name]()(inputs)
+    x = keras.layers.Conv2D(2, 3, padding="same")(x)
+    outputs = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, outputs)
+    images = rng.random((2, 8, 8, 3)).astype("float32")
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(images)), expected, rtol=1e-5, atol=1e-5)
+    # the reference for inference: the layer skipped entirely (augmentations) or applied alone
+    layer = model.layers[1]
+    alone = keras.ops.convert_to_numpy(layer(images, training=False))
+    rest = keras.Model(model.layers[2].input, model.output)
+    np.testing.assert_allclose(expected, rest.predict(alone, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_layer_on_its_own_augments(name):
+    """Called alone (as in ``ds.map(layer)``) without ``training``, an augmentation augments."""
+    rng = np.random.default_rng(1)
+    images = rng.random((8, 16, 16, 3)).astype("float32")
+    layer = AUGMENTATIONS[name]()
+    changed = any(not np.allclose(keras.ops.convert_to_numpy(layer(images)), images) for _ in range(5))
+    assert changed

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from keras_unetpp.model_info import describe_model
+
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
 
 #: The identity transform, as a ``(transpose, flip_up_down, flip_left_right)`` triple.
@@ -110,24 +112,14 @@ def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3)
     return (w / w.max()).astype(np.float32)
 
 
-def _model_channels(model):
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        return None, None
-    if isinstance(shape, list):
-        shape = shape[0]
-    return tuple(shape[1:3]), shape[-1]
-
-
 def _check_model_input(model, shape, size, what: str) -> None:
     """A named error, before any prediction, when ``model`` cannot take inputs
     of ``size`` (H, W) with the channels of an array of ``shape``."""
-    spatial, channels = _model_channels(model)
-    if channels is not None and channels != shape[-1]:
-        raise ValueError(f"The model takes {channels} input channel(s), the input has {shape[-1]} (shape {shape}).")
-    if spatial is not None and any(s is not None and s != d for s, d in zip(spatial, size)):
-        raise ValueError(f"The model takes inputs of {spatial} (height, width), not {what}.")
+    try:
+        info = describe_model(model)
+    except ValueError:  # a model that does not say (e.g. a subclassed one never called): it decides itself
+        return
+    info.check_input(shape, what, size)
 
 
 def predict_tiled(
@@ -202,7 +194,7 @@ def predict_tiled(
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
     tile = int(tile_size)
-    _check_model_input(model, array.shape, (tile, tile), f"windows of tile_size={tile}")
+    _check_model_input(model, array.shape, (tile, tile), "windows (tile_size)")
     transforms = _resolve_tta(tta)
 
     height, width = array.shape[:2]
@@ -327,7 +319,7 @@ def predict_augmented(
         raise ValueError(f"predict_augmented expects a batch of images (N, H, W, C), got shape {array.shape}.")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    _check_model_input(model, array.shape, array.shape[1:3], f"images of {array.shape[1:3]}")
+    _check_model_input(model, array.shape, array.shape[1:3], "images")
     transforms = _resolve_tta(tta)
     if array.shape[1] != array.shape[2] and any(t[0] for t in transforms):
         raise ValueError(f"Transposing transforms need square images, got shape {array.shape}; "

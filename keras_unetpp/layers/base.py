@@ -67,7 +67,13 @@ class ImageMaskLayer(keras.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
 
-    def call(self, inputs, masks=None, training=True):
+    def call(self, inputs, masks=None, training=None):
+        if training is None:
+            # Called on its own (``layer(x)``, ``ds.map(layer)`` in tf.data): augmenting is what was
+            # asked for. Inside a model called without ``training`` (``model(x)``): inference, as for
+            # Dropout and BatchNormalization. A default of True would also be handed on by Keras to
+            # every later layer of the same call and put batch norm into training mode.
+            training = self._get_call_context().entry_layer is self
         images, masks, pack = split_inputs(inputs, masks)
         images = ops.convert_to_tensor(images)
         masks = None if masks is None else ops.convert_to_tensor(masks)
@@ -93,7 +99,7 @@ class ImageMaskLayer(keras.layers.Layer):
     def transform(self, images, masks, training):
         raise NotImplementedError
 
-    def compute_output_spec(self, inputs, masks=None, training=True):
+    def compute_output_spec(self, inputs, masks=None, training=None):
         return keras.tree.map_structure(lambda t: keras.KerasTensor(t.shape, t.dtype), (inputs, masks) if masks is not None else inputs)
 
 

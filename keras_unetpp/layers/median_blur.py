@@ -96,13 +96,6 @@ class MedianBlur(ImageMaskLayer):
         median_plan(int(kernel_size))  # validates
         self.kernel_size = int(kernel_size)
 
-    def call(self, inputs, masks=None, training=None):
-        # Default None, not the augmentation layers' True: Keras hands a layer's
-        # default `training` on to the layers after it in the same call, so a
-        # True here would put the batch norm of a model called as `model(x)`
-        # (or exported with `model.export`) into training mode.
-        return super().call(inputs, masks, training=training)
-
     def transform(self, images, masks, training):
         return median_blur(images, self.kernel_size), masks
 

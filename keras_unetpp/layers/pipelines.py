@@ -45,11 +45,17 @@ class AugmentationPipeline(ImageMaskLayer):
         self.layers = list(layers)
 
     def transform(self, images, masks, training):
-        for layer in self.layers:  # each called the ordinary way, so Keras builds and tracks it
+        # Each layer is called the ordinary way (Keras builds and tracks it) with this pipeline's
+        # decision; Keras would also leave that value in the shared call context for the layers
+        # that follow the pipeline in a model, so the context's value is put back afterwards.
+        context = self._get_call_context()
+        outer = context.get_value("training")
+        for layer in self.layers:
             if masks is None:
                 images = layer(images, training=training)
             else:
                 images, masks = layer(images, masks, training=training)
+        context.set_value("training", outer)
         return images, masks
 
     def get_config(self):
