@@ -8,9 +8,10 @@
 ``predict``: INPUT is an image file or a folder of them. JPEG/PNG in gives a
 PNG mask (0/255) out; GeoTIFF in gives a GeoTIFF mask with the input's CRS,
 transform and size, segmented window by window (bounded memory; needs
-``pip install "keras-unetpp[geo]"``). Pixel values go to the model as they
-are: save models with their preprocessing inside
-(``keras_unetpp.models.with_preprocessing``).
+``pip install "keras-unetpp[geo]"``). 8-bit values are mapped onto what the
+model takes (0..255 for a model saved with its preprocessing, [0, 1] for a
+bare UNet++); 16-bit images and rasters need ``--input-range LOW HIGH`` or
+``--input-range percentile`` (``keras_unetpp.input_values``).
 
 ``evaluate``: predicts every image of ``--images`` whole (tiled), compares it
 with the mask of the same stem in ``--masks`` (non-zero = foreground), prints
@@ -40,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--overlap", type=float, default=0.25, help="window overlap in [0, 1) (default 0.25)")
         command.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
         command.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
-        command.add_argument("--threshold", type=float, default=0.5, help="foreground threshold (default 0.5)")
+        command.add_argument("--threshold", type=_probability, default=0.5,
+                             help="foreground threshold in (0, 1) (default 0.5)")
+        command.add_argument("--input-range", nargs="+", default=None, metavar="LOW HIGH | percentile",
+                             help="map the image values LOW..HIGH (or each band's 2nd-98th percentile) onto the "
+                                  "values the model takes; needed for 16-bit and other non-8-bit data")
 
     predict = commands.add_parser("predict", help="segment images or GeoTIFF scenes")
     predict.add_argument("model", type=Path, help="a .keras model file")
@@ -75,6 +80,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"the threshold is a probability strictly between 0 and 1, got {text} "
+                                         "(0 or below would mark every pixel, 1 or above none)")
+    return value
+
+
+def _input_range(values):
+    """``--input-range``: None, ``"percentile"`` or ``(low, high)``."""
+    if values is None:
+        return None
+    if values == ["percentile"]:
+        return "percentile"
+    try:
+        low, high = (float(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--input-range takes two numbers LOW HIGH or the word percentile, got {' '.join(values)}.")
+    if not low < high:
+        raise ValueError(f"--input-range needs LOW < HIGH, got {low:g} {high:g}.")
+    return low, high
+
+
+def _model_values(image, model, path: Path, args):
+    from keras_unetpp.input_values import to_model_values
+    from keras_unetpp.model_info import describe_model
+
+    return to_model_values(image, describe_model(model), _input_range(args.input_range), source=str(path),
+                           option="--input-range")
+
+
 def collect_inputs(paths: list[Path]) -> list[Path]:
     """The image files named, and those inside the folders named, sorted per folder."""
     files = []
@@ -103,7 +139,7 @@ def _predict_plain(model, path: Path, args):
     from keras_unetpp.masks import write_png
     from keras_unetpp.postprocessing import remove_small_regions
 
-    image = read_image(path, channels=_input_channels(model))
+    image = _model_values(read_image(path, channels=_input_channels(model), allow_16bit=True), model, path, args)
     prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          tta=args.tta, progress=False)
     if prob.shape[-1] != 1:
@@ -123,7 +159,7 @@ def _predict_geotiff(model, path: Path, args):
     mask_path = predict_geotiff(model, path, args.out / f"{path.stem}_mask.tif", tile_size=args.tile,
                                 overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
                                 threshold=args.threshold, probabilities_to=prob_path, block_size=args.block_size,
-                                progress=None)
+                                progress=None, input_range=_input_range(args.input_range))
     if not args.polygons:
         return None, None, None, None
     with rasterio.open(mask_path) as mask_file, rasterio.open(prob_path) as prob_file:
@@ -173,7 +209,8 @@ def evaluate(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     reports, per_image = [], {}
     for number, (stem, image_path, mask_path) in enumerate(pairs, 1):
-        image, truth = read_image(image_path, channels), read_image(mask_path, 1)[..., 0] > 0
+        image = _model_values(read_image(image_path, channels, allow_16bit=True), model, image_path, args)
+        truth = read_image(mask_path, 1)[..., 0] > 0
         if image.shape[:2] != truth.shape:
             raise SystemExit(f"{image_path} is {image.shape[:2]} but its mask {mask_path} is {truth.shape}.")
         prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,

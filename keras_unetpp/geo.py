@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from keras_unetpp.inference import predict_tiled
+from keras_unetpp.input_values import resolve_input_range, to_model_values
 from keras_unetpp.model_info import describe_model
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -76,6 +77,7 @@ def predict_geotiff(
     probabilities_to: str | Path | None = None,
     block_size: int = 2048,
     progress: bool | None = None,
+    input_range=None,
 ) -> Path:
     """Segments a GeoTIFF block by block into a GeoTIFF with the same
     CRS, transform and size.
@@ -85,9 +87,10 @@ def predict_geotiff(
     [`predict_tiled()`][keras_unetpp.predict_tiled], and cropped back, so
     memory stays bounded by the block, not the scene (about
     ``(block_size + 2 * tile_size)**2 * (channels + 2) * 4`` bytes). The
-    raster's values go to the model as they are (a model from
-    [`with_preprocessing()`][keras_unetpp.models.with_preprocessing] scales
-    them itself). The output is tiled (256 x 256) and deflate-compressed.
+    raster's values become the values the model takes by the rule of
+    [`keras_unetpp.input_values`][keras_unetpp.input_values] (8-bit rasters need
+    nothing; 16-bit ones need ``input_range``). The output is tiled (256 x 256)
+    and deflate-compressed.
 
     Args:
         model: A segmentation model with 1 output channel (binary) or more
@@ -103,6 +106,11 @@ def predict_geotiff(
             probabilities (one band per output channel), from the same pass.
         block_size: Edge of the blocks read and written at a time.
         progress: Progress bar over blocks (default: when there are more than 4).
+        input_range: How raster values become the values the model takes
+            ([`keras_unetpp.input_values`][keras_unetpp.input_values]): None (8-bit as
+            it is; other integer types are refused), ``(low, high)``, or
+            ``"percentile"`` (each band's 2nd-98th percentile, computed once over
+            the whole raster from a reduced read, so every block gets the same stretch).
 
     Returns:
         ``destination``: one uint8 band, 255 foreground / 0 background for a
@@ -133,6 +141,15 @@ def predict_geotiff(
         if info.channels is not None and info.channels != bands:
             raise ValueError(f"The model takes {info.channels} input channel(s); {source} has {bands} band(s).")
         classes = info.classes
+        if input_range == "percentile" or (input_range is None and src.dtypes[0] != "uint8"):
+            # once for the raster, from an overview of at most ~1024 px a side: the percentiles of the
+            # stretch, or the refusal of a type that needs a range (before any block is written)
+            factor = max(1, max(height, width) // 1024)
+            sample = np.moveaxis(src.read(out_shape=(bands, max(1, height // factor), max(1, width // factor))), 0, -1)
+            if input_range == "percentile":
+                input_range = resolve_input_range(sample, "percentile")
+            else:
+                to_model_values(sample, info, None, f"{source}", "--input-range")
         profile = dict(driver="GTiff", height=height, width=width, crs=src.crs, transform=src.transform,
                        count=1, dtype="uint8", tiled=True, blockxsize=256, blockysize=256, compress="deflate")
         context = int(tile_size)
@@ -153,6 +170,7 @@ def predict_geotiff(
                 top, left = max(0, row - context), max(0, col - context)
                 bottom, right = min(height, row + rows + context), min(width, col + cols + context)
                 array = np.moveaxis(src.read(window=Window(left, top, right - left, bottom - top)), 0, -1)
+                array = to_model_values(array, info, input_range, f"{source}", "--input-range")
                 prob = predict_tiled(model, array, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                                      tta=tta, progress=False)
                 prob = prob[row - top : row - top + rows, col - left : col - left + cols]

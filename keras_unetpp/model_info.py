@@ -29,7 +29,8 @@ class ModelInfo:
             ``input_scale`` layer of ``with_preprocessing``).
         input_range: ``(low, high)`` of the input values the model was made for:
             ``(0, 1 / input_scale)`` with preprocessing (``(0, 255)`` for uint8
-            images), else ``(0, 1)``.
+            images), ``(0, 1)`` for a bare ``UNetPlusPlus``, None for a model
+            that does not say (one built outside this library).
     """
 
     channels: int | None
@@ -37,7 +38,7 @@ class ModelInfo:
     width: int | None
     classes: int
     has_preprocessing: bool
-    input_range: tuple[float, float]
+    input_range: tuple[float, float] | None
 
     @property
     def input_shape(self) -> tuple:
@@ -91,10 +92,15 @@ def describe_model(model: keras.Model) -> ModelInfo:
         raise ValueError(f"Model {model.name!r} takes inputs of shape {shape}; segmentation models here take "
                          "(N, H, W, C) images.")
     classes = getattr(model, "num_classes", None) or (int(outputs[0].shape[-1]) if outputs else 1)
+    from keras_unetpp.models import UNetPlusPlus
+
     scale = _input_scale(model)
-    high = 1.0 if scale is None else round(1.0 / scale, 6)
+    if scale is not None:
+        input_range = (0.0, float(round(1.0 / scale, 6)))
+    else:
+        input_range = (0.0, 1.0) if isinstance(model, UNetPlusPlus) else None
     return ModelInfo(channels=shape[-1], height=shape[1], width=shape[2], classes=int(classes),
-                     has_preprocessing=scale is not None, input_range=(0.0, float(high)))
+                     has_preprocessing=scale is not None, input_range=input_range)
 
 
 def _input_scale(model) -> float | None:

@@ -67,8 +67,11 @@ def data_root(path: str | os.PathLike | None = None, subdir: str | None = None) 
     return root
 
 
-def read_image(path: Path, channels: int = 3) -> np.ndarray:
+def read_image(path: Path, channels: int = 3, allow_16bit: bool = False) -> np.ndarray:
     """Reads an image as uint8 RGB (channels=3) or grayscale (channels=1), (H, W, C).
+
+    With ``allow_16bit`` a 16-bit PNG or TIFF comes back as uint16 (for
+    [`to_model_values()`][keras_unetpp.input_values.to_model_values] to map).
 
     The file is checked before decoding: OpenCV decodes a truncated JPEG
     without an error (the missing part comes back grey), so a JPEG must end
@@ -90,7 +93,7 @@ def read_image(path: Path, channels: int = 3) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise ValueError(f"Cannot read image file {path}: not a decodable image ({len(data)} bytes).")
-    if image.dtype != np.uint8:
+    if image.dtype != np.uint8 and not (allow_16bit and image.dtype == np.uint16):
         raise ValueError(f"{path}: expected an 8-bit image, got {image.dtype}.")
     return image[..., ::-1].copy() if channels == 3 else image[..., None]
 

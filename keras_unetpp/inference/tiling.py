@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_unetpp.model_info import describe_model
+from keras_unetpp.input_values import to_model_values
+from keras_unetpp.model_info import ModelInfo, describe_model
 
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
 
@@ -112,6 +113,13 @@ def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3)
     return (w / w.max()).astype(np.float32)
 
 
+def _info_or_unknown(model) -> ModelInfo:
+    try:
+        return describe_model(model)
+    except ValueError:
+        return ModelInfo(None, None, None, 1, False, None)
+
+
 def _check_model_input(model, shape, size, what: str) -> None:
     """A named error, before any prediction, when ``model`` cannot take inputs
     of ``size`` (H, W) with the channels of an array of ``shape``."""
@@ -132,6 +140,7 @@ def predict_tiled(
     tta: bool | Sequence[tuple[bool, bool, bool]] = False,
     progress: bool | None = None,
     sigma_scale: float = 0.125,
+    input_range=None,
 ) -> np.ndarray:
     """Predicts a scene of any size window by window and blends the windows.
 
@@ -145,8 +154,10 @@ def predict_tiled(
             [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus] (with deep supervision or
             pruned). Called with ``predict_on_batch``.
         image: (H, W, C) array; any H and W (smaller than a tile too: it is
-            edge-padded to a tile and cropped back). Normalise it as the
-            model expects; it is passed as float32.
+            edge-padded to a tile and cropped back). uint8 and float values
+            are passed as they are (as float32): normalise them as the model
+            expects. Integer types wider than 8 bits (uint16 scenes) need
+            ``input_range``.
         tile_size: Window edge in pixels.
         overlap: Fraction of a window shared with its neighbour, in [0, 1).
         batch_size: Windows per model call.
@@ -165,6 +176,9 @@ def predict_tiled(
         progress: Show a Keras ``Progbar``; ``None`` shows it when there are
             more than 32 windows.
         sigma_scale: Gaussian standard deviation as a fraction of the tile.
+        input_range: ``(low, high)`` or ``"percentile"``: map the image onto
+            the values the model takes first, by the rule of
+            [`keras_unetpp.input_values`][keras_unetpp.input_values]. None: no mapping.
 
     Returns:
         float32 (H, W, k) probability (or logit) map of the whole scene.
@@ -196,6 +210,8 @@ def predict_tiled(
     tile = int(tile_size)
     _check_model_input(model, array.shape, (tile, tile), "windows (tile_size)")
     transforms = _resolve_tta(tta)
+    if input_range is not None or (np.issubdtype(array.dtype, np.integer) and array.dtype != np.uint8):
+        array = to_model_values(array, _info_or_unknown(model), input_range, "the image")
 
     height, width = array.shape[:2]
     padded_h, padded_w = max(height, tile), max(width, tile)
