@@ -28,6 +28,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
@@ -62,12 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--simplify", type=float, default=0.0,
                          help="polygon simplification tolerance in map units (default 0: pixel outlines)")
     predict.add_argument("--block-size", type=int, default=2048, help="GeoTIFF block edge (memory bound)")
+    predict.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
 
     evaluate = commands.add_parser("evaluate", help="score a model on image / mask folders")
     evaluate.add_argument("model", type=Path, help="a .keras model file")
     evaluate.add_argument("--images", type=Path, required=True, help="folder of images")
     evaluate.add_argument("--masks", type=Path, required=True, help="folder of masks, matched by file stem")
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)")
+    evaluate.add_argument("--mask-color", default=None, metavar="#RRGGBB",
+                          help="colour-coded masks: the foreground colour (e.g. #3C1098 for Dubai buildings)")
     tiling_options(evaluate)
 
     export = commands.add_parser("export", help="export to SavedModel, ONNX or LiteRT")
@@ -133,58 +138,120 @@ def _input_channels(model) -> int:
     return describe_model(model).channels or 3
 
 
-def _predict_plain(model, path: Path, args):
+def _labels(prob, threshold: float, min_area: int):
+    """(H, W) uint8: 0/1 foreground of a binary model (small regions removed), the argmax class otherwise."""
+    from keras_unetpp.postprocessing import remove_small_regions
+
+    if prob.shape[-1] == 1:
+        return remove_small_regions(prob, min_area, threshold).astype("uint8")
+    return prob.argmax(axis=-1).astype("uint8")
+
+
+def _predict_plain(model, path: Path, stem: str, args):
     from keras_unetpp import predict_tiled
     from keras_unetpp.datasets.io import read_image
     from keras_unetpp.masks import write_png
-    from keras_unetpp.postprocessing import remove_small_regions
 
     image = _model_values(read_image(path, channels=_input_channels(model), allow_16bit=True), model, path, args)
     prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                          tta=args.tta, progress=False)
-    if prob.shape[-1] != 1:
-        raise SystemExit(f"{args.model} has {prob.shape[-1]} output channels; PNG masks are written for binary models.")
-    mask = remove_small_regions(prob, args.min_area, args.threshold)
-    write_png(args.out / f"{path.stem}_mask.png", mask.astype("uint8") * 255)
+    labels = _labels(prob, args.threshold, args.min_area)
+    write_png(args.out / f"{stem}_mask.png", labels * 255 if prob.shape[-1] == 1 else labels)
     if args.probabilities:
-        write_png(args.out / f"{path.stem}_probabilities.png", (prob[..., 0] * 255).round().astype("uint8"))
-    return mask, prob[..., 0], None, None
+        for k in range(prob.shape[-1]):
+            suffix = "" if prob.shape[-1] == 1 else f"_class{k}"
+            write_png(args.out / f"{stem}_probabilities{suffix}.png", (prob[..., k] * 255).round().astype("uint8"))
+    return labels, prob, None, None
 
 
-def _predict_geotiff(model, path: Path, args):
+def _predict_geotiff(model, path: Path, stem: str, args):
     from keras_unetpp.geo import predict_geotiff, require_geo
 
     rasterio = require_geo()
-    prob_path = args.out / f"{path.stem}_probabilities.tif" if args.probabilities or args.polygons else None
-    mask_path = predict_geotiff(model, path, args.out / f"{path.stem}_mask.tif", tile_size=args.tile,
+    prob_path = args.out / f"{stem}_probabilities.tif" if args.probabilities or args.polygons else None
+    mask_path = predict_geotiff(model, path, args.out / f"{stem}_mask.tif", tile_size=args.tile,
                                 overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
                                 threshold=args.threshold, probabilities_to=prob_path, block_size=args.block_size,
                                 progress=None, input_range=_input_range(args.input_range))
     if not args.polygons:
         return None, None, None, None
     with rasterio.open(mask_path) as mask_file, rasterio.open(prob_path) as prob_file:
-        mask, prob = mask_file.read(1), prob_file.read(1)
+        mask, prob = mask_file.read(1), np.moveaxis(prob_file.read(), 0, -1)
         transform, crs = mask_file.transform, mask_file.crs
     if not args.probabilities:
         prob_path.unlink()
     return mask, prob, transform, crs
 
 
+def _polygons(mask, prob, transform, args) -> list[dict]:
+    """Features of a binary mask, or of every class of a multi-class one (property ``class``)."""
+    from keras_unetpp.geo import mask_polygons
+
+    if prob.shape[-1] == 1:
+        return mask_polygons(mask != 0, prob[..., 0], transform, min_area=args.min_area, simplify=args.simplify)
+    features = []
+    for k in range(prob.shape[-1]):
+        for feature in mask_polygons(mask == k, prob[..., k], transform, min_area=args.min_area,
+                                     simplify=args.simplify):
+            feature["properties"]["class"] = k
+            features.append(feature)
+    return features
+
+
+def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff) -> list[str]:
+    """The output stem of each input; refuses, before anything is written, names that collide,
+    outputs that would replace an input, and existing files without ``overwrite``."""
+    stems = [path.stem for path in files]
+    seen: dict[str, Path] = {}
+    for path, stem in zip(files, stems):
+        if stem in seen:
+            raise ValueError(f"{seen[stem]} and {path} would both write {stem}_mask.*: give them distinct "
+                             "names or segment them into separate --out folders.")
+        seen[stem] = path
+    inputs = {path.resolve() for path in files}
+    for path, stem in zip(files, stems):
+        suffix = ".tif" if geotiff(path) else ".png"
+        for name in (f"{stem}_mask{suffix}", f"{stem}_probabilities{suffix}"):
+            target = (out / name).resolve()
+            if target in inputs:
+                raise ValueError(f"The output {target} would replace an input; choose another --out folder.")
+            if target.exists() and not overwrite:
+                raise ValueError(f"{target} exists (from an earlier run?); pass --overwrite to replace it, "
+                                 "or choose another --out folder.")
+    return stems
+
+
 def predict(args) -> int:
     from keras_unetpp import load_model
-    from keras_unetpp.geo import is_geotiff, mask_polygons, write_geojson
+    from keras_unetpp.geo import is_geotiff, write_geojson
 
     files = collect_inputs(args.inputs)
+    if args.polygons is not None and args.polygons.exists() and not args.overwrite:
+        raise ValueError(f"{args.polygons} exists; pass --overwrite to replace it.")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder.")
+    stems = plan_outputs(files, args.out, args.overwrite, is_geotiff)
     model = load_model(args.model, compile=False)
-    args.out.mkdir(parents=True, exist_ok=True)
-    features, crs_seen = [], set()
-    for number, path in enumerate(files, 1):
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"Cannot create the output folder {args.out}: {error.strerror}.") from None
+    features, crs_seen, failed = [], set(), []
+    crs = None
+    for number, (path, stem) in enumerate(zip(files, stems), 1):
         print(f"[{number}/{len(files)}] {path}", flush=True)
-        geotiff = is_geotiff(path)
-        mask, prob, transform, crs = (_predict_geotiff if geotiff else _predict_plain)(model, path, args)
+        try:
+            mask, prob, transform, crs = (_predict_geotiff if is_geotiff(path) else _predict_plain)(
+                model, path, stem, args)
+        except (ValueError, FileNotFoundError) as error:
+            if len(files) == 1:
+                raise
+            print(f"  skipped: {error}", file=sys.stderr, flush=True)
+            failed.append(path)
+            continue
         if args.polygons:
             crs_seen.add(crs.to_string() if crs is not None else None)
-            for feature in mask_polygons(mask, prob, transform, min_area=args.min_area, simplify=args.simplify):
+            for feature in _polygons(mask, prob, transform, args):
                 feature["properties"]["source"] = path.name
                 features.append(feature)
     if args.polygons:
@@ -194,7 +261,37 @@ def predict(args) -> int:
         write_geojson(args.polygons, features, crs)
         print(f"{len(features)} polygons in {args.polygons}")
     print(f"outputs in {args.out}/")
+    if failed:
+        print(f"keras-unetpp predict: {len(failed)} of {len(files)} inputs failed (see above): "
+              + ", ".join(str(p) for p in failed), file=sys.stderr)
+        return 1
     return 0
+
+
+def read_truth(path: Path, color: str | None = None):
+    """A ground-truth mask as (H, W) bool, by one rule: with ``color``, the pixels of that colour;
+    otherwise the file must hold at most two values, the smaller one background (0/255, 0/1, ...).
+    Anything else (colour-coded classes, probability maps) is refused with the option to use."""
+    from keras_unetpp.datasets.io import read_image
+
+    if color is not None:
+        text = color.lstrip("#")
+        try:
+            rgb = np.array([int(text[i:i + 2], 16) for i in (0, 2, 4)], np.uint8) if len(text) == 6 else None
+        except ValueError:
+            rgb = None
+        if rgb is None:
+            raise ValueError(f"--mask-color takes #RRGGBB, got {color!r}.")
+        return np.all(read_image(path, 3) == rgb, axis=-1)
+    grey = read_image(path, 3, allow_16bit=True)
+    if not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
+        raise ValueError(f"{path} is a colour mask; pass --mask-color #RRGGBB to choose the foreground colour.")
+    values = np.unique(grey[..., 0])
+    if len(values) > 2:
+        raise ValueError(f"{path} holds {len(values)} distinct values ({', '.join(map(str, values[:6]))}"
+                         f"{', ...' if len(values) > 6 else ''}); a ground-truth mask holds two (background and "
+                         "foreground). Threshold probability maps yourself, or pass --mask-color for a colour code.")
+    return grey[..., 0] == values[-1] if len(values) == 2 else np.zeros(grey.shape[:2], bool) | (values[0] > 0)
 
 
 def evaluate(args) -> int:
@@ -206,11 +303,16 @@ def evaluate(args) -> int:
     pairs = match_pairs(args.images, args.masks)
     model = load_model(args.model, compile=False)
     channels = _input_channels(model)
+    from keras_unetpp.model_info import describe_model
+
+    if describe_model(model).classes != 1:
+        raise ValueError(f"{args.model} has {describe_model(model).classes} classes; evaluate scores binary models "
+                         "(per-class scores: keras_unetpp.evaluation in Python).")
     args.out.mkdir(parents=True, exist_ok=True)
     reports, per_image = [], {}
     for number, (stem, image_path, mask_path) in enumerate(pairs, 1):
         image = _model_values(read_image(image_path, channels, allow_16bit=True), model, image_path, args)
-        truth = read_image(mask_path, 1)[..., 0] > 0
+        truth = read_truth(mask_path, args.mask_color)
         if image.shape[:2] != truth.shape:
             raise SystemExit(f"{image_path} is {image.shape[:2]} but its mask {mask_path} is {truth.shape}.")
         prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
