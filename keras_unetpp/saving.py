@@ -10,6 +10,11 @@ import keras
 from keras_unetpp import _legacy_files as legacy
 
 
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as file:
+        return file.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
 def load_model(path: str | Path, compile: bool = True) -> keras.Model:
     """Loads a ``.keras`` file, with the library's classes registered.
 
@@ -46,6 +51,13 @@ def load_model(path: str | Path, compile: bool = True) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path} (is the path right? it resolves to {path.resolve()}).")
+    if path.name.endswith(".weights.h5"):
+        raise ValueError(f"{path} holds weights only, not a model: build the same model in Python and call "
+                         "model.load_weights(path), or load the .keras file saved with model.save('name.keras').")
+    if _is_hdf5(path):
+        raise ValueError(f"{path} is a legacy Keras 2 HDF5 (.h5) model file; Keras 3 loads .keras files. Load it "
+                         "with the Keras 2 that wrote it (tf.keras) and save it again with model.save('name.keras'), "
+                         "or rebuild the model and copy its weights.")
     if not zipfile.is_zipfile(path):
         raise ValueError(
             f"{path} is not a .keras archive (a zip file): it is corrupt, truncated, or another format "

@@ -129,7 +129,125 @@ CASES = [
     ("keras-missing", lambda t: load_model(t / "missing.keras"), (FileNotFoundError, "missing.keras")),
     ("keras-corrupt", lambda t: load_model(_write(t / "bad.keras", b"not a zip")), (ValueError, "not a .keras archive")),
     ("keras-truncated", lambda t: load_model(_truncated_model(t)), (ValueError, "not a .keras archive")),
+    ("keras-weights-only", lambda t: load_model(_weights_file(t, "m.weights.h5")), (ValueError, "weights only")),
+    ("keras-legacy-h5", lambda t: load_model(_weights_file(t, "m.h5")), (ValueError, "legacy Keras 2 HDF5")),
+    ("keras-no-config", lambda t: load_model(_zip(t / "m.keras", {"model.weights.h5": b""})),
+     (ValueError, "not a Keras model file")),
+    # masks given to fit / evaluate / validation_data (checked against the model's output)
+    ("fit-mask-channels", lambda t: _compiled().evaluate(ones(2, 16, 16, 3), ones(2, 16, 16, 3), verbose=0),
+     (ValueError, "3 channel(s) for 1 class(es)")),
+    ("fit-mask-size", lambda t: _compiled().fit(ones(2, 16, 16, 3), ones(2, 8, 8, 1), verbose=0),
+     (ValueError, "the height differs")),
+    ("fit-mask-validation", lambda t: _compiled().fit(ones(2, 16, 16, 3), ones(2, 16, 16, 1), verbose=0,
+                                                      validation_data=(ones(2, 16, 16, 3), ones(2, 16, 16, 3))),
+     (ValueError, "do not fit the model's output")),
+    ("fit-mask-no-channel", lambda t: _compiled().evaluate(ones(2, 16, 16, 3), ones(2, 16, 16), verbose=0),
+     lambda v: np.all(np.isfinite(v))),
+    # value ranges and bit depths
+    ("tiled-uint16", lambda t: predict_tiled(model(), np.full((20, 20, 3), 4000, np.uint16), tile_size=16),
+     (ValueError, "input_range LOW HIGH")),
+    ("tiled-uint16-range", lambda t: _uint16_mapped(), lambda ok: ok),
+    ("cli-16bit-png", lambda t: _cli(t, ["predict", _saved(t), _png16(t), "--out", str(t / "o")]),
+     lambda r: r[0] == 2 and "--input-range LOW HIGH" in r[1]),
+    ("cli-16bit-png-range", lambda t: _cli(t, ["predict", _saved(t), _png16(t), "--out", str(t / "o"),
+                                               "--input-range", "0", "4095"], written=t / "o" / "deep_mask.png"),
+     lambda r: r[0] == 0 and r[2]),
+    ("cli-threshold", lambda t: _cli(t, ["predict", _saved(t), _png16(t), "--out", str(t), "--threshold", "1.5"]),
+     (SystemExit, "2")),
+    # outputs of the command
+    ("cli-same-stem", lambda t: _cli(t, ["predict", _saved(t), _img(t / "a" / "x.png"), _img(t / "b" / "x.png"),
+                                         "--out", str(t / "o")]),
+     lambda r: r[0] == 2 and "would both write x_mask" in r[1]),
+    ("cli-out-is-input", lambda t: _cli(t, ["predict", _saved(t), _img(t / "in" / "a.png"), _img(t / "in" / "a_mask.png"),
+                                            "--out", str(t / "in")]),
+     lambda r: r[0] == 2 and "would replace an input" in r[1]),
+    ("cli-existing-output", lambda t: _twice(t), lambda r: r[0] == 2 and "--overwrite" in r[1]),
+    ("cli-out-is-file", lambda t: _cli(t, ["predict", _saved(t), _img(t / "a.png"), "--out", _img(t / "f.png")]),
+     lambda r: r[0] == 2 and "is a file" in r[1]),
+    ("cli-bad-file-in-batch", lambda t: _cli(t, ["predict", _saved(t), _img(t / "in" / "a.png"),
+                                                 str(_write(t / "in" / "b.png", b"junk")), "--out", str(t / "o")],
+                                             written=t / "o" / "a_mask.png"),
+     lambda r: r[0] == 1 and "1 of 2 inputs failed" in r[1] and r[2]),
+    # ground-truth masks read by `keras-unetpp evaluate`
+    ("cli-colour-mask", lambda t: _evaluate_with_mask(t, np.dstack([png((8, 8), 60), png((8, 8), 16), png((8, 8), 152)])),
+     lambda r: r[0] == 2 and "--mask-color" in r[1]),
+    ("cli-probability-mask", lambda t: _evaluate_with_mask(t, np.arange(64, dtype=np.uint8).reshape(8, 8)),
+     lambda r: r[0] == 2 and "64 distinct values" in r[1]),
 ]
+
+
+def _compiled():
+    m = model()
+    m.compile(optimizer="adam", loss=FocalDiceLoss(), metrics=[BinaryIoU()])
+    return m
+
+
+def _weights_file(tmp, name):
+    path = tmp / name
+    model().save_weights(tmp / "w.weights.h5")
+    path.write_bytes((tmp / "w.weights.h5").read_bytes())
+    return path
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _uint16_mapped():
+    m = model()
+    scene = np.random.default_rng(0).integers(0, 4096, (16, 16, 3)).astype(np.uint16)
+    got = predict_tiled(m, scene, tile_size=16, input_range=(0, 4095))
+    want = m.predict((scene / 4095.0)[None].astype("float32"), verbose=0)[0]
+    return np.allclose(got, want, atol=1e-5)
+
+
+def _saved(tmp):
+    path = tmp / "deep.keras"
+    if not path.exists():
+        UNetPlusPlus((None, None, 3), filters=(2, 4), deep_supervision=True).save(path)
+    return str(path)
+
+
+def _png16(tmp):
+    path = tmp / "deep.png"
+    cv2.imwrite(str(path), np.full((12, 12, 3), 3000, np.uint16))
+    return str(path)
+
+
+def _img(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), png((12, 12, 3), 90))
+    return str(path)
+
+
+def _cli(tmp, args, written=None):
+    """``(exit code, stderr, whether ``written`` exists afterwards)``."""
+    import contextlib
+    import io
+
+    from keras_unetpp.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, err.getvalue(), written is not None and written.is_file()
+
+
+def _twice(tmp):
+    args = ["predict", _saved(tmp), _img(tmp / "a.png"), "--out", str(tmp / "o")]
+    assert _cli(tmp, args)[0] == 0
+    return _cli(tmp, args)
+
+
+def _evaluate_with_mask(tmp, mask):
+    _img(tmp / "images" / "a.png")
+    (tmp / "masks").mkdir()
+    cv2.imwrite(str(tmp / "masks" / "a.png"), mask)
+    return _cli(tmp, ["evaluate", _saved(tmp), "--images", str(tmp / "images"), "--masks", str(tmp / "masks"),
+                      "--out", str(tmp / "e")])
 
 
 def _write(path, data):

@@ -6,7 +6,8 @@ every encoder, named or user-built):
 
 - a keras-hub ``FeaturePyramidBackbone`` brings ``pyramid_outputs``
   (``{"P1": stride 2, "P2": stride 4, ...}``): those are taken;
-- otherwise the backbone is run once on a 256 x 256 probe and, for each stride
+- otherwise the backbone's output shapes for a 256 x 256 probe are computed
+  symbolically (no forward pass) and, for each stride
   2, 4, 8, 16, 32, the **last** layer (in graph order) whose output is exactly
   1/stride of the input is taken: the deepest features at that resolution.
   Padding layers (e.g. ResNet's 70 x 70 ``conv1_pad``) never match.
@@ -245,7 +246,8 @@ def _in_policy(backbone: keras.Model, dtype) -> keras.Model:
 
 def feature_strides(backbone: keras.Model) -> dict[int, str]:
     """``{stride: layer name}``: for each stride in 2..32, the last layer whose
-    output is exactly 1/stride of a 256 x 256 probe (the rule of this module).
+    output is exactly 1/stride of a 256 x 256 probe (the rule of this module;
+    shapes computed symbolically).
 
     Args:
         backbone: A functional ``keras.Model`` taking (None, None, C) images.
@@ -266,7 +268,8 @@ def feature_strides(backbone: keras.Model) -> dict[int, str]:
     channels = backbone.input.shape[-1]
     candidates = [layer for layer in backbone.layers[1:] if len(getattr(layer, "output").shape) == 4]
     probe = keras.Model(backbone.input, [layer.output for layer in candidates])
-    outputs = probe(np.zeros((1, PROBE_SIZE, PROBE_SIZE, channels), "float32"), training=False)
+    # shapes only: a symbolic pass, no computation
+    outputs = probe.compute_output_spec(keras.KerasTensor((1, PROBE_SIZE, PROBE_SIZE, channels), "float32"))
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]  # one candidate: one tensor
     found = {}
     for layer, out in zip(candidates, outputs):

@@ -271,6 +271,37 @@ class UNetPlusPlus(keras.Model):
         heads = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         return heads if training else heads[0]  # the combination has each head's shape
 
+    def _check_targets(self, y, y_pred):
+        """The masks given to ``fit`` / ``evaluate`` checked against the output, with a clear error:
+        (N, H, W) masks of a one-class model get their channel axis; other channel counts or sizes
+        than the output's are refused, naming both shapes."""
+        if y is None or isinstance(y, (dict, list, tuple)):
+            return y
+        out = tuple(y_pred.shape)
+        try:
+            shape = tuple(y.shape)
+        except (TypeError, ValueError):  # unknown rank (a retraced step): only the element count can be checked
+            if self.num_classes != 1:
+                return y
+            return ops.reshape(y, ops.shape(y_pred))
+        if len(shape) == 3 and self.num_classes == 1:
+            y = ops.expand_dims(y, -1)
+            shape = tuple(y.shape)
+        if len(shape) != 4:
+            raise ValueError(f"Masks must be (N, H, W, {self.num_classes}) or (N, H, W); got shape {shape} for "
+                             f"model outputs of shape {out}.")
+        channels = shape[-1]
+        if channels is not None and channels != self.num_classes and not (self.num_classes > 1 and channels == 1):
+            hint = (" Colour-coded masks need converting to one class first (e.g. keras_unetpp.masks or "
+                    "`mask == colour`)." if self.num_classes == 1 and channels == 3 else "")
+            raise ValueError(f"Masks of shape {shape} do not fit the model's output {out}: {channels} channel(s) "
+                             f"for {self.num_classes} class(es).{hint}")
+        for axis, name in ((1, "height"), (2, "width")):
+            if shape[axis] is not None and out[axis] is not None and shape[axis] != out[axis]:
+                raise ValueError(f"Masks of shape {shape} do not fit the model's output {out}: the {name} differs "
+                                 "(masks must have the images' size).")
+        return y
+
     def combine_heads(self, heads):
         """Reduces the list of deep-supervision heads to the inference output.
 
@@ -291,6 +322,7 @@ class UNetPlusPlus(keras.Model):
         by ``keras.Model.compute_loss`` and combined with the normalised head
         weights, so the regularisation term is counted exactly once.
         """
+        y = self._check_targets(y, y_pred[0] if isinstance(y_pred, (list, tuple)) else y_pred)
         if not isinstance(y_pred, (list, tuple)):
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         total = 0.0
@@ -304,6 +336,7 @@ class UNetPlusPlus(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, (list, tuple)):
             y_pred = self.combine_heads(y_pred)
+        y = self._check_targets(y, y_pred)
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def prune(self, level: int) -> "UNetPlusPlus":
