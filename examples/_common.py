@@ -100,18 +100,42 @@ def fit_verbosity(quick: bool = False) -> int:
     return 1 if sys.stdout.isatty() and not quick else 2
 
 
-def training_callbacks(out: Path) -> list:
+def training_callbacks(out: Path, config: dict | None = None) -> list:
     """The examples' ``fit`` callbacks: the learning-rate logger and a backup
     every epoch in ``out/backup`` (``keras.callbacks.BackupAndRestore``).
 
     Interrupted (Ctrl-C, a killed job), the same command with the same
     ``--out`` resumes from the last finished epoch: weights, optimizer state
-    and the learning-rate schedule's position. The backup is deleted when
-    training ends. The random crop stream restarts from the seed, so a resumed
-    run equals an uninterrupted one in distribution, not bit for bit (with
-    in-memory arrays it is bit for bit: ``tests/test_resume.py``).
+    and the learning-rate schedule's position, and says so in one line. The
+    backup stores the run's configuration (``config``: the arguments that
+    shape training); a run with other arguments into the same ``--out`` stops
+    with the differences instead of resuming a run it is not. The backup is
+    deleted when training ends. The random crop stream restarts from the
+    seed, so a resumed run equals an uninterrupted one in distribution, not
+    bit for bit (with in-memory arrays it is bit for bit: ``tests/test_resume.py``).
     """
-    return [LearningRateLogger(), keras.callbacks.BackupAndRestore(str(out / "backup"))]
+    backup = out / "backup"
+    if config is not None:
+        stored = backup / "run_config.json"
+        current = json.loads(json.dumps(config, default=str))
+        if stored.is_file():
+            previous = json.loads(stored.read_text())
+            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+            if changed:
+                details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
+                raise SystemExit(f"{out} holds an interrupted run with other arguments ({details}). Resume it with "
+                                 f"its own arguments, choose another --out, or delete {backup} to start afresh.")
+            print(f"resuming the interrupted run in {backup}", flush=True)
+        elif backup.exists() and any(backup.iterdir()):
+            raise SystemExit(f"{backup} holds a backup without its arguments; delete it to start afresh.")
+        backup.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(current, indent=1, sort_keys=True))
+    return [LearningRateLogger(), keras.callbacks.BackupAndRestore(str(backup))]
+
+
+def run_config(args) -> dict:
+    """The arguments that shape a training run (everything but where it writes and how it talks)."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in ("out", "data", "distribute")}
 
 
 class LearningRateLogger(keras.callbacks.Callback):

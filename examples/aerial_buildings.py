@@ -34,6 +34,7 @@ from _common import (
     encoder_options,
     resolve_data,
     save_curves,
+    run_config,
     training_callbacks,
     write_metrics,
 )
@@ -133,7 +134,7 @@ def main(argv=None):
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[args.loss](), metrics=[BinaryIoU()])
     start = time.perf_counter()
     history = model.fit(train_ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=training_callbacks(out), verbose=fit_verbosity(args.quick),
+                        callbacks=training_callbacks(out, run_config(args)), verbose=fit_verbosity(args.quick),
                         shuffle=False)  # the tf.data pipeline draws random crops itself
     train_seconds = time.perf_counter() - start
     # The saved model takes raw uint8 RGB and returns full-resolution probabilities.

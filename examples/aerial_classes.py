@@ -30,6 +30,7 @@ from _common import (
     fit_verbosity,
     resolve_data,
     save_curves,
+    run_config,
     training_callbacks,
     write_metrics,
 )
@@ -94,7 +95,7 @@ def main(argv=None):
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=[MulticlassIoU(classes)])
     start = time.perf_counter()
     history = model.fit(train_ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=training_callbacks(out), verbose=fit_verbosity(args.quick), shuffle=False)
+                        callbacks=training_callbacks(out, run_config(args)), verbose=fit_verbosity(args.quick), shuffle=False)
     train_seconds = time.perf_counter() - start
     segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel)
     segmenter.save(out / "model.keras")

@@ -35,6 +35,7 @@ from _common import (
     encoder_options,
     resolve_data,
     save_curves,
+    run_config,
     training_callbacks,
     write_metrics,
 )
@@ -130,7 +131,8 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     history = model.fit(ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=training_callbacks(out), verbose=fit_verbosity(args.quick),
+                        callbacks=training_callbacks(out, {**run_config(args), "arm": arm, "seed": seed}),
+                        verbose=fit_verbosity(args.quick),
                         shuffle=False)  # the tf.data pipeline draws random crops itself
     seconds = time.perf_counter() - start
     model.save(out / "model.keras")
