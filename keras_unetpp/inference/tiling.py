@@ -144,10 +144,11 @@ def predict_tiled(
 ) -> np.ndarray:
     """Predicts a scene of any size window by window and blends the windows.
 
-    The scene is processed one row of windows at a time; the accumulated
+    Windows are taken in row order and sent to the model in full batches of
+    ``batch_size`` (a batch may span two rows of windows); the accumulated
     prediction and weight maps are the only arrays of the scene's size, so a
-    20,000 x 20,000 scene needs the memory of those two buffers plus one row
-    of windows, not of all windows.
+    20,000 x 20,000 scene needs the memory of those two buffers plus two rows
+    of pixels and one batch of windows, not of all windows.
 
     Args:
         model: Any Keras model mapping (N, h, w, c) to (N, h, w, k), e.g. a
@@ -230,20 +231,24 @@ def predict_tiled(
 
     accumulated = None
     weight_sum = np.zeros((padded_h, padded_w), np.float32)
-    done = 0
-    for y in rows:
-        strip = _strip(array, y, tile, padded_w)  # (tile, padded_w, C) float32: one row of windows
-        windows = np.stack([strip[:, x : x + tile] for x in cols])
-        prediction = _predict_batches(model, windows, batch_size, transforms)
+    positions = [(y, x) for y in rows for x in cols]  # row-major: at most two strips are needed at a time
+    strip_y, strip = None, None
+    for start in range(0, total, int(batch_size)):  # whole batches across rows, as MONAI fills them
+        chunk = positions[start : start + int(batch_size)]
+        windows = []
+        for y, x in chunk:
+            if y != strip_y:
+                strip, strip_y = _strip(array, y, tile, padded_w), y  # (tile, padded_w, C) float32
+            windows.append(strip[:, x : x + tile])
+        prediction = _predict_batches(model, np.stack(windows), batch_size, transforms)
         if accumulated is None:
             accumulated = np.zeros((padded_h, padded_w, prediction.shape[-1]), np.float32)
-        for x, window in zip(cols, prediction):
+        for (y, x), window in zip(chunk, prediction):
             weights = np.outer(row_keep[y], col_keep[x]) if blend == "center" else fixed
             accumulated[y : y + tile, x : x + tile] += window * weights[..., None]
             weight_sum[y : y + tile, x : x + tile] += weights
-        done += len(cols)
         if bar is not None:
-            bar.update(done)
+            bar.update(start + len(chunk))
     accumulated /= weight_sum[..., None]
     return accumulated[:height, :width]
 
