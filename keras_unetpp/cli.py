@@ -178,6 +178,8 @@ def _predict_geotiff(model, path: Path, stem: str, args):
     with rasterio.open(mask_path) as mask_file, rasterio.open(prob_path) as prob_file:
         mask, prob = mask_file.read(1), np.moveaxis(prob_file.read(), 0, -1)
         transform, crs = mask_file.transform, mask_file.crs
+        if prob.shape[-1] == 1:  # nodata pixels never become polygons (multi-class: they hold class 255)
+            mask = np.where(mask_file.dataset_mask() > 0, mask, 0)
     if not args.probabilities:
         prob_path.unlink()
     return mask, prob, transform, crs

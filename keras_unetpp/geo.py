@@ -115,6 +115,10 @@ def predict_geotiff(
     Returns:
         ``destination``: one uint8 band, 255 foreground / 0 background for a
             binary model, the class index (argmax) for a multi-class one.
+            Nodata pixels of the source (its nodata value, alpha band or
+            mask) are nodata in the output: the binary mask's own dataset mask
+            is 0 there (and the band 0), a multi-class mask holds
+            ``NODATA_CLASS`` (255, its nodata value), and the probabilities are NaN.
 
     Raises:
         ImportError: Without the ``geo`` extra.
@@ -150,8 +154,11 @@ def predict_geotiff(
                 input_range = resolve_input_range(sample, "percentile")
             else:
                 to_model_values(sample, info, None, f"{source}", "--input-range")
+        # nodata (the raster's nodata value, alpha band or mask) stays nodata: NaN probabilities, and in
+        # the mask 0 (binary) or NODATA_CLASS (multi-class) with the output's own dataset mask set to 0
         profile = dict(driver="GTiff", height=height, width=width, crs=src.crs, transform=src.transform,
-                       count=1, dtype="uint8", tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+                       count=1, dtype="uint8", tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+                       nodata=None if classes == 1 else NODATA_CLASS)
         context = int(tile_size)
         todo = list(blocks(height, width, int(block_size)))
         show = progress or (progress is None and len(todo) > 4)
@@ -165,7 +172,8 @@ def predict_geotiff(
             if probabilities_to is not None:
                 Path(probabilities_to).parent.mkdir(parents=True, exist_ok=True)
                 prob_dst = files.enter_context(
-                    rasterio.open(probabilities_to, "w", **{**profile, "count": classes, "dtype": "float32"}))
+                    rasterio.open(probabilities_to, "w", **{**profile, "count": classes, "dtype": "float32",
+                                                            "nodata": float("nan")}))
             for done, (row, col, rows, cols) in enumerate(todo, 1):
                 top, left = max(0, row - context), max(0, col - context)
                 bottom, right = min(height, row + rows + context), min(width, col + cols + context)
@@ -175,12 +183,22 @@ def predict_geotiff(
                                      tta=tta, progress=False)
                 prob = prob[row - top : row - top + rows, col - left : col - left + cols]
                 window = Window(col, row, cols, rows)
-                dst.write(_labels(prob, threshold), 1, window=window)
+                valid = src.dataset_mask(window=window) > 0
+                labels = _labels(prob, threshold)
+                labels[~valid] = 0 if classes == 1 else NODATA_CLASS
+                prob = np.where(valid[..., None], prob, np.nan).astype(np.float32)
+                dst.write(labels, 1, window=window)
+                if classes == 1:
+                    dst.write_mask(valid.astype(np.uint8) * 255, window=window)
                 if prob_dst is not None:
-                    prob_dst.write(np.moveaxis(prob, -1, 0).astype(np.float32), window=window)
+                    prob_dst.write(np.moveaxis(prob, -1, 0), window=window)
                 if bar is not None:
                     bar.update(done)
     return destination
+
+
+#: The class value of nodata pixels in a multi-class mask (and that file's nodata value).
+NODATA_CLASS = 255
 
 
 def _labels(prob: np.ndarray, threshold: float) -> np.ndarray:

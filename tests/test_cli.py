@@ -187,3 +187,29 @@ def test_missing_geo_extra_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "rasterio", None)
     with pytest.raises(ImportError, match=r'pip install "keras-unetpp\[geo\]"'):
         require_geo()
+
+
+def test_nodata_collar_stays_nodata_and_yields_no_polygons(tmp_path):
+    """An orthomosaic's black collar (nodata 0) is not segmented: NaN probabilities, the mask's own
+    dataset mask 0 there, no polygons from it, even for a model that calls everything foreground."""
+    inputs = keras.Input((None, None, 3))
+    always = keras.layers.Conv2D(1, 1, activation="sigmoid", kernel_initializer="zeros",
+                                 bias_initializer=keras.initializers.Constant(5.0))
+    keras.Model(inputs, always(inputs)).save(tmp_path / "always.keras")
+    image = np.full((60, 80, 3), 120, np.uint8)
+    image[:, :20] = 0  # the collar
+    path = tmp_path / "ortho.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=60, width=80, count=3, dtype="uint8", crs=CRS,
+                       transform=TRANSFORM, nodata=0) as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    polygons = tmp_path / "p.geojson"
+    assert main(["predict", str(tmp_path / "always.keras"), str(path), "--out", str(tmp_path / "o"),
+                 "--tile", "32", "--probabilities", "--polygons", str(polygons)]) == 0
+    with rasterio.open(tmp_path / "o" / "ortho_probabilities.tif") as src:
+        prob = src.read(1)
+    assert np.isnan(prob[:, :20]).all() and (prob[:, 20:] > 0.99).all()
+    with rasterio.open(tmp_path / "o" / "ortho_mask.tif") as src:
+        assert (src.dataset_mask()[:, :20] == 0).all() and (src.dataset_mask()[:, 20:] == 255).all()
+        assert (src.read(1)[:, :20] == 0).all() and (src.read(1)[:, 20:] == 255).all()
+    features = json.loads(polygons.read_text())["features"]
+    assert len(features) == 1 and features[0]["properties"]["pixels"] == 60 * 60
