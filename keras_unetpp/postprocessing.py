@@ -1,7 +1,7 @@
 """Clean-up of predicted binary masks: connected regions smaller than a
 minimum area removed (specks), all but the largest regions dropped, holes
 filled. For chest X-rays, ``fill_holes(keep_largest_regions(p, 2))`` keeps
-the two lungs and closes the holes inside them (measured in docs/examples.md).
+the two lungs and closes the holes inside them (measured in docs/research-log.md).
 
 Plain numpy + OpenCV (``cv2.connectedComponentsWithStats``, 8-connectivity),
 after the model: it works on the thresholded map of any scene size.

@@ -84,7 +84,7 @@ def aerial_augmentation(
             the images are blurred once beforehand, as the aerial example does).
         color_jitter: Random contrast of +-``color_jitter`` and brightness of
             +-``color_jitter / 2`` per image, for scenes that differ in light and
-            haze (0: none; measured no gain on the Dubai tiles, docs/examples.md).
+            haze (0: none; measured no gain on the Dubai tiles, docs/research-log.md).
 
     Returns:
         An [`AugmentationPipeline`][keras_unetpp.layers.AugmentationPipeline]. The median blur stays active at
