@@ -45,6 +45,7 @@ from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arra
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 from keras_unetpp.layers import xray_augmentation
+from keras_unetpp.models import with_preprocessing
 from keras_unetpp.postprocessing import fill_holes, keep_largest_regions
 from keras_unetpp.visualization import comparison_figure, save_figure, save_prediction_grid
 
@@ -135,7 +136,10 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
                         verbose=fit_verbosity(args.quick),
                         shuffle=False)  # the tf.data pipeline draws random crops itself
     seconds = time.perf_counter() - start
-    model.save(out / "model.keras")
+    # The saved model takes films as they come: 8-bit grayscale of any size in, probabilities at the film's
+    # size out (resized to the working size and scaled inside); 16-bit films through --input-range.
+    with_preprocessing(model, channels=1, median_kernel=0, working_size=(args.size, args.size),
+                       name="lung_segmenter").save(out / "model.keras")
     save_curves(history.history, out, f"lungs, augmentation {arm!r}, seed {seed}")
     prob = predict(model, val_x, args.tta)
     reports = [segmentation_report(t, p) for t, p in zip(val_y, prob)]

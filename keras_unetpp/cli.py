@@ -6,7 +6,9 @@
     keras-unetpp export MODEL.keras --format {tf_saved_model,onnx,litert} [--out PATH --input-size H W]
 
 ``predict``: INPUT is an image file or a folder of them. JPEG/PNG in gives a
-PNG mask (0/255) out; GeoTIFF in gives a GeoTIFF mask with the input's CRS,
+PNG mask (0/255) out; a DICOM film (``pip install "keras-unetpp[medical]"``)
+gives a PNG mask at the film's size and a JSON beside it with the film's
+study, series and instance UIDs; GeoTIFF in gives a GeoTIFF mask with the input's CRS,
 transform and size, segmented window by window (bounded memory; needs
 ``pip install "keras-unetpp[geo]"``). 8-bit values are mapped onto what the
 model takes (0..255 for a model saved with its preprocessing, [0, 1] for a
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+DICOM_SUFFIXES = (".dcm",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="polygon simplification tolerance in map units (default 0: pixel outlines)")
     predict.add_argument("--block-size", type=int, default=2048, help="GeoTIFF block edge (memory bound)")
     predict.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
+    predict.add_argument("--keep-largest", type=int, default=0, metavar="N",
+                         help="keep the N largest regions of a binary mask (2 for lungs; default 0: all)")
+    predict.add_argument("--fill-holes", action="store_true", help="fill holes inside the regions of a binary mask")
 
     evaluate = commands.add_parser("evaluate", help="score a model on image / mask folders")
     evaluate.add_argument("model", type=Path, help="a .keras model file")
@@ -121,9 +127,10 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     files = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in PLAIN_SUFFIXES + (".tif", ".tiff"))
+            found = sorted(p for p in path.iterdir()
+                           if p.suffix.lower() in PLAIN_SUFFIXES + DICOM_SUFFIXES + (".tif", ".tiff"))
             if not found:
-                raise SystemExit(f"No images (PNG, JPEG, BMP, GeoTIFF) in folder {path}.")
+                raise SystemExit(f"No images (PNG, JPEG, BMP, GeoTIFF, DICOM) in folder {path}.")
             files.extend(found)
         elif path.is_file():
             files.append(path)
@@ -138,24 +145,62 @@ def _input_channels(model) -> int:
     return describe_model(model).channels or 3
 
 
-def _labels(prob, threshold: float, min_area: int):
-    """(H, W) uint8: 0/1 foreground of a binary model (small regions removed), the argmax class otherwise."""
-    from keras_unetpp.postprocessing import remove_small_regions
+def _labels(prob, args):
+    """(H, W) uint8: 0/1 foreground of a binary model (small regions removed, then the optional
+    --keep-largest and --fill-holes), the argmax class otherwise."""
+    from keras_unetpp.postprocessing import fill_holes, keep_largest_regions, remove_small_regions
 
-    if prob.shape[-1] == 1:
-        return remove_small_regions(prob, min_area, threshold).astype("uint8")
-    return prob.argmax(axis=-1).astype("uint8")
+    if prob.shape[-1] != 1:
+        return prob.argmax(axis=-1).astype("uint8")
+    mask = remove_small_regions(prob, args.min_area, args.threshold)
+    if args.keep_largest:
+        mask = keep_largest_regions(mask, args.keep_largest)
+    if args.fill_holes:
+        mask = fill_holes(mask)
+    return np.asarray(mask).reshape(prob.shape[:2]).astype("uint8")
+
+
+def predict_image(model, image, args):
+    """Probabilities of one image: tiled, or whole for a model that resizes to its working size
+    (TTA then over the symmetries the image's shape allows)."""
+    from keras_unetpp import predict_tiled
+    from keras_unetpp.inference import DIHEDRAL_TRANSFORMS, predict_augmented
+    from keras_unetpp.model_info import describe_model
+
+    if not describe_model(model).whole_image:
+        return predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                             tta=args.tta, progress=False)
+    tta = False
+    if args.tta:
+        square = image.shape[0] == image.shape[1]
+        tta = [t for t in DIHEDRAL_TRANSFORMS if square or not t[0]]  # no transposes of an oblong film
+    return predict_augmented(model, np.asarray(image, np.float32)[None], tta=tta)[0]
 
 
 def _predict_plain(model, path: Path, stem: str, args):
-    from keras_unetpp import predict_tiled
+    from keras_unetpp.datasets.dicom import is_dicom, read_dicom
     from keras_unetpp.datasets.io import read_image
     from keras_unetpp.masks import write_png
 
-    image = _model_values(read_image(path, channels=_input_channels(model), allow_16bit=True), model, path, args)
-    prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                         tta=args.tta, progress=False)
-    labels = _labels(prob, args.threshold, args.min_area)
+    identifiers = None
+    if is_dicom(path):
+        film = read_dicom(path)
+        from keras_unetpp.input_values import to_model_values
+        from keras_unetpp.model_info import describe_model
+
+        chosen = _input_range(args.input_range)
+        image = to_model_values(film.image, describe_model(model), chosen if chosen else film.value_range,
+                                source=str(path), option="--input-range")
+        image = np.repeat(image, _input_channels(model), axis=-1)  # a film is grey: RGB models get it three times
+        identifiers = film.identifiers
+    else:
+        image = _model_values(read_image(path, channels=_input_channels(model), allow_16bit=True), model, path,
+                              args)
+    prob = predict_image(model, image, args)
+    labels = _labels(prob, args)
+    if identifiers is not None:  # the mask finds its way back to the film in the archive
+        (args.out / f"{stem}_mask.json").write_text(json.dumps(
+            {"source": path.name, "mask": f"{stem}_mask.png", **identifiers}, indent=2))
     write_png(args.out / f"{stem}_mask.png", labels * 255 if prob.shape[-1] == 1 else labels)
     if args.probabilities:
         for k in range(prob.shape[-1]):
@@ -297,7 +342,7 @@ def read_truth(path: Path, color: str | None = None):
 
 
 def evaluate(args) -> int:
-    from keras_unetpp import load_model, predict_tiled
+    from keras_unetpp import load_model
     from keras_unetpp.datasets.io import match_pairs, read_image
     from keras_unetpp.evaluation import SegmentationReport, segmentation_report
     from keras_unetpp.visualization import save_error_map
@@ -317,8 +362,7 @@ def evaluate(args) -> int:
         truth = read_truth(mask_path, args.mask_color)
         if image.shape[:2] != truth.shape:
             raise SystemExit(f"{image_path} is {image.shape[:2]} but its mask {mask_path} is {truth.shape}.")
-        prob = predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                             tta=args.tta, progress=False)
+        prob = predict_image(model, image, args)
         report = segmentation_report(truth, prob, threshold=args.threshold)
         reports.append(report)
         per_image[stem] = {k: v for k, v in report.to_dict().items() if k != "fractions"}

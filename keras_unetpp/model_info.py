@@ -27,6 +27,9 @@ class ModelInfo:
         classes: Output channels (1: binary probabilities).
         has_preprocessing: The model scales raw values itself (it starts with the
             ``input_scale`` layer of ``with_preprocessing``).
+        whole_image: The model resizes every input to one working size
+            (``with_preprocessing(..., working_size=...)``): it must see whole
+            images, never tiles.
         input_range: ``(low, high)`` of the input values the model was made for:
             ``(0, 1 / input_scale)`` with preprocessing (``(0, 255)`` for uint8
             images), ``(0, 1)`` for a bare ``UNetPlusPlus``, None for a model
@@ -39,6 +42,7 @@ class ModelInfo:
     classes: int
     has_preprocessing: bool
     input_range: tuple[float, float] | None
+    whole_image: bool = False
 
     @property
     def input_shape(self) -> tuple:
@@ -99,8 +103,9 @@ def describe_model(model: keras.Model) -> ModelInfo:
         input_range = (0.0, float(round(1.0 / scale, 6)))
     else:
         input_range = (0.0, 1.0) if isinstance(model, UNetPlusPlus) else None
+    whole_image = any(layer.name == "to_working_size" for layer in getattr(model, "layers", []))
     return ModelInfo(channels=shape[-1], height=shape[1], width=shape[2], classes=int(classes),
-                     has_preprocessing=scale is not None, input_range=input_range)
+                     has_preprocessing=scale is not None, input_range=input_range, whole_image=whole_image)
 
 
 def _input_scale(model) -> float | None:

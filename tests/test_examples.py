@@ -122,7 +122,10 @@ def test_lung_example_trains_just_the_arms_asked_for(tmp_path):
 
     from keras_unetpp.datasets import load_folder_pairs, resized_arrays, split_fraction
 
-    model = keras.saving.load_model(tmp_path / "noise" / "seed1" / "model.keras")
+    from keras_unetpp import UNetPlusPlus
+
+    saved = keras.saving.load_model(tmp_path / "noise" / "seed1" / "model.keras")
+    model = next(layer for layer in saved.layers if isinstance(layer, UNetPlusPlus))  # the network inside
     _, val = split_fraction(load_folder_pairs(DATA / "lung-xray", channels=1), 0.2, seed=0)
     val_x, val_y = resized_arrays(val, metrics["size"])
     prob = (model.predict(val_x, verbose=0) + model.predict(val_x[:, :, ::-1], verbose=0)[:, :, ::-1]) / 2
@@ -272,6 +275,9 @@ def test_lung_example_with_a_pretrained_style_encoder(tmp_path):
 
     run_example("lung_xray.py", "--quick", "--encoder", "efficientnetv2b0", "--filters", "4", "8", "16",
                 "--data", str(DATA / "lung-xray"), "--out", str(tmp_path))
-    model = keras.saving.load_model(tmp_path / "model.keras")
+    from keras_unetpp import UNetPlusPlus
+
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    model = next(layer for layer in saved.layers if isinstance(layer, UNetPlusPlus))
     assert model.get_config()["encoder"] == "efficientnetv2b0"
     assert model.get_layer("encoder").inputs[0].shape[-1] == 1

@@ -128,6 +128,10 @@ def _check_model_input(model, shape, size, what: str) -> None:
     except ValueError:  # a model that does not say (e.g. a subclassed one never called): it decides itself
         return
     info.check_input(shape, what, size)
+    if info.whole_image and what.startswith("windows"):
+        raise ValueError("The model resizes every input to its working size (with_preprocessing(working_size=...)): "
+                         "it must see whole images, and tiles would each be stretched to that size. Use "
+                         "model.predict on the whole image, or predict_augmented for test-time augmentation.")
 
 
 def predict_tiled(

@@ -127,6 +127,79 @@ def downsample_masks(masks, downsample: int) -> np.ndarray:
     return (blocks >= 0.5).astype(np.uint8)
 
 
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class AreaResize(layers.Layer):
+    """Resizes images to ``(height, width)`` by area averaging, on every backend.
+
+    Each output pixel is the mean of the input area it covers (fractional
+    pixels weighted by their overlap): OpenCV's ``INTER_AREA`` for shrinking,
+    which is how [`resized_arrays()`][keras_unetpp.datasets.resized_arrays]
+    prepares training images, so a model that resizes inside sees what it was
+    trained on. Keras' ``Resizing(interpolation="area")`` exists on TensorFlow
+    only; this layer is two matrix products built from the input's run-time size.
+
+    Args:
+        height: Output height.
+        width: Output width.
+        **kwargs: Standard layer arguments.
+
+    Examples:
+        >>> x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+        >>> AreaResize(2, 2)(x)[0, :, :, 0].numpy().tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+    """
+
+    def __init__(self, height: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = int(height), int(width)
+
+    @staticmethod
+    def _weights(size_in, size_out: int):
+        """(size_out, size_in) overlap fractions of output cells with input pixels, rows summing to 1."""
+        scale = keras.ops.cast(size_in, "float32") / float(size_out)
+        start = keras.ops.arange(size_out, dtype="float32")[:, None] * scale
+        pixel = keras.ops.arange(size_in, dtype="float32")[None, :]
+        overlap = keras.ops.minimum(pixel + 1.0, start + scale) - keras.ops.maximum(pixel, start)
+        return keras.ops.maximum(overlap, 0.0) / scale
+
+    def call(self, x):
+        shape = keras.ops.shape(x)
+        rows = self._weights(shape[1], self.height)  # (H', H)
+        cols = self._weights(shape[2], self.width)   # (W', W)
+        x = keras.ops.cast(x, "float32")
+        return keras.ops.einsum("ph,nhwc,qw->npqc", rows, x, cols)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class ResizeToReference(layers.Layer):
+    """Resizes ``x`` (bilinear) to the height and width of ``reference``, whatever they are at run time.
+
+    Args:
+        **kwargs: Standard layer arguments.
+
+    Examples:
+        >>> x = np.ones((1, 4, 4, 2), "float32")
+        >>> ref = np.ones((1, 10, 7, 1), "float32")
+        >>> tuple(ResizeToReference()([x, ref]).shape)
+        (1, 10, 7, 2)
+    """
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = keras.ops.shape(reference)
+        return keras.ops.image.resize(x, (shape[1], shape[2]), interpolation="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        x_shape, ref_shape = input_shape
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+
 def with_preprocessing(
     model: keras.Model,
     channels: int = 3,
@@ -134,6 +207,7 @@ def with_preprocessing(
     median_kernel: int = 5,
     downsample: int = 1,
     name: str = "segmenter",
+    working_size: tuple[int, int] | None = None,
 ) -> keras.Model:
     """Wraps a trained model so that it takes raw images and returns
     probabilities at the input's full resolution.
@@ -153,6 +227,12 @@ def with_preprocessing(
         downsample: Integer factor of the working scale; the same one the
             model was trained at.
         name: Name of the wrapper model.
+        working_size: ``(height, width)``: every input is resized to this size
+            by area averaging ([`AreaResize`][keras_unetpp.models.preprocessing.AreaResize],
+            as [`resized_arrays()`][keras_unetpp.datasets.resized_arrays]
+            prepares training images) and the probabilities are resized back
+            to the input's size (bilinear); for models trained on whole images
+            resized to one size (chest X-rays). Not combined with ``downsample``.
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, channels) raw images to
@@ -170,11 +250,21 @@ def with_preprocessing(
     """
     if int(channels) < 1:
         raise ValueError(f"channels must be >= 1, got {channels}.")
+    if working_size is not None:
+        if int(downsample) != 1:
+            raise ValueError("working_size and downsample are two ways to set the working scale: pass one.")
+        if len(tuple(working_size)) != 2 or min(int(v) for v in working_size) < 1:
+            raise ValueError(f"working_size must be (height, width) of positive integers, got {working_size!r}.")
     inputs = keras.Input((None, None, int(channels)), name="raw_images")
     x = inputs
     for layer in preprocessing_layers(input_scale, median_kernel, downsample):
         x = layer(x)
+    if working_size is not None:
+        height, width = (int(v) for v in working_size)
+        x = AreaResize(height, width, name="to_working_size")(x)
     y = model(x)
+    if working_size is not None:
+        y = ResizeToReference(dtype="float32", name="to_input_size")([y, inputs])
     if int(downsample) > 1:
         y = layers.UpSampling2D(
             int(downsample), interpolation="bilinear", dtype="float32", name="to_input_scale"
