@@ -287,6 +287,8 @@ class UNetPlusPlus(keras.Model):
         if len(shape) == 3 and self.num_classes == 1:
             y = ops.expand_dims(y, -1)
             shape = tuple(y.shape)
+        elif len(shape) == 3:  # integer class labels of a multi-class model
+            shape = shape + (1,)
         if len(shape) != 4:
             raise ValueError(f"Masks must be (N, H, W, {self.num_classes}) or (N, H, W); got shape {shape} for "
                              f"model outputs of shape {out}.")
