@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_unetpp.weights import pixel_weights
+
 
 def prepare_targets(y_true, y_pred, from_logits: bool):
     """Brings ``y_true`` and ``y_pred`` to float32 one-hot/probability tensors
@@ -51,6 +53,26 @@ def prepare_targets(y_true, y_pred, from_logits: bool):
     return y_true, y_pred
 
 
+def reduce_losses(losses, reduction, dtype):
+    """Per-sample losses reduced as Keras reduces them (``"sum_over_batch_size"``/``"mean"``: the
+    mean, ``"sum"``: the sum, ``None``/``"none"``: unreduced)."""
+    if reduction in (None, "none"):
+        reduced = losses
+    elif reduction == "sum":
+        reduced = ops.sum(losses)
+    else:
+        reduced = ops.mean(losses)
+    return ops.cast(reduced, dtype or "float32")
+
+
+def _weights_like(values, sample_weight, y_pred):
+    """Pixel weights shaped like a loss function's values (N, H, W) (or (N,) for per-sample values)."""
+    weights = pixel_weights(sample_weight, ops.convert_to_tensor(y_pred))[..., 0]  # (N, H, W) or (N, 1, 1)
+    while len(weights.shape) > len(values.shape):
+        weights = ops.squeeze(weights, -1)
+    return weights
+
+
 def check_same_shape(y_true, y_pred) -> None:
     """Raises a ValueError naming both shapes when ranks differ or a known
     dimension of ``y_true`` differs from the same one of ``y_pred``."""
@@ -61,11 +83,12 @@ def check_same_shape(y_true, y_pred) -> None:
         raise ValueError(f"y_true of shape {true_shape} does not match y_pred of shape {pred_shape}.")
 
 
-def soft_dice(y_true, y_pred, axes, smooth: float):
-    """(2 * sum(y p) + smooth) / (sum(y) + sum(p) + smooth) over ``axes``; 1 where
-    both sums are 0 and ``smooth`` is 0 (empty truth, empty prediction)."""
-    intersection = ops.sum(y_true * y_pred, axis=axes)
-    denominator = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) + smooth
+def soft_dice(y_true, y_pred, axes, smooth: float, weights=None):
+    """(2 * sum(w y p) + smooth) / (sum(w y) + sum(w p) + smooth) over ``axes`` (``w``: per-pixel
+    weights, 1 by default); 1 where both sums are 0 and ``smooth`` is 0 (empty truth, empty prediction)."""
+    w = 1.0 if weights is None else weights
+    intersection = ops.sum(w * y_true * y_pred, axis=axes)
+    denominator = ops.sum(w * y_true, axis=axes) + ops.sum(w * y_pred, axis=axes) + smooth
     empty = denominator == 0  # NaN is not 0: a NaN prediction gives a NaN dice, never a perfect one
     safe = ops.where(empty, 1.0, denominator)
     return ops.where(empty, 1.0, (2.0 * intersection + smooth) / safe)
@@ -157,10 +180,26 @@ class FocalDiceLoss(keras.losses.Loss):
         self.per_image = bool(per_image)
 
     def call(self, y_true, y_pred):
+        return self._losses(y_true, y_pred)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """With ``sample_weight`` (per sample or per pixel, ``keras_unetpp.weights``) the weights enter
+        the Dice sums, so a pixel of weight 0 has no effect; per image, each image's loss is also
+        scaled by its mean weight (a per-sample weight scales that sample's loss, as in Keras)."""
+        if sample_weight is None:
+            return super().__call__(y_true, y_pred)
+        weights = pixel_weights(sample_weight, ops.convert_to_tensor(y_pred))
+        losses = self._losses(y_true, y_pred, weights)
+        if self.per_image:
+            spread = ops.broadcast_to(weights, ops.shape(ops.convert_to_tensor(y_pred)[..., :1]))
+            losses = losses * ops.mean(spread, axis=tuple(range(1, len(spread.shape))))
+        return reduce_losses(losses, self.reduction, self.dtype)
+
+    def _losses(self, y_true, y_pred, weights=None):
         y_true, y_pred = prepare_targets(y_true, y_pred, self.from_logits)
         rank = len(y_pred.shape)
         axes = tuple(range(1, rank - 1)) if self.per_image else tuple(range(rank - 1))
-        dice = soft_dice(y_true, y_pred, axes, self.smooth)  # (N, C) or (C,)
+        dice = soft_dice(y_true, y_pred, axes, self.smooth, weights)  # (N, C) or (C,)
         miss = 1.0 - dice
         positive = miss > 0
         focal = ops.where(positive, ops.power(ops.where(positive, miss, 1.0), self.gamma), 0.0)
@@ -242,6 +281,19 @@ class HaloWeightedCrossEntropy(keras.losses.Loss):
         self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):
+        return self._losses(y_true, y_pred)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """With ``sample_weight`` (per sample or per pixel, ``keras_unetpp.weights``) each pixel's term
+        is multiplied by its weight; the normalisation stays the halo weights', so a per-sample
+        weight scales that sample's loss, as in Keras."""
+        if sample_weight is None:
+            return super().__call__(y_true, y_pred)
+        weights = pixel_weights(sample_weight, ops.convert_to_tensor(y_pred))
+        return reduce_losses(self._losses(y_true, y_pred, weights), self.reduction, self.dtype)
+
+    def _losses(self, y_true, y_pred, pixel_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred)
         if y_pred.shape[-1] != 1:
             raise ValueError(f"HaloWeightedCrossEntropy is binary: one output channel, got shape {y_pred.shape}.")
         y_true, probabilities = prepare_targets(y_true, y_pred, self.from_logits)
@@ -252,7 +304,8 @@ class HaloWeightedCrossEntropy(keras.losses.Loss):
         p = ops.clip(probabilities, eps, 1.0 - eps)
         bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
         axes = tuple(range(1, len(y_pred.shape)))
-        return ops.sum(weights * bce, axis=axes) / ops.sum(weights, axis=axes)
+        scale = 1.0 if pixel_weight is None else pixel_weight
+        return ops.sum(scale * weights * bce, axis=axes) / ops.sum(weights, axis=axes)
 
     def get_config(self):
         return {
@@ -313,10 +366,27 @@ class CombinedLoss(keras.losses.Loss):
         self.weights = weights
 
     def call(self, y_true, y_pred):
+        return ops.broadcast_to(self._total(y_true, y_pred), (ops.shape(y_pred)[0],))
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Each part gets ``sample_weight`` itself (loss objects apply it by their own rule, loss
+        functions per pixel), so a sample or pixel of weight 0 drives none of the parts."""
+        if sample_weight is None:
+            return super().__call__(y_true, y_pred)
+        return ops.cast(self._total(y_true, y_pred, sample_weight), self.dtype or "float32")
+
+    def _total(self, y_true, y_pred, sample_weight=None):
         total = 0.0
         for weight, loss in zip(self.weights, self.losses):
-            total = total + weight * ops.mean(loss(y_true, y_pred))  # loss functions return per-pixel values
-        return ops.broadcast_to(total, (ops.shape(y_pred)[0],))
+            if isinstance(loss, keras.losses.Loss):
+                part = loss(y_true, y_pred, sample_weight=sample_weight)
+            else:  # a loss function: per-pixel values (N, H, W), weighted, then averaged
+                values = loss(y_true, y_pred)
+                if sample_weight is not None:
+                    values = values * _weights_like(values, sample_weight, y_pred)
+                part = ops.mean(values)
+            total = total + weight * part
+        return total
 
     def get_config(self):
         return {

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_unetpp.losses import check_same_shape
+from keras_unetpp.weights import pixel_weights
 
 
 class _BinaryConfusionMetric(keras.metrics.Metric):
@@ -47,11 +48,7 @@ class _BinaryConfusionMetric(keras.metrics.Metric):
             y_true = ops.expand_dims(y_true, -1)
         check_same_shape(y_true, predicted)
         truth = ops.cast(y_true >= 0.5, "float32")  # 0/1 and 0/255 masks alike
-        weight = 1.0
-        if sample_weight is not None:
-            weight = ops.cast(sample_weight, "float32")
-            while len(weight.shape) < len(predicted.shape):
-                weight = ops.expand_dims(weight, -1)
+        weight = 1.0 if sample_weight is None else pixel_weights(sample_weight, predicted)
         poison = ops.sum(y_pred - y_pred)  # 0, or NaN when a prediction is NaN/inf: the result turns NaN
         self.true_positives.assign_add(ops.sum(weight * truth * predicted) + poison)
         self.false_positives.assign_add(ops.sum(weight * (1.0 - truth) * predicted))
@@ -219,8 +216,7 @@ class MulticlassIoU(keras.metrics.Metric):
         truth = ops.reshape(ops.one_hot(labels, self.num_classes), (-1, self.num_classes))  # out of range: zero row
         predicted = ops.reshape(ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes), (-1, self.num_classes))
         if sample_weight is not None:
-            weight = ops.cast(sample_weight, "float32")
-            weight = ops.broadcast_to(ops.reshape(weight, (-1,) + (1,) * (len(labels.shape) - 1)), labels.shape)
+            weight = ops.broadcast_to(pixel_weights(sample_weight, y_pred)[..., 0], ops.shape(labels))
             truth = truth * ops.reshape(weight, (-1, 1))
         self.confusion.assign_add(ops.matmul(ops.transpose(truth), predicted))
 

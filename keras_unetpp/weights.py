@@ -1,0 +1,45 @@
+"""One contract for sample weights in every loss and metric of the library.
+
+``sample_weight`` may be per sample, ``(N,)`` or ``(N, 1)``, or per pixel,
+``(N, H, W)`` or ``(N, H, W, 1)``. Every loss and metric reads it as one weight
+per pixel (a per-sample weight spread over the sample's pixels), and a pixel
+of weight 0 has no effect at all: not on a metric's counts, not on a loss's
+value, not on its gradient. Other shapes are refused with both shapes named.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def pixel_weights(sample_weight, reference):
+    """``sample_weight`` as float32 weights of shape ``(N, H, W, 1)`` (broadcastable to ``reference``).
+
+    Args:
+        sample_weight: Per-sample ``(N,)`` / ``(N, 1)`` or per-pixel ``(N, H, W)`` / ``(N, H, W, 1)`` weights.
+        reference: The ``(N, H, W, C)`` prediction they weigh.
+
+    Returns:
+        A float32 tensor ``(N, H, W, 1)``, or ``(N, 1, 1, 1)`` for per-sample weights.
+
+    Raises:
+        ValueError: For any other shape, naming both shapes.
+
+    Examples:
+        >>> import numpy as np
+        >>> tuple(pixel_weights(np.ones(2), np.zeros((2, 4, 5, 1))).shape)
+        (2, 1, 1, 1)
+    """
+    weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+    shape, target = tuple(weight.shape), tuple(reference.shape)
+    rank = len(target)
+    if len(shape) in (1, 2) and (len(shape) == 1 or shape[1] in (1, None)):
+        return ops.reshape(weight, (-1,) + (1,) * (rank - 1))
+    if len(shape) == rank - 1:
+        weight = ops.expand_dims(weight, -1)
+        shape = tuple(weight.shape)
+    if len(shape) == rank and shape[-1] in (1, None) and all(
+            a is None or b is None or a == b for a, b in zip(shape[:-1], target[:-1])):
+        return weight
+    raise ValueError(f"sample_weight of shape {tuple(ops.shape(sample_weight))} fits neither per-sample (N,) nor "
+                     f"per-pixel (N, H, W) weights of a prediction of shape {target}.")
