@@ -46,11 +46,20 @@ def prepare_targets(y_true, y_pred, from_logits: bool):
                         f"prediction of shape {y_pred.shape}."
                     )
                 y_true = ops.squeeze(y_true, -1)
-            y_true = ops.one_hot(ops.cast(y_true, "int32"), num_classes, dtype="float32")
+            y_true = one_hot_or_ignored(y_true, num_classes)
     check_same_shape(y_true, y_pred)
     if not from_logits:  # probabilities outside [0, 1] are clipped, as Keras' probabilistic losses do; NaN stays NaN
         y_pred = ops.where(ops.isnan(y_pred), y_pred, ops.clip(y_pred, 0.0, 1.0))
     return y_true, y_pred
+
+
+def one_hot_or_ignored(labels, num_classes: int):
+    """One-hot float32 rows of integer ``labels``; a label outside ``0..num_classes-1`` (255 or -1 for
+    "ignore") gives a row of zeros, explicitly (Keras' torch backend raises for such labels instead)."""
+    labels = ops.cast(labels, "int32")
+    valid = ops.logical_and(labels >= 0, labels < num_classes)
+    rows = ops.one_hot(ops.where(valid, labels, 0), num_classes, dtype="float32")
+    return rows * ops.expand_dims(ops.cast(valid, "float32"), -1)
 
 
 def reduce_losses(losses, reduction, dtype):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_unetpp.losses import check_same_shape
+from keras_unetpp.losses import check_same_shape, one_hot_or_ignored
 from keras_unetpp.weights import pixel_weights
 
 
@@ -213,7 +213,7 @@ class MulticlassIoU(keras.metrics.Metric):
         labels = ops.cast(labels, "int32")
         if tuple(labels.shape) != tuple(y_pred.shape[:-1]) and None not in labels.shape + y_pred.shape:
             raise ValueError(f"y_true of shape {tuple(y_true.shape)} does not match y_pred of shape {tuple(y_pred.shape)}.")
-        truth = ops.reshape(ops.one_hot(labels, self.num_classes), (-1, self.num_classes))  # out of range: zero row
+        truth = ops.reshape(one_hot_or_ignored(labels, self.num_classes), (-1, self.num_classes))  # ignored: zero row
         predicted = ops.reshape(ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes), (-1, self.num_classes))
         if sample_weight is not None:
             weight = ops.broadcast_to(pixel_weights(sample_weight, y_pred)[..., 0], ops.shape(labels))

@@ -122,3 +122,16 @@ def test_weights_of_another_shape_are_refused(name):
     y, p = batch()
     with pytest.raises(ValueError, match="fits neither per-sample"):
         LOSSES[name]()(y, p, sample_weight=np.ones((3, 5), "float32"))
+
+
+def test_ignored_labels_are_explicit_zero_rows():
+    """Labels 255 and -1 count nowhere (one rule on every backend, not one_hot's behaviour)."""
+    from keras_unetpp.losses import one_hot_or_ignored
+
+    rows = keras.ops.convert_to_numpy(one_hot_or_ignored(np.array([0, 2, 255, -1, 1]), 3))
+    np.testing.assert_array_equal(rows, [[1, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 1, 0]])
+    metric = MulticlassIoU(3)
+    labels = np.array([[[0, 255], [1, 2]]])
+    prob = np.eye(3, dtype="float32")[np.array([[[0, 1], [1, 2]]])]
+    metric.update_state(labels, prob)
+    assert float(metric.result()) == pytest.approx(1.0)  # the ignored pixel's wrong class does not count
