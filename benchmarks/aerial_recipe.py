@@ -191,7 +191,7 @@ def evaluate(model, tiles, cfg, val_tile, tta=False, heads=("mean", "deepest")):
     out = {}
     for head in heads:
         core = cores[head]
-        wrapped = with_preprocessing(core, downsample=cfg["downsample"])
+        wrapped = with_preprocessing(core, median_kernel=5, downsample=cfg["downsample"])
         total = {t: np.zeros(4, np.int64) for t in THRESHOLDS}
         for _, tile, image, mask in tiles:
             if tile != f"Tile {val_tile}":

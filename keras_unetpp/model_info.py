@@ -83,8 +83,8 @@ def describe_model(model: keras.Model) -> ModelInfo:
         >>> from keras_unetpp import UNetPlusPlus
         >>> from keras_unetpp.models import with_preprocessing
         >>> core = UNetPlusPlus((None, None, 3), num_classes=2, filters=(2, 4))
-        >>> describe_model(with_preprocessing(core))
-        ModelInfo(channels=3, height=None, width=None, classes=2, has_preprocessing=True, input_range=(0.0, 255.0))
+        >>> describe_model(with_preprocessing(core, median_kernel=0))
+        ModelInfo(channels=3, height=None, width=None, classes=2, has_preprocessing=True, input_range=(0.0, 255.0), whole_image=False)
     """
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)

@@ -204,7 +204,7 @@ def with_preprocessing(
     model: keras.Model,
     channels: int = 3,
     input_scale: float = 1 / 255,
-    median_kernel: int = 5,
+    median_kernel: int | None = None,
     downsample: int = 1,
     name: str = "segmenter",
     working_size: tuple[int, int] | None = None,
@@ -223,7 +223,10 @@ def with_preprocessing(
             taking preprocessed images at the working scale.
         channels: Input channels.
         input_scale: Multiplies the raw values (``1/255`` for uint8).
-        median_kernel: Median blur window (odd); 0 or 1 for none.
+        median_kernel: Median blur window (odd) the model was trained with;
+            0 for none. Required: the blur must match training (a model
+            trained without it and wrapped with a 5x5 blur changes its
+            probabilities by up to 0.69), so there is no default to forget.
         downsample: Integer factor of the working scale; the same one the
             model was trained at.
         name: Name of the wrapper model.
@@ -244,12 +247,15 @@ def with_preprocessing(
     Examples:
         >>> from keras_unetpp import UNetPlusPlus
         >>> core = UNetPlusPlus((None, None, 3), filters=(4, 8))
-        >>> full = with_preprocessing(core, downsample=2)
+        >>> full = with_preprocessing(core, median_kernel=5, downsample=2)
         >>> full.predict(np.zeros((1, 30, 45, 3), np.uint8), verbose=0).shape
         (1, 30, 45, 1)
     """
     if int(channels) < 1:
         raise ValueError(f"channels must be >= 1, got {channels}.")
+    if median_kernel is None:
+        raise ValueError("with_preprocessing needs median_kernel: the median blur the model was trained with "
+                         "(5 for the aerial recipe, 0 for none). It must match training.")
     if working_size is not None:
         if int(downsample) != 1:
             raise ValueError("working_size and downsample are two ways to set the working scale: pass one.")

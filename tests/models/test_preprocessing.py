@@ -48,7 +48,7 @@ def test_with_preprocessing_full_scale_equals_core_on_reference_input(rng):
     core = keras.Sequential([keras.Input((None, None, 3)), MeanOfChannels()])
     image = rng.integers(0, 256, (2, 21, 30, 3), dtype=np.uint8)
     expected = np.stack([cv2.medianBlur(im, 5) for im in image]).astype(np.float64).mean(-1, keepdims=True) / 255
-    out = with_preprocessing(core, downsample=1).predict(image, verbose=0)
+    out = with_preprocessing(core, median_kernel=5, downsample=1).predict(image, verbose=0)
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
@@ -57,21 +57,22 @@ def test_with_preprocessing_half_scale_upsamples_a_constant_exactly(rng):
     a flat image stays flat through blur, pooling and bilinear upsampling."""
     core = keras.Sequential([keras.Input((None, None, 3)), MeanOfChannels()])
     image = np.full((1, 32, 48, 3), 102, np.uint8)
-    out = with_preprocessing(core, downsample=2).predict(image, verbose=0)
+    out = with_preprocessing(core, median_kernel=5, downsample=2).predict(image, verbose=0)
     assert out.shape == (1, 32, 48, 1)
     np.testing.assert_allclose(out, 0.4, atol=1e-6)
 
 
 @given(height=st.integers(1, 40), width=st.integers(1, 40), k=st.integers(1, 3))
 def test_output_has_the_input_size(height, width, k):
-    model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), downsample=k)
+    model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), median_kernel=5, downsample=k)
     assert model.predict(np.zeros((1, height, width, 3), np.uint8), verbose=0).shape == (1, height, width, 1)
 
 
 def test_saved_model_predicts_the_same_from_raw_uint8(tmp_path, rng):
     from keras_unetpp import predict_tiled
 
-    model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(4, 8), deep_supervision=True), downsample=2)
+    model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(4, 8), deep_supervision=True), median_kernel=5,
+                               downsample=2)
     scene = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
     before = predict_tiled(model, scene, tile_size=32)
     model.save(tmp_path / "m.keras")
@@ -81,8 +82,8 @@ def test_saved_model_predicts_the_same_from_raw_uint8(tmp_path, rng):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(downsample=0), "downsample"), (dict(downsample=1.5), "downsample"),
-    (dict(median_kernel=4), "median_kernel"), (dict(input_scale=0.0), "input_scale"), (dict(channels=0), "channels"),
+    (dict(median_kernel=4), "median_kernel"), (dict(median_kernel=None), "median blur the model was trained with"), (dict(input_scale=0.0), "input_scale"), (dict(channels=0), "channels"),
 ])
 def test_bad_arguments_name_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), **kwargs)
+        with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), **{"median_kernel": 5, **kwargs})
