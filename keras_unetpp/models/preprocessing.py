@@ -190,6 +190,9 @@ class ResizeToReference(layers.Layer):
         (1, 10, 7, 2)
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
     def call(self, inputs):
         x, reference = inputs
         shape = keras.ops.shape(reference)
