@@ -20,7 +20,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 import keras_unetpp  # registers the classes the saved model needs
 from keras_unetpp import predict_tiled

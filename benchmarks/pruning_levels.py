@@ -12,7 +12,6 @@ import platform
 import time
 
 import keras
-import numpy as np
 
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, evaluation
 from keras_unetpp.datasets import make_shapes

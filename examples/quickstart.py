@@ -14,7 +14,6 @@ from pathlib import Path
 
 import _quiet  # noqa: F401  (first: starts the backend without its start-up lines)
 import keras
-import numpy as np
 
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, evaluation
 from keras_unetpp.datasets import make_shapes
