@@ -360,7 +360,10 @@ def _predict_batches(model, windows, batch_size, transforms):
         for start in range(0, len(windows), batch_size):
             batch = apply_dihedral(windows[start : start + batch_size], *transform)
             if replicas > 1:  # predict_on_batch runs the whole batch on every replica (Keras 3.x, TensorFlow)
-                pred = keras.ops.convert_to_numpy(model.predict(batch, batch_size=len(batch), verbose=0))
+                # every replica needs at least one window: pad a short last batch, drop the extra outputs
+                padded = np.concatenate([batch, np.repeat(batch[-1:], (-len(batch)) % replicas, axis=0)])
+                pred = keras.ops.convert_to_numpy(model.predict(padded, batch_size=len(padded), verbose=0))
+                pred = pred[: len(batch)]
             else:
                 pred = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
             if pred.ndim != 4 or tuple(pred.shape[:3]) != tuple(batch.shape[:3]):
