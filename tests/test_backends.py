@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, runs subprocesses or exports: the full lane only
+
 SCRIPT = textwrap.dedent(
     """
     import numpy as np, keras

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, runs subprocesses or exports: the full lane only
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -9,7 +9,7 @@ from keras_unetpp.cli import main
 from keras_unetpp.export import export_model
 from keras_unetpp.models import with_preprocessing
 
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exports are tested on TensorFlow")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exports are tested on TensorFlow")]
 
 
 def raw_segmenter(deep_supervision=True, prune=None):

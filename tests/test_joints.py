@@ -26,6 +26,8 @@ from keras_unetpp.cli import main
 from keras_unetpp.inference import predict_augmented
 from keras_unetpp.models import with_preprocessing
 
+pytestmark = pytest.mark.slow  # trains, runs subprocesses or exports: the full lane only
+
 KINDS = ["plain", "deep_supervision", "pruned", "encoder", "segmenter", "multiclass", "mixed_precision"]
 SIZE = 64  # one window of --tile 64 covers a scene: the tiled paths must equal whole-image predict
 TOLERANCE = {"mixed_precision": 2e-2}

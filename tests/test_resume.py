@@ -9,6 +9,8 @@ import pytest
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
 from keras_unetpp.datasets import make_shapes
 
+pytestmark = pytest.mark.slow  # trains, runs subprocesses or exports: the full lane only
+
 EPOCHS = 4
 
 

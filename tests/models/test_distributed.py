@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, runs subprocesses or exports: the full lane only
+
 ROOT = Path(__file__).resolve().parents[2]
 
 COMMON = """

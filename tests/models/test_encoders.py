@@ -75,6 +75,7 @@ def test_preprocessing_matches_keras_applications(mode, reference):
     np.testing.assert_allclose(got, reference(x.copy() * 255.0), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_deep_supervision_pruning_and_round_trip_with_an_encoder(tmp_path):
     keras.utils.set_random_seed(0)
     model = UNetPlusPlus((None, None, 3), filters=FILTERS6, encoder="efficientnetv2b0", deep_supervision=True)
@@ -93,6 +94,7 @@ def test_deep_supervision_pruning_and_round_trip_with_an_encoder(tmp_path):
     np.testing.assert_allclose(keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0), prob, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_frozen_encoder_keeps_its_weights_while_the_decoder_learns():
     model = UNetPlusPlus((None, None, 3), filters=FILTERS6[:4], encoder="resnet50", encoder_trainable=False)
     before_encoder = [w.copy() for l in encoder_layers(model).values() for w in l.get_weights()]

@@ -183,6 +183,7 @@ def test_keras_file_round_trip_gives_identical_predictions(tmp_path, rng, kwargs
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.slow
 def test_pruned_model_round_trip(tmp_path, rng):
     model = tiny(filters=(4, 8, 16, 32), deep_supervision=True)
     x, y = random_batch(rng, h=13, w=30)
@@ -229,6 +230,7 @@ def test_bad_arguments_get_clear_error(kwargs, message):
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.slow
 def test_mixed_precision_trains_and_outputs_float32(restore_policy, rng, policy):
     keras.config.set_dtype_policy(policy)
     model = tiny(deep_supervision=True)
