@@ -139,7 +139,11 @@ def predict_geotiff(
         raise FileNotFoundError(f"No GeoTIFF at {source}.")
     if int(block_size) < 1 or int(tile_size) < 1:
         raise ValueError(f"block_size and tile_size must be >= 1, got {block_size} and {tile_size}.")
-    with rasterio.open(source) as src:
+    try:
+        opened = rasterio.open(source)
+    except rasterio.errors.RasterioIOError as error:
+        raise ValueError(f"{source} is not a readable GeoTIFF ({error}).") from None
+    with opened as src:
         bands, height, width = src.count, src.height, src.width
         info = describe_model(model)
         if info.channels is not None and info.channels != bands:

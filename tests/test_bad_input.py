@@ -154,6 +154,11 @@ CASES = [
      lambda r: r[0] == 0 and r[2]),
     ("cli-threshold", lambda t: _cli(t, ["predict", _saved(t), _png16(t), "--out", str(t), "--threshold", "1.5"]),
      (SystemExit, "2")),
+    ("tiled-tile-larger-than-scene", lambda t: _whole_vs_tiled(tile_size=256), lambda gap: gap < 1e-5),
+    ("tiled-high-overlap", lambda t: _whole_vs_tiled(tile_size=32, overlap=0.9), lambda gap: gap < 0.05),
+    ("cli-text-as-tif", lambda t: _cli(t, ["predict", _saved(t), str(_write(t / "notes.tif", b"just text")),
+                                           "--out", str(t / "o")]),
+     lambda r: r[0] == 2 and "not a readable GeoTIFF" in r[1]),
     # outputs of the command
     ("cli-same-stem", lambda t: _cli(t, ["predict", _saved(t), _img(t / "a" / "x.png"), _img(t / "b" / "x.png"),
                                          "--out", str(t / "o")]),
@@ -174,6 +179,14 @@ CASES = [
     ("cli-probability-mask", lambda t: _evaluate_with_mask(t, np.arange(64, dtype=np.uint8).reshape(8, 8)),
      lambda r: r[0] == 2 and "64 distinct values" in r[1]),
 ]
+
+
+def _whole_vs_tiled(**kwargs):
+    """Largest gap between predict_tiled and whole-image predict of a UNet++ on a 60 x 76 scene."""
+    m = UNetPlusPlus((None, None, 3), filters=(2, 4, 8))
+    scene = np.random.default_rng(0).random((60, 76, 3)).astype("float32")
+    whole = m.predict(scene[None], verbose=0)[0]
+    return float(np.abs(predict_tiled(m, scene, progress=False, **kwargs) - whole).max())
 
 
 def _compiled():

@@ -113,6 +113,21 @@ def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3)
     return (w / w.max()).astype(np.float32)
 
 
+def _size_multiple(model) -> int:
+    """The input size a UNet++ inside ``model`` pads to (times a working-scale factor before it), else 1."""
+    from keras_unetpp.models import UNetPlusPlus
+
+    if isinstance(model, UNetPlusPlus):
+        return int(model.pad_to_multiple)
+    factor, found = 1, 1
+    for layer in getattr(model, "layers", []):
+        if layer.name == "to_working_scale" and isinstance(layer, keras.layers.AveragePooling2D):
+            factor = int(layer.pool_size[0])
+        if isinstance(layer, UNetPlusPlus):
+            found = int(layer.pad_to_multiple)
+    return found * factor if found > 1 else 1
+
+
 def _info_or_unknown(model) -> ModelInfo:
     try:
         return describe_model(model)
@@ -163,8 +178,12 @@ def predict_tiled(
             are passed as they are (as float32): normalise them as the model
             expects. Integer types wider than 8 bits (uint16 scenes) need
             ``input_range``.
-        tile_size: Window edge in pixels.
+        tile_size: Window edge in pixels. A scene no larger than one window
+            (and a model that takes any size) is predicted whole.
         overlap: Fraction of a window shared with its neighbour, in [0, 1).
+            For a UNet++ the step between windows is rounded down to a
+            multiple of the size it pads to, so every window pools the same
+            pixel blocks as whole-image prediction.
         batch_size: Windows per model call.
         blend: ``"center"`` (overlap-tile: each window keeps its centre and
             discards a margin of ``(tile_size - stride) // 2`` pixels on the
@@ -219,8 +238,16 @@ def predict_tiled(
         array = to_model_values(array, _info_or_unknown(model), input_range, "the image")
 
     height, width = array.shape[:2]
+    info = _info_or_unknown(model)
+    square_or_no_transpose = height == width or not any(t[0] for t in transforms)
+    if height <= tile and width <= tile and info.height is None and info.width is None and square_or_no_transpose:
+        # one window holds the scene: predict it whole (edge padding to a tile would change its borders)
+        return predict_augmented(model, array[None].astype(np.float32), tta=list(transforms), batch_size=batch_size)[0]
     padded_h, padded_w = max(height, tile), max(width, tile)
     stride = window_stride(tile, overlap)
+    multiple = _size_multiple(model)
+    if multiple > 1 and stride % multiple:  # windows on the model's grid: UNet++ pools what whole-image does
+        stride = max(multiple, stride - stride % multiple)
     rows, cols = window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride)
     margin = (tile - stride) // 2
     if blend == "center":  # per axis, once: a window's map is the outer product of its row's and column's
