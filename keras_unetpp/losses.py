@@ -14,9 +14,11 @@ def prepare_targets(y_true, y_pred, from_logits: bool):
 
     Binary (``C == 1``): ``y_true`` holds 0/1 (or soft labels in [0, 1]),
     or an integer-coded mask such as 0/255: a batch whose maximum exceeds 1
-    is read as non-zero = foreground (stray values such as 2 count as
-    foreground, never as 2/255). Multi-class (``C > 1``): ``y_true``
-    is one-hot with ``C`` channels, or integer labels with one channel or none.
+    is read as positive = foreground (stray values such as 2 count as
+    foreground, never as 2/255); negative values (-1 as background) are
+    background. Multi-class (``C > 1``): ``y_true`` is one-hot with ``C``
+    channels (0/1, or 0/255 read as the same one-hot), or integer labels with
+    one channel or none (labels outside ``0..C-1``, such as 255 or -1, are ignored).
     """
     y_pred = ops.cast(y_pred, "float32")
     y_true = ops.convert_to_tensor(y_true)
@@ -29,14 +31,18 @@ def prepare_targets(y_true, y_pred, from_logits: bool):
         y_true = ops.cast(y_true, "float32")
         if len(y_true.shape) == len(y_pred.shape) - 1:
             y_true = ops.expand_dims(y_true, -1)
-        # an integer-coded mask (0/255, or 0/1 with stray values such as 2): non-zero is foreground,
-        # the convention of keras_unetpp.masks.foreground; soft labels in [0, 1] are kept as they are
+        # an integer-coded mask (0/255, or 0/1 with stray values such as 2): positive is foreground,
+        # the convention of keras_unetpp.masks.foreground; soft labels in [0, 1] are kept as they are;
+        # negative values (-1 as background) are background
+        y_true = ops.maximum(y_true, 0.0)
         y_true = ops.where(ops.max(y_true) > 1.0, ops.cast(y_true > 0, "float32"), y_true)
     else:
         if from_logits:
             y_pred = ops.softmax(y_pred, axis=-1)
         if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == num_classes:
-            y_true = ops.cast(y_true, "float32")
+            y_true = ops.maximum(ops.cast(y_true, "float32"), 0.0)
+            # one-hot scaled to 0/255 (a saved image): the same one-hot
+            y_true = ops.where(ops.max(y_true) > 1.0, ops.cast(y_true > 0, "float32"), y_true)
         else:
             if len(y_true.shape) == len(y_pred.shape):
                 if y_true.shape[-1] != 1:

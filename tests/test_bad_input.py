@@ -90,6 +90,14 @@ CASES = [
      lambda v: v == pytest.approx(loss(ones(1, 4, 4, 1), np.full((1, 4, 4, 1), 0.5, np.float32)))),
     ("loss-stray-2", lambda t: loss(np.array([0, 1, 2, 0], np.float32).reshape(1, 2, 2, 1), np.full((1, 2, 2, 1), 0.5, np.float32)),
      lambda v: v == pytest.approx(loss(np.array([0, 1, 1, 0], np.float32).reshape(1, 2, 2, 1), np.full((1, 2, 2, 1), 0.5, np.float32)))),
+    ("loss-minus-one-background", lambda t: loss(np.array([-1, 1, 1, -1], np.float32).reshape(1, 2, 2, 1),
+                                                  np.array([0.1, 0.9, 0.8, 0.2], np.float32).reshape(1, 2, 2, 1)),
+     lambda v: v == pytest.approx(loss(np.array([0, 1, 1, 0], np.float32).reshape(1, 2, 2, 1),
+                                       np.array([0.1, 0.9, 0.8, 0.2], np.float32).reshape(1, 2, 2, 1)))),
+    ("loss-one-hot-255", lambda t: _multiclass_loss(255.0), lambda v: v == pytest.approx(_multiclass_loss(1.0))),
+    ("metric-minus-one-background", lambda t: iou(np.array([-1, 1, 1, -1], np.float32).reshape(1, 2, 2, 1),
+                                                  np.array([0, 1, 1, 0], np.float32).reshape(1, 2, 2, 1)),
+     lambda v: v == 1.0),
     ("loss-full-masks", lambda t: loss(ones(1, 4, 4, 1), ones(1, 4, 4, 1)), lambda v: v == pytest.approx(0.0)),
     ("loss-empty-masks", lambda t: loss(np.zeros((1, 4, 4, 1), np.float32), np.zeros((1, 4, 4, 1), np.float32)),
      lambda v: v == pytest.approx(0.0)),
@@ -179,6 +187,14 @@ CASES = [
     ("cli-probability-mask", lambda t: _evaluate_with_mask(t, np.arange(64, dtype=np.uint8).reshape(8, 8)),
      lambda r: r[0] == 2 and "64 distinct values" in r[1]),
 ]
+
+
+def _multiclass_loss(scale):
+    labels = np.array([[[0, 1], [2, 1]]])
+    one_hot = np.eye(3, dtype=np.float32)[labels] * scale
+    prob = np.full((1, 2, 2, 3), 1 / 3, np.float32)
+    prob[0, 0, 0] = [0.8, 0.1, 0.1]
+    return loss(one_hot, prob)
 
 
 def _whole_vs_tiled(**kwargs):
