@@ -70,6 +70,10 @@ CASES = [
      lambda out: np.isnan(out).all()),
     ("model-inf", lambda t: model().predict(np.full((1, 16, 16, 3), np.inf, np.float32), verbose=0),
      lambda out: np.isnan(out).all()),
+    ("model-empty-batch", lambda t: model().predict(np.zeros((0, 16, 16, 3), "float32"), verbose=0),
+     (ValueError, "empty batch")),
+    ("model-empty-image", lambda t: model().predict(np.zeros((1, 0, 0, 3), "float32"), verbose=0),
+     (ValueError, "empty images")),
     ("model-odd-size", lambda t: model().predict(np.zeros((1, 13, 27, 3), "float32"), verbose=0),
      lambda out: out.shape == (1, 13, 27, 1)),
     # predict_tiled

@@ -217,6 +217,8 @@ class UNetPlusPlus(keras.Model):
                 f"UNetPlusPlus expects a batch of images of shape (N, H, W, C), "
                 f"got an input of shape {shape}.{hint}"
             )
+        if 0 in shape[1:3]:
+            raise ValueError(f"UNetPlusPlus got empty images of shape {shape}: height and width must be >= 1.")
         channels = self.image_shape[-1]
         if shape[-1] is not None and shape[-1] != channels:
             raise ValueError(
@@ -241,6 +243,15 @@ class UNetPlusPlus(keras.Model):
             return outputs
         heads = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]  # depth 1: one head
         return heads if training else self.combine_heads(heads)
+
+    def predict(self, x, *args, **kwargs):
+        """``keras.Model.predict``, with a clear error for an empty batch or empty images."""
+        shape = tuple(getattr(x, "shape", ()) or ())
+        if len(shape) == 4 and shape[0] == 0:
+            raise ValueError(f"predict got an empty batch of shape {shape}: pass at least one image.")
+        if len(shape) == 4:
+            self._check_input(x)
+        return super().predict(x, *args, **kwargs)
 
     def head_outputs(self, inputs, training: bool = False) -> list:
         """The output of every head (``X^{0,j}`` for the trained heads), not combined.
