@@ -53,11 +53,11 @@ CONFIGS = {
     # + random brightness (color x 0.5) and contrast (color) per crop: scenes differ in light and haze
     "c128_halo_color": dict(crop=128, loss="halo_dice", color=0.2),
     "c128_halo_fg_color": dict(crop=128, loss="halo_dice", foreground=0.5, color=0.2),
-    # round 4 (2026-12-02), from the default (c128_halo_fg):
+    # one change each from c128_halo_fg:
     "c128_halo_fg_l5": dict(crop=128, loss="halo_dice", foreground=0.5, filters=(8, 16, 32, 64, 128, 256)),  # 2x context
     "c128_halo_fg_warm": dict(crop=128, loss="halo_dice", foreground=0.5, warmup=0.05, lr=4e-3),
     "c128_halo_fg_bf16": dict(crop=128, loss="halo_dice", foreground=0.5, precision="mixed_bfloat16"),
-    # round 7 (2026-12-03): the row-polygon labels need context. Half scale with one level more: a crop of
+    # the row-polygon labels need context. Half scale with one level more: a crop of
     # 128 covers 256 px of scene and the receptive field 4x the default's, at the default's step cost
     "half_c128_halo_fg_l5": dict(downsample=2, crop=128, loss="halo_dice", foreground=0.5,
                                  filters=(8, 16, 32, 64, 128, 256)),
