@@ -245,7 +245,8 @@ def _polygons(mask, prob, transform, args) -> list[dict]:
     return features
 
 
-def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff) -> list[str]:
+def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff, probabilities: bool = True,
+                 classes: int = 1) -> list[str]:
     """The output stem of each input; refuses, before anything is written, names that collide,
     outputs that would replace an input, and existing files without ``overwrite``."""
     stems = [path.stem for path in files]
@@ -258,7 +259,11 @@ def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff) -> list
     inputs = {path.resolve() for path in files}
     for path, stem in zip(files, stems):
         suffix = ".tif" if geotiff(path) else ".png"
-        for name in (f"{stem}_mask{suffix}", f"{stem}_probabilities{suffix}"):
+        names = [f"{stem}_mask{suffix}"]
+        if probabilities:
+            names += ([f"{stem}_probabilities{suffix}"] if suffix == ".tif" or classes == 1 else
+                      [f"{stem}_probabilities_class{k}{suffix}" for k in range(classes)])
+        for name in names:
             target = (out / name).resolve()
             if target in inputs:
                 raise ValueError(f"The output {target} would replace an input; choose another --out folder.")
@@ -277,8 +282,11 @@ def predict(args) -> int:
         raise ValueError(f"{args.polygons} exists; pass --overwrite to replace it.")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file, not a folder.")
-    stems = plan_outputs(files, args.out, args.overwrite, is_geotiff)
     model = load_model(args.model, compile=False)
+    from keras_unetpp.model_info import describe_model
+
+    stems = plan_outputs(files, args.out, args.overwrite, is_geotiff, args.probabilities or bool(args.polygons),
+                         describe_model(model).classes)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
