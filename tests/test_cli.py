@@ -213,3 +213,27 @@ def test_nodata_collar_stays_nodata_and_yields_no_polygons(tmp_path):
         assert (src.read(1)[:, :20] == 0).all() and (src.read(1)[:, 20:] == 255).all()
     features = json.loads(polygons.read_text())["features"]
     assert len(features) == 1 and features[0]["properties"]["pixels"] == 60 * 60
+
+
+def test_sixteen_bit_geotiff_needs_its_range_and_then_matches_the_eight_bit_scene(tmp_path):
+    """A 12-bit scene stored as uint16: refused without --input-range (exit 2, nothing written); with
+    the range, or with the per-band percentile stretch computed once for the raster, it is segmented
+    as its 8-bit copy is."""
+    red_model(tmp_path / "red.keras")
+    image, _ = scene()
+    eight = write_geotiff(tmp_path / "eight.tif", image)
+    twelve = tmp_path / "twelve.tif"
+    with rasterio.open(twelve, "w", driver="GTiff", height=image.shape[0], width=image.shape[1], count=3,
+                       dtype="uint16", crs=CRS, transform=TRANSFORM) as dst:
+        dst.write(np.moveaxis(image.astype(np.uint16) * 16, -1, 0))  # 0..4080 of 0..4095
+    assert main(["predict", str(tmp_path / "red.keras"), str(twelve), "--out", str(tmp_path / "refused")]) == 2
+    assert not (tmp_path / "refused" / "twelve_mask.tif").exists()
+    assert main(["predict", str(tmp_path / "red.keras"), str(eight), "--out", str(tmp_path / "a")]) == 0
+    assert main(["predict", str(tmp_path / "red.keras"), str(twelve), "--out", str(tmp_path / "b"),
+                 "--input-range", "0", "4080"]) == 0
+    with rasterio.open(tmp_path / "a" / "eight_mask.tif") as a, rasterio.open(tmp_path / "b" / "twelve_mask.tif") as b:
+        np.testing.assert_array_equal(b.read(1), a.read(1))
+    assert main(["predict", str(tmp_path / "red.keras"), str(twelve), "--out", str(tmp_path / "c"),
+                 "--input-range", "percentile"]) == 0
+    with rasterio.open(tmp_path / "c" / "twelve_mask.tif") as c:
+        assert c.read(1).shape == image.shape[:2] and c.read(1).any()
