@@ -114,12 +114,14 @@ def _input_range(values):
     return low, high
 
 
-def _model_values(image, model, path: Path, args):
+def _model_values(image, model, path: Path, args, default_range=None):
+    """``image`` as the model's values: ``--input-range`` if given, else ``default_range`` (a DICOM
+    film's stored range), else the rule of ``keras_unetpp.input_values``."""
     from keras_unetpp.input_values import to_model_values
     from keras_unetpp.model_info import describe_model
 
-    return to_model_values(image, describe_model(model), _input_range(args.input_range), source=str(path),
-                           option="--input-range")
+    return to_model_values(image, describe_model(model), _input_range(args.input_range) or default_range,
+                           source=str(path), option="--input-range")
 
 
 def collect_inputs(paths: list[Path]) -> list[Path]:
@@ -185,12 +187,7 @@ def _predict_plain(model, path: Path, stem: str, args):
     identifiers = None
     if is_dicom(path):
         film = read_dicom(path)
-        from keras_unetpp.input_values import to_model_values
-        from keras_unetpp.model_info import describe_model
-
-        chosen = _input_range(args.input_range)
-        image = to_model_values(film.image, describe_model(model), chosen if chosen else film.value_range,
-                                source=str(path), option="--input-range")
+        image = _model_values(film.image, model, path, args, default_range=film.value_range)
         image = np.repeat(image, _input_channels(model), axis=-1)  # a film is grey: RGB models get it three times
         identifiers = film.identifiers
     else:
