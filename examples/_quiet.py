@@ -1,9 +1,11 @@
 """Imported first by the examples: keeps TensorFlow's C++ log to errors and
-starts the backend without its start-up lines (``keras_unetpp._startup``;
+starts the backend without its start-up lines (``keras_unetpp_cli``;
 ``KERAS_UNETPP_VERBOSE_STARTUP=1`` shows them)."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras_unetpp  # noqa: E402,F401  (starts the backend quietly)
+from keras_unetpp_cli import start_backend_quietly
+
+start_backend_quietly()

@@ -1,10 +1,5 @@
 """keras-unetpp: Keras 3 building blocks for image segmentation."""
 
-from keras_unetpp._startup import start_backend_quietly
-
-start_backend_quietly()  # before Keras is imported below: no cuInit lines on machines without a GPU
-
-# ruff: noqa: E402
 from keras_unetpp import evaluation, layers
 from keras_unetpp.inference import predict_tiled
 from keras_unetpp.losses import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy

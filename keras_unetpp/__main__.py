@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_unetpp.cli import main
+from keras_unetpp_cli import main
 
 sys.exit(main())

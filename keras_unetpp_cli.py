@@ -1,16 +1,18 @@
-"""Starts Keras and its backend without the backend's start-up lines.
+"""Launcher of the ``keras-unetpp`` command: starts Keras and its backend without
+the backend's start-up lines, then runs :func:`keras_unetpp.cli.main`.
 
 TensorFlow writes lines such as ``Could not find cuda drivers`` and, on
 machines without a GPU, an alarming ``failed call to cuInit ... UNKNOWN ERROR
 (303)`` straight to the process's stderr (file descriptor 2, below Python),
-while it loads and discovers devices. ``keras_unetpp`` is imported by the
-command line, the examples and user code before anything else of ours runs,
-so it starts the backend here with descriptor 2 pointed at a temporary file;
-the captured text is printed after all if the start fails or
-``KERAS_UNETPP_VERBOSE_STARTUP=1`` is set. Nothing else is hidden: warnings
-and errors after the start reach the console as usual, and
-``TF_CPP_MIN_LOG_LEVEL`` is left as the user set it. A process that imported
-Keras or TensorFlow before us already printed its lines; then this does nothing.
+while it loads and discovers devices. ``import keras_unetpp`` does no work
+beyond imports (no redirection, no device discovery), so the command and the
+examples quiet the backend themselves, before the package is imported: that is
+why this module lives outside the package (importing ``keras_unetpp.anything``
+runs the package's imports, Keras included, first). The captured text is
+printed after all if the start fails or ``KERAS_UNETPP_VERBOSE_STARTUP=1`` is
+set. Nothing else is hidden: warnings and errors after the start reach the
+console as usual. A process that imported Keras or TensorFlow before this
+already printed its lines; then this does nothing.
 """
 
 from __future__ import annotations
@@ -58,3 +60,17 @@ def start_backend_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # device discovery (the cuInit line) happens here
+
+
+def main() -> int:
+    """The ``keras-unetpp`` command: TensorFlow's C++ log kept to errors (unless the
+    user set ``TF_CPP_MIN_LOG_LEVEL``), the backend started quietly, then the CLI."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    start_backend_quietly()
+    from keras_unetpp.cli import main as cli_main
+
+    return cli_main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
