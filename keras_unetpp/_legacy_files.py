@@ -45,6 +45,20 @@ def _is_nested_unetpp(group) -> bool:
     return "layers" in group and list(group["layers"].keys()) == ["functional"]
 
 
+def refuse_nested_store(store) -> None:
+    """Raises a clear error when Keras' own loader meets a 0.1 UNet++ (its graph one level
+    deeper than today's): only :func:`keras_unetpp.load_model` converts such a file."""
+    h5_file, path = getattr(store, "h5_file", None), getattr(store, "_h5_entry_path", None)
+    if h5_file is None or path is None:  # another store kind (a future Keras): leave it to Keras
+        return
+    group = h5_file[path] if path else h5_file
+    if hasattr(group, "keys") and _is_nested_unetpp(group):
+        raise ValueError(
+            "This file holds a UNetPlusPlus saved by keras-unetpp 0.1, whose layers are stored one level "
+            "deeper than today's. Load it with keras_unetpp.load_model(path), which converts it, then save "
+            "it again to get a file that keras.models.load_model reads.")
+
+
 def load_legacy(archive: zipfile.ZipFile, compile: bool = True) -> keras.Model:
     """The model of a 0.1 file, weights placed on today's graph (optimizer state not restored)."""
     import h5py

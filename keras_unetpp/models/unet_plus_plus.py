@@ -396,6 +396,14 @@ class UNetPlusPlus(keras.Model):
         _copy_weights_by_name(pruned, self)
         return pruned
 
+    def load_own_variables(self, store):
+        """Keras' loader calls this first for the model: a 0.1 file gets a clear error, not
+        hundreds of "expected 1 variables, received 0" (keras_unetpp.load_model converts it)."""
+        from keras_unetpp._legacy_files import refuse_nested_store
+
+        refuse_nested_store(store)
+        super().load_own_variables(store)
+
     def get_config(self):
         config = super().get_config()
         config.pop("trainable", None)
