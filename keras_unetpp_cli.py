@@ -1,5 +1,5 @@
 """Launcher of the ``keras-unetpp`` command: starts Keras and its backend without
-the backend's start-up lines, then runs :func:`keras_unetpp.cli.main`.
+the backend's start-up lines, then runs ``keras_unetpp.cli.main``.
 
 TensorFlow writes lines such as ``Could not find cuda drivers`` and, on
 machines without a GPU, an alarming ``failed call to cuInit ... UNKNOWN ERROR

@@ -8,7 +8,7 @@ their ``metrics.json`` into ``--out/lung_study.json`` as they finish (a run cut 
 by ``--deadline`` is listed as unfinished, never guessed).
 
 Where TensorFlow is not installed (a JAX or PyTorch machine), the example's
-``tf.data`` array pipeline is replaced by :class:`ArrayBatches`, a
+``tf.data`` array pipeline is replaced by ``ArrayBatches``, a
 ``keras.utils.PyDataset`` that shuffles the same arrays and runs the same
 augmentation layers on each batch with the active backend (on the GPU). Model,
 loss, optimizer, schedule, budget and scoring are the example's own.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -61,9 +62,14 @@ def resolve_data(path: Path | None, name: str) -> Path:
         raise SystemExit(str(error)) from None
 
 
+@functools.cache
 def data_parallel(enabled: bool):
     """``(scope, devices)``: build and compile the model inside ``scope``;
     the global batch is the per-device batch times ``devices``.
+
+    Called once at the start of an example (``MultiWorkerMirroredStrategy``
+    must exist before TensorFlow runs any operation); later calls return the
+    same strategy.
 
     TensorFlow: ``MirroredStrategy`` over the local GPUs (the CPU when there
     are none), ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names
@@ -170,13 +176,17 @@ def write_metrics(out: Path, payload: dict) -> None:
 
 
 def apply_defaults(args, full: dict, quick: dict) -> None:
-    """Fills unset --epochs/--steps/--batch-size/--filters from the full or quick defaults
-    and sets the dtype policy of ``--precision`` for every model built after it."""
+    """Fills unset --epochs/--steps/--batch-size/--filters from the full or quick defaults,
+    sets the dtype policy of ``--precision`` for every model built after it and, with
+    ``--distribute``, starts the data-parallel strategy."""
     chosen = quick if args.quick else full
     for key, value in chosen.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     keras.mixed_precision.set_global_policy(getattr(args, "precision", "float32"))
+    # --distribute: the strategy starts now, before any TensorFlow operation runs (MultiWorkerMirroredStrategy
+    # refuses to start later: "Collective ops must be configured at program startup")
+    data_parallel(getattr(args, "distribute", False))
 
 
 def to_numpy(x) -> np.ndarray:

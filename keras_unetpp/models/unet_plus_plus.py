@@ -244,6 +244,43 @@ class UNetPlusPlus(keras.Model):
         heads = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]  # depth 1: one head
         return heads if training else self.combine_heads(heads)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TensorFlow trainer builds the model under a strategy from one batch of the iterator,
+        # merged with strategy.reduce("MEAN", ...), which MultiWorkerMirroredStrategy cannot do for a
+        # distributed batch (keras-team/keras#20585: fit fails before the first step). Only the batch's
+        # shapes and dtypes matter for that build, so the local replica's values do the same job.
+        if iterator is not None and self._multi_worker():
+            import tensorflow as tf
+
+            strategy = self._distribute_strategy
+            for _, _, it in iterator:
+                batch = next(it)
+                data_batch = keras.tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v, batch)
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _multi_worker(self) -> bool:
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None or keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def train_step(self, data):
+        # Under MultiWorkerMirroredStrategy Keras merges each replica's logs with
+        # strategy.reduce("MEAN", value, axis=0), which fails on scalars (keras-team/keras#20585);
+        # one-element logs reduce to the same scalar.
+        logs = super().train_step(data)
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()} if self._multi_worker() else logs
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()} if self._multi_worker() else logs
+
     def predict(self, x, *args, **kwargs):
         """``keras.Model.predict``, with a clear error for an empty batch or empty images."""
         shape = tuple(getattr(x, "shape", ()) or ())
