@@ -270,16 +270,19 @@ class UNetPlusPlus(keras.Model):
 
         return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
-    def train_step(self, data):
+    def train_step(self, *args, **kwargs):
         # Under MultiWorkerMirroredStrategy Keras merges each replica's logs with
         # strategy.reduce("MEAN", value, axis=0), which fails on scalars (keras-team/keras#20585);
-        # one-element logs reduce to the same scalar.
-        logs = super().train_step(data)
-        return {k: ops.reshape(v, (1,)) for k, v in logs.items()} if self._multi_worker() else logs
+        # one-element logs reduce to the same scalar. Other backends and strategies: unchanged.
+        return self._one_element_logs(super().train_step(*args, **kwargs))
 
-    def test_step(self, data):
-        logs = super().test_step(data)
-        return {k: ops.reshape(v, (1,)) for k, v in logs.items()} if self._multi_worker() else logs
+    def test_step(self, *args, **kwargs):
+        return self._one_element_logs(super().test_step(*args, **kwargs))
+
+    def _one_element_logs(self, logs):
+        if not self._multi_worker():
+            return logs
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
 
     def predict(self, x, *args, **kwargs):
         """``keras.Model.predict``, with a clear error for an empty batch or empty images."""
