@@ -47,7 +47,7 @@ def _is_nested_unetpp(group) -> bool:
 
 def refuse_nested_store(store) -> None:
     """Raises a clear error when Keras' own loader meets a 0.1 UNet++ (its graph one level
-    deeper than today's): only :func:`keras_unetpp.load_model` converts such a file."""
+    deeper than today's): only ``keras_unetpp.load_model`` converts such a file."""
     h5_file, path = getattr(store, "h5_file", None), getattr(store, "_h5_entry_path", None)
     if h5_file is None or path is None:  # another store kind (a future Keras): leave it to Keras
         return
