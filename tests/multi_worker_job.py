@@ -2,6 +2,7 @@
 
     python tests/multi_worker_job.py train OUT [--backup DIR] [--pause-after N] [--global-batch B]
     python tests/multi_worker_job.py crops OUT                  # the first batches of the crop stream
+    KERAS_BACKEND=jax python tests/multi_worker_job.py train-jax OUT [--coordinator HOST:PORT --process I]
 
 ``train`` builds a small UNet++ under ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` is set
 (one process, no strategy, otherwise), trains it on a fixed stream of global batches and writes its
@@ -67,6 +68,40 @@ def train(out: Path, backup: Path | None, global_batch: int = GLOBAL_BATCH, paus
     print("TRAINED", flush=True)
 
 
+def train_jax(out: Path, coordinator: str | None, process: int) -> None:
+    """Two JAX processes (``keras.distribution.initialize``, CPU collectives over gloo), or one.
+
+    Each process feeds its own half of every global batch (``auto_shard_dataset=False``): Keras'
+    automatic sharding splits a batched dataset by whole batches, which changes the global batch.
+    """
+    import jax
+    import keras
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if coordinator is not None:
+        keras.distribution.initialize(job_addresses=coordinator, num_processes=2, process_id=process)
+    import tensorflow as tf
+
+    from keras_unetpp import FocalDiceLoss, UNetPlusPlus
+    from keras_unetpp.datasets import make_shapes
+
+    x, y = make_shapes(IMAGES, size=16, seed=3)
+    if coordinator is None:
+        stream, task = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH), "single"
+    else:
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+        half = GLOBAL_BATCH // 2
+        mine = [step * GLOBAL_BATCH + process * half + k for step in range(IMAGES // GLOBAL_BATCH) for k in range(half)]
+        stream, task = tf.data.Dataset.from_tensor_slices((x[mine], y[mine])).batch(half), process
+    keras.utils.set_random_seed(0)
+    model = UNetPlusPlus((None, None, 3), filters=(4, 8, 16), deep_supervision=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=FocalDiceLoss(per_image=True))
+    model.fit(stream, epochs=EPOCHS, verbose=0)
+    np.savez(out / f"jax_{task}.npz", **{f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    print("TRAINED", flush=True)
+
+
 def crops(out: Path) -> None:
     from keras_unetpp.datasets import Sample, crop_dataset
 
@@ -85,14 +120,18 @@ def crops(out: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("job", choices=["train", "crops"])
+    parser.add_argument("job", choices=["train", "crops", "train-jax"])
     parser.add_argument("out", type=Path)
     parser.add_argument("--backup", type=Path, default=None)
     parser.add_argument("--global-batch", type=int, default=GLOBAL_BATCH)
+    parser.add_argument("--coordinator", default=None, help="train-jax: HOST:PORT of process 0")
+    parser.add_argument("--process", type=int, default=0)
     parser.add_argument("--pause-after", type=int, default=-1, help="with --backup: wait after this epoch's backup")
     args = parser.parse_args(argv)
     if args.job == "train":
         train(args.out, args.backup, args.global_batch, args.pause_after)
+    elif args.job == "train-jax":
+        train_jax(args.out, args.coordinator, args.process)
     else:
         crops(args.out)
     return 0

@@ -9,6 +9,7 @@ The worker is ``tests/multi_worker_job.py``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -43,16 +44,16 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _environment(cluster: list[str] | None, index: int | None) -> dict:
+def _environment(cluster: list[str] | None, index: int | None, backend: str = "tensorflow") -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", PYTHONUNBUFFERED="1")
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend, PYTHONUNBUFFERED="1")
     if cluster is not None:
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
     return env
 
 
-def _start(args: list[str], log: Path, cluster=None, index=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(JOB), *args], cwd=ROOT, env=_environment(cluster, index),
+def _start(args: list[str], log: Path, cluster=None, index=None, backend="tensorflow") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(JOB), *args], cwd=ROOT, env=_environment(cluster, index, backend),
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -193,3 +194,19 @@ def test_example_distribute_flag_trains_one_model_on_two_workers(tmp_path):
     # the peak learning rate scales with the replicas in sync: 2 workers -> 2 x 2e-3 (cosine from there)
     first_lr = runs[0]["history"]["lr"][0]
     assert 2e-3 < first_lr <= 4e-3, first_lr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_two_jax_processes_on_loopback_train_what_one_process_trains(tmp_path):
+    """``keras.distribution.initialize`` with two processes on 127.0.0.1 (JAX's CPU collectives, gloo)."""
+    coordinator = f"127.0.0.1:{_free_ports(1)[0]}"
+    logs = [tmp_path / f"jax{i}.log" for i in range(2)]
+    processes = [_start(["train-jax", str(tmp_path), "--coordinator", coordinator, "--process", str(i)], logs[i],
+                        backend="jax") for i in range(2)]
+    _finish(processes, logs)
+    single_log = tmp_path / "jax_single.log"
+    _finish([_start(["train-jax", str(tmp_path)], single_log, backend="jax")], [single_log])
+    first, second, single = (np.load(tmp_path / f"jax_{t}.npz") for t in (0, 1, "single"))
+    assert _gap(first, second) == 0.0
+    assert _gap(first, single) < TOLERANCE
+
