@@ -2,8 +2,9 @@
 
 - A mask is (H, W) or (H, W, 1); [`single_channel()`][keras_unetpp.masks.single_channel] gives the (H, W) view.
 - A pixel is foreground ([`foreground()`][keras_unetpp.masks.foreground]) when it is ``True`` (bool), non-zero
-  (integers: 0/1 and 0/255 masks alike) or ``>= threshold`` (floats:
-  probabilities).
+  (integers: 0/1 and 0/255 masks alike; any other integer value is refused, since an 8-bit
+  probability map or a class-index image would otherwise pass as a mask) or ``>= threshold``
+  (floats: probabilities).
 - Every PNG the library writes goes through [`write_png()`][keras_unetpp.masks.write_png] (RGB or
   grayscale uint8), and predicted masks are saved as 0/255 by [`save_mask()`][keras_unetpp.masks.save_mask].
 """
@@ -47,6 +48,10 @@ def foreground(mask, threshold: float = 0.5) -> np.ndarray:
     """Which pixels are foreground: bool as is, integers non-zero (for a
     ``threshold`` below 1), floats ``>= threshold``.
 
+    Integer masks hold 0 and 1 or 0 and 255. Any other value (an 8-bit
+    probability map saved as a PNG, a class-index image, -1 for "ignore")
+    is refused: "non-zero" would count a pixel of 10 (p = 0.04) as foreground.
+
     Args:
         mask: Array of any shape.
         threshold: Foreground threshold for probabilities.
@@ -56,7 +61,7 @@ def foreground(mask, threshold: float = 0.5) -> np.ndarray:
 
     Raises:
         ValueError: If a float mask contains NaN (it would silently count as
-            background).
+            background), or an integer mask a value other than 0, 1 and 255.
 
     Examples:
         >>> foreground(np.array([0, 1, 255], np.uint8)).tolist(), foreground(np.array([0.2, 0.5])).tolist()
@@ -66,6 +71,15 @@ def foreground(mask, threshold: float = 0.5) -> np.ndarray:
     if array.dtype == bool:
         return array
     if np.issubdtype(array.dtype, np.integer) and threshold < 1:
+        stray = (array != 0) & (array != 1) & (array != 255)
+        if stray.any():
+            values = np.unique(array[stray])
+            raise ValueError(
+                f"An integer mask holds values other than 0, 1 and 255 ({int(stray.sum())} pixel(s), e.g. "
+                f"{values[:5].tolist()}): masks are 0/1 or 0/255. A probability map saved as 8 bits? Pass it "
+                f"as floats (divide by 255) so the threshold applies; class indices? compare with the class "
+                f"you want (mask == k)."
+            )
         return array > 0
     if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
         raise ValueError(
