@@ -78,6 +78,7 @@ CASES = [
      lambda out: out.shape == (1, 13, 27, 1)),
     # predict_tiled
     ("tiled-channels", lambda t: predict_tiled(model(), np.zeros((40, 40, 1)), tile_size=16), (ValueError, "input channel")),
+    ("predict-channels-after-sizes", lambda t: _after_several_sizes(model()), (ValueError, "3 input channel")),
     ("tiled-rank", lambda t: predict_tiled(model(), np.zeros((40, 40)), tile_size=16), (ValueError, "(H, W, C)")),
     ("tiled-empty", lambda t: predict_tiled(model(), np.zeros((0, 40, 3)), tile_size=16), (ValueError, "empty")),
     ("tiled-small-scene", lambda t: predict_tiled(model(), np.zeros((5, 9, 3)), tile_size=16),
@@ -196,6 +197,14 @@ CASES = [
     ("cli-probability-mask", lambda t: _evaluate_with_mask(t, np.arange(64, dtype=np.uint8).reshape(8, 8)),
      lambda r: r[0] == 2 and "64 distinct values" in r[1]),
 ]
+
+
+def _after_several_sizes(net):
+    """A model that has already predicted at several sizes (several traced functions), then meets
+    the wrong channel count: one clear error, not a backend trace per traced size."""
+    for size in (16, 24, 32):
+        net.predict(np.zeros((1, size, size, 3), "float32"), verbose=0)
+    return net.predict(np.zeros((1, 16, 16, 4), "float32"), verbose=0)
 
 
 def _multiclass_loss(scale):
