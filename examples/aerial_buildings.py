@@ -172,7 +172,7 @@ def main(argv=None):
         "crop": args.crop,
         "downsample": args.downsample, "loss": args.loss, "median_kernel": args.median_kernel,
         "foreground_fraction": args.foreground_fraction, "color_jitter": args.color_jitter, "encoder": args.encoder,
-        "encoder_weights": args.encoder_weights,
+        "encoder_weights": args.encoder_weights, "encoder_projection": args.encoder_projection,
         "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1), "tta": args.tta,
         "overall": overall.to_dict(), "per_image": per_image,
     })

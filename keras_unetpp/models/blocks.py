@@ -76,21 +76,42 @@ def conv_block(
         The symbolic output tensor (N, H, W, filters).
     """
     for unit in (1, 2):
-        x = layers.Conv2D(
-            filters,
-            3,
-            padding="same",
-            use_bias=not batch_norm,
-            kernel_initializer=kernel_initializer,
-            name=f"{name}_conv{unit}",
-            dtype=dtype,
-        )(x)
-        if batch_norm:
-            x = SyncBatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{unit}", dtype=dtype)(x)
-        x = layers.Activation("relu", name=f"{name}_relu{unit}", dtype=dtype)(x)
+        x = conv_unit(x, filters, 3, f"{name}_conv{unit}", f"{name}_bn{unit}", f"{name}_relu{unit}", batch_norm,
+                      kernel_initializer, batch_norm_momentum, dtype)
     if dropout > 0:
         x = layers.SpatialDropout2D(dropout, name=f"{name}_dropout", dtype=dtype)(x)
     return x
+
+
+def conv_unit(x, filters: int, kernel_size: int, conv_name: str, bn_name: str, relu_name: str,
+              batch_norm: bool = True, kernel_initializer: str = "he_normal", batch_norm_momentum: float = 0.9,
+              dtype=None):
+    """One convolution (no bias when batch norm follows), optional batch norm, ReLU."""
+    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
+                      kernel_initializer=kernel_initializer, name=conv_name, dtype=dtype)(x)
+    if batch_norm:
+        x = SyncBatchNormalization(momentum=batch_norm_momentum, name=bn_name, dtype=dtype)(x)
+    return layers.Activation("relu", name=relu_name, dtype=dtype)(x)
+
+
+def lateral_projection(x, filters: int, name: str, batch_norm: bool = True, batch_norm_momentum: float = 0.9,
+                       dtype=None):
+    """A 1x1 convolution (+ batch norm) + ReLU that maps an encoder feature map to the decoder's
+    width at its level (the lateral connections of a feature pyramid network, Lin et al. 2017).
+
+    Args:
+        x: Symbolic encoder feature map (N, H, W, C), C often 100-1,280 for an ImageNet backbone.
+        filters: The decoder's channels at this level.
+        name: Prefix of the layer names (e.g. ``"X_3_0_projection"``).
+        batch_norm: Insert batch normalisation after the convolution.
+        batch_norm_momentum: Momentum of the batch-norm moving statistics.
+        dtype: Dtype policy of the layers (None: the global one).
+
+    Returns:
+        The symbolic output tensor (N, H, W, filters).
+    """
+    return conv_unit(x, filters, 1, f"{name}_conv", f"{name}_bn", f"{name}_relu", batch_norm,
+                     "he_normal", batch_norm_momentum, dtype)
 
 
 def upsample(x, filters: int, mode: str, name: str, dtype=None):

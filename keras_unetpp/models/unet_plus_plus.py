@@ -13,6 +13,7 @@ from keras_unetpp.models.blocks import (
     CropToReference,
     PadToMultiple,
     conv_block,
+    lateral_projection,
     upsample,
 )
 
@@ -107,6 +108,13 @@ class UNetPlusPlus(keras.Model):
             config: a saved model's weights come from its file.
         encoder_trainable: ``False`` freezes the encoder (its batch norm then
             runs in inference mode); see the docs' two-phase fine-tuning.
+        encoder_projection: Map each encoder feature map to the decoder's
+            width ``filters[i]`` with a 1x1 convolution + batch norm + ReLU
+            (a feature pyramid's lateral connection) before the nested
+            nodes read it. An ImageNet backbone's maps are wide (EfficientNet-Lite0:
+            24-1,280 channels) and every node ``X^{i,j}`` of the level
+            concatenates them; projected, the decoder costs what the plain
+            model's does. Only with an encoder.
         name: Model name.
         **kwargs: Passed to ``keras.Model``.
 
@@ -147,6 +155,7 @@ class UNetPlusPlus(keras.Model):
         encoder: str | keras.Model | dict | None = None,
         encoder_weights: str | None = None,
         encoder_trainable: bool = True,
+        encoder_projection: bool = False,
         name: str = "unet_plus_plus",
         dtype=None,
         **kwargs,
@@ -178,13 +187,16 @@ class UNetPlusPlus(keras.Model):
                 f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
             )
         activation = _resolve_activation(output_activation, int(num_classes))
+        if encoder_projection and encoder is None:
+            raise ValueError("encoder_projection maps an encoder's feature maps to the decoder's widths; "
+                             "it needs an encoder (e.g. encoder='efficientnet_lite0').")
         # Every layer gets the model's dtype policy explicitly (keras-hub's rule): building never
         # touches the global policy, and a file saved under mixed precision loads as it was saved.
         policy = keras.dtype_policies.get(dtype) if dtype is not None else keras.config.dtype_policy()
         backbone, encoder_levels = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth, policy)
         encoder_name = encoder if isinstance(encoder, str) or encoder is None else "custom"
         graph = _NestedGraph(filters, int(num_classes), activation, bool(batch_norm), float(batch_norm_momentum),
-                             upsampling, float(dropout), multiple, policy)
+                             upsampling, float(dropout), multiple, policy, bool(encoder_projection))
         inputs = keras.Input(shape=input_shape, name="image")
         heads = graph.build(inputs, list(range(1, depth + 1)) if deep_supervision else [depth],
                             backbone, encoder_levels, encoder_name, bool(encoder_trainable))
@@ -206,6 +218,7 @@ class UNetPlusPlus(keras.Model):
         self.pad_to_multiple = multiple
         self.encoder = encoder_name
         self.encoder_trainable = bool(encoder_trainable)
+        self.encoder_projection = bool(encoder_projection)
         self._encoder_spec = None if backbone is None or encoder_name != "custom" else (
             keras.saving.serialize_keras_object(backbone))
 
@@ -463,7 +476,8 @@ class UNetPlusPlus(keras.Model):
         )
         if self.encoder is not None:  # weights are in the saved file, never downloaded again on load
             encoder = self._encoder_spec if self.encoder == "custom" else self.encoder
-            config.update(encoder=encoder, encoder_weights=None, encoder_trainable=self.encoder_trainable)
+            config.update(encoder=encoder, encoder_weights=None, encoder_trainable=self.encoder_trainable,
+                          encoder_projection=self.encoder_projection)
         return config
 
 
@@ -482,15 +496,21 @@ class _NestedGraph:
     layer under one dtype policy."""
 
     def __init__(self, filters, num_classes, activation, batch_norm, momentum, upsampling, dropout, multiple,
-                 policy):
+                 policy, projection=False):
         self.filters, self.depth = filters, len(filters) - 1
         self.num_classes, self.activation = num_classes, activation
         self.block = dict(batch_norm=batch_norm, batch_norm_momentum=momentum, dropout=dropout, dtype=policy)
         self.upsampling, self.multiple, self.policy = upsampling, multiple, policy
+        self.projection = projection
 
     def build(self, inputs, head_columns, backbone, encoder_levels, encoder_name, encoder_trainable):
         padded = PadToMultiple(self.multiple, name="pad_to_multiple", dtype=self.policy)(inputs)
         nodes = self.encoder_nodes(padded, backbone, encoder_levels, encoder_name, encoder_trainable)
+        if self.projection:
+            nodes = {(i, 0): lateral_projection(x, self.filters[i], f"{node_name(i, 0)}_projection",
+                                                self.block["batch_norm"], self.block["batch_norm_momentum"],
+                                                self.policy)
+                     for (i, _), x in nodes.items()}
         for i in range(self.depth + 1):
             if (i, 0) not in nodes:  # the plain encoder, or a stride the backbone lacks
                 x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}", dtype=self.policy)(nodes[i - 1, 0])

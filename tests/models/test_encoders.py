@@ -172,3 +172,40 @@ def test_a_build_probes_the_backbone_once(monkeypatch):
     monkeypatch.setattr(encoders, "feature_strides", lambda backbone: calls.append(backbone.name) or original(backbone))
     UNetPlusPlus((None, None, 3), filters=FILTERS6[:4], encoder="mobilenetv3large")
     assert len(calls) == 1
+
+
+def test_encoder_projection_maps_each_feature_map_to_the_decoder_width(tmp_path):
+    """With encoder_projection, node X^{i,0} is relu(batch_norm(1x1 conv(feature_i))) of width filters[i]:
+    checked against the same arithmetic in numpy on the encoder's own feature maps."""
+    inputs = keras.Input((None, None, 2))
+    s2 = keras.layers.Conv2D(6, 3, strides=2, padding="same", name="s2")(inputs)
+    s4 = keras.layers.Conv2D(12, 3, strides=2, padding="same", name="s4")(s2)
+    own = keras.Model(inputs, [s2, s4])
+    keras.utils.set_random_seed(4)
+    model = UNetPlusPlus((None, None, 2), filters=(3, 5, 7), encoder=own, encoder_projection=True,
+                         deep_supervision=True)
+    x = np.random.default_rng(5).random((2, 12, 16, 2)).astype("float32")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(x, (x[..., :1] > 0.5).astype("float32"), epochs=2, verbose=0)  # moves the BN statistics
+    features = [keras.ops.convert_to_numpy(f) for f in own(x)]
+    for i, feature in ((1, features[0]), (2, features[1])):
+        kernel = model.get_layer(f"X_{i}_0_projection_conv").get_weights()[0]
+        gamma, beta, mean, var = model.get_layer(f"X_{i}_0_projection_bn").get_weights()
+        eps = model.get_layer(f"X_{i}_0_projection_bn").epsilon
+        expected = np.maximum(0, (np.einsum("nhwc,cd->nhwd", feature, kernel[0, 0]) - mean)
+                              / np.sqrt(var + eps) * gamma + beta)
+        probe = keras.Model(model.inputs, model.get_layer(f"X_{i}_0_projection_relu").output)
+        got = probe.predict(x, verbose=0)
+        assert got.shape[-1] == (3, 5, 7)[i]
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert model.get_layer("X_1_1_concat").input[0].shape[-1] == 5  # the decoder reads the projection
+    prob = model.predict(x, verbose=0)
+    model.save(tmp_path / "projected.keras")
+    loaded = keras.saving.load_model(tmp_path / "projected.keras")
+    assert loaded.encoder_projection
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), prob, atol=1e-6)
+    pruned = model.prune(1)
+    np.testing.assert_allclose(pruned.predict(x, verbose=0),
+                               keras.ops.convert_to_numpy(model.head_outputs(x)[0]), atol=1e-6)
+    with pytest.raises(ValueError, match="encoder_projection .* needs an encoder"):
+        UNetPlusPlus(filters=(4, 8), encoder_projection=True)
