@@ -6,6 +6,7 @@ Writes small PNGs to docs/images/:
   augmentation.png   every layer's effect on an image and its mask (a real aerial crop when the data
                      is there, else the synthetic set)
   tiling.png         a scene predicted with naive non-overlapping tiles vs predict_tiled (seams)
+  map_footprints.jpg the command's GeoJSON footprints over a GeoTIFF scene, in map coordinates
   and copies of the example figures found under outputs/ (quickstart, lung_compare, aerial, aerial_s0,
   aerial_classes, trees; downscaled).
 """
@@ -216,6 +217,57 @@ def lung_ablation_figure(outputs: Path):
     print("drew lung_ablation.png")
 
 
+def map_figure(data, model_path: Path | None, image_name: str = "image_part_003"):
+    """The command's GeoTIFF path end to end: a Tile 7 image written as a GeoTIFF (an illustrative
+    UTM 40N georeference at 0.5 m per pixel: the Dubai images carry none), ``keras-unetpp predict
+    --polygons`` on it, and the GeoJSON drawn over the scene in map coordinates, as QGIS shows them."""
+    if model_path is None or not model_path.exists() or data is None or not (data / "aerial-dubai").is_dir():
+        print("map: skipped (needs the aerial data and a trained aerial model)")
+        return
+    import json
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from keras_unetpp.cli import main as command
+
+    image = cv2.imread(str(data / "aerial-dubai" / "Tile 7" / "images" / f"{image_name}.jpg"))[..., ::-1]
+    folder = Path(tempfile.mkdtemp())
+    scene, footprints = folder / "scene.tif", folder / "footprints.geojson"
+    west, north, pixel = 334_000.0, 2_790_000.0, 0.5
+    with rasterio.open(scene, "w", driver="GTiff", height=image.shape[0], width=image.shape[1], count=3,
+                       dtype="uint8", crs="EPSG:32640", transform=from_origin(west, north, pixel, pixel)) as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    assert command(["predict", str(model_path), str(scene), "--out", str(folder / "masks"), "--polygons",
+                    str(footprints), "--min-area", "50", "--simplify", "0.5"]) == 0
+    features = json.loads(footprints.read_text())["features"]
+    height, width = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(9, 9 * height / width + 0.6), dpi=110)
+    ax.imshow(image, extent=(west, west + width * pixel, north - height * pixel, north))
+    for feature in features:
+        geometry = feature["geometry"]
+        polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+        for rings in polygons:
+            for ring in rings:
+                xy = np.asarray(ring)
+                ax.plot(xy[:, 0], xy[:, 1], color="#ffd400", linewidth=0.9)
+    ax.set_xlabel("easting (m, EPSG:32640)")
+    ax.set_ylabel("northing (m)")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.set_title(f"footprints.geojson ({len(features)} polygons) over scene.tif")
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    plt.close(fig)
+    cv2.imwrite(str(IMAGES / "map_footprints.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"map: {len(features)} polygons")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=os.environ.get("KERAS_UNETPP_DATA"))
@@ -230,6 +282,7 @@ def main():
     label_style_figure(data, args.outputs)
     training_fit_figure(data, args.outputs)
     lung_ablation_figure(args.outputs)
+    map_figure(data, args.aerial_model)
 
 
 if __name__ == "__main__":
