@@ -6,6 +6,7 @@ Writes small PNGs to docs/images/:
   augmentation.png   every layer's effect on an image and its mask (a real aerial crop when the data
                      is there, else the synthetic set)
   tiling.png         a scene predicted with naive non-overlapping tiles vs predict_tiled (seams)
+  lung_worst_cases.png the validation films the lung default scores worst
   map_footprints.jpg the command's GeoJSON footprints over a GeoTIFF scene, in map coordinates
   and copies of the example figures found under outputs/ (quickstart, lung_compare, aerial, aerial_s0,
   aerial_classes, trees; downscaled).
@@ -217,6 +218,40 @@ def lung_ablation_figure(outputs: Path):
     print("drew lung_ablation.png")
 
 
+def lung_worst_cases_figure(data, run: Path, count: int = 3):
+    """The validation films the lung default scores worst: film, true mask, prediction, with each
+    film's Dice from the run's metrics.json. ``run`` holds metrics.json and model.keras of
+    ``python examples/lung_xray.py`` (or the ``all/seed0`` arm of ``--compare-augmentation``)."""
+    import json
+
+    from keras_unetpp.datasets import load_folder_pairs
+    from keras_unetpp.evaluation import segmentation_report
+
+    from keras_unetpp.inference import MIRROR_TTA, predict_augmented
+
+    model_path = run / "model.keras"
+    metrics = next((m for m in (run / "metrics.json", run.parent.parent / "metrics.json") if m.exists()), run)
+    if data is None or not (data / "lung-xray").is_dir() or not model_path.exists():
+        print("lung worst cases: skipped (needs the lung data and a run of the lung example)")
+        return
+    found = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    per_image = found.get("runs", {}).get("all", [{}])[0].get("per_image") or found.get("per_image")
+    worst = sorted(per_image, key=lambda name: per_image[name]["dice"])[:count]
+    films = {s.name: s for s in load_folder_pairs(data / "lung-xray", channels=1)}
+    model = keras.models.load_model(model_path)  # carries its preprocessing: the film as it is
+    rows = []
+    for name in worst:
+        film = films[name]
+        prob = predict_augmented(model, film.image[None], tta=MIRROR_TTA if found.get("tta") else False)[0]
+        dice = segmentation_report(film.mask, prob).dice
+        small = lambda a: cv2.resize(np.asarray(a, np.float32), (256, 256), interpolation=cv2.INTER_AREA)  # noqa: E731
+        panels = (small(film.image[..., 0]) / 255.0, small(film.mask[..., 0]),
+                  overlay(cv2.resize(film.image, (256, 256))[..., None].repeat(3, -1), small(prob[..., 0])))
+        rows.append(panel_grid([panels], [name[:30], "true mask", f"prediction: Dice {dice:.3f}"]))
+        print(f"lung worst cases: {name} Dice {dice:.3f} (metrics.json: {per_image[name]['dice']:.3f})")
+    save_small("lung_worst_cases.png", np.concatenate(rows, axis=0))
+
+
 def map_figure(data, model_path: Path | None, image_name: str = "image_part_003"):
     """The command's GeoTIFF path end to end: a Tile 7 image written as a GeoTIFF (an illustrative
     UTM 40N georeference at 0.5 m per pixel: the Dubai images carry none), ``keras-unetpp predict
@@ -283,6 +318,7 @@ def main():
     training_fit_figure(data, args.outputs)
     lung_ablation_figure(args.outputs)
     map_figure(data, args.aerial_model)
+    lung_worst_cases_figure(data, args.outputs / "lung_compare" / "all" / "seed0")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,20 @@ def test_eight_bit_film_of_any_size_equals_the_hand_written_path(lung_model, tmp
     assert 0.1 < mask.mean() < 0.6  # the model found lungs, not nothing or everything
 
 
+def test_one_command_segments_films_of_several_sizes(lung_model, tmp_path):
+    """Films of different sizes in one call (the model is traced again with unknown sizes)."""
+    path, core = lung_model
+    films = {"a": film(150, 122), "b": film(97, 160), "c": film(201, 133)}
+    for name, image in films.items():
+        cv2.imwrite(str(tmp_path / f"{name}.png"), image)
+    out = tmp_path / "out"
+    assert main(["predict", str(path), *(str(tmp_path / f"{n}.png") for n in films), "--out", str(out)]) == 0
+    for name, image in films.items():
+        mask = cv2.imread(str(out / f"{name}_mask.png"), cv2.IMREAD_UNCHANGED) > 0
+        assert mask.shape == image.shape
+        assert np.mean(mask == by_hand(core, image)) >= 0.99
+
+
 def test_sixteen_bit_film_needs_its_range_and_then_equals_the_eight_bit_one(lung_model, tmp_path):
     path, _ = lung_model
     image = film()

@@ -180,6 +180,13 @@ class AreaResize(layers.Layer):
 class ResizeToReference(layers.Layer):
     """Resizes ``x`` (bilinear) to the height and width of ``reference``, whatever they are at run time.
 
+    Bilinear interpolation with half-pixel centres and edge clamping (what
+    ``keras.ops.image.resize(..., "bilinear")`` computes), written as two
+    matrix products built from the run-time sizes: ``keras.ops.image.resize``
+    needs the output size as Python integers, which a traced function that
+    has seen several film sizes (TensorFlow relaxes them to ``None``) does not
+    have.
+
     Args:
         **kwargs: Standard layer arguments.
 
@@ -193,10 +200,23 @@ class ResizeToReference(layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
 
+    @staticmethod
+    def _weights(size_in, size_out):
+        """(size_out, size_in) bilinear weights: output pixel p reads the input at
+        (p + 0.5) * size_in / size_out - 0.5, clamped to the image."""
+        size_in_f = keras.ops.cast(size_in, "float32")
+        source = (keras.ops.arange(size_out, dtype="float32") + 0.5) * size_in_f / keras.ops.cast(
+            size_out, "float32") - 0.5
+        source = keras.ops.clip(source, 0.0, size_in_f - 1.0)[:, None]
+        pixel = keras.ops.arange(size_in, dtype="float32")[None, :]
+        return keras.ops.maximum(1.0 - keras.ops.abs(source - pixel), 0.0)
+
     def call(self, inputs):
         x, reference = inputs
-        shape = keras.ops.shape(reference)
-        return keras.ops.image.resize(x, (shape[1], shape[2]), interpolation="bilinear")
+        size_in, size_out = keras.ops.shape(x), keras.ops.shape(reference)
+        rows = self._weights(size_in[1], size_out[1])  # (H', H)
+        cols = self._weights(size_in[2], size_out[2])  # (W', W)
+        return keras.ops.einsum("ph,nhwc,qw->npqc", rows, keras.ops.cast(x, "float32"), cols)
 
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = input_shape

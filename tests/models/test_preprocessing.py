@@ -87,3 +87,24 @@ def test_saved_model_predicts_the_same_from_raw_uint8(tmp_path, rng):
 def test_bad_arguments_name_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
         with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), **{"median_kernel": 5, **kwargs})
+
+
+def test_working_size_model_serves_films_of_many_sizes_in_one_process():
+    """A model that works at a fixed size takes films of any size one after another (TensorFlow then
+    traces with unknown height and width) and returns probabilities at each film's size: OpenCV's
+    INTER_AREA down to the working size, the core, OpenCV's INTER_LINEAR back up."""
+    from keras_unetpp.inference import MIRROR_TTA, predict_augmented
+
+    keras.utils.set_random_seed(0)
+    core = UNetPlusPlus((None, None, 1), filters=(2, 4), output_activation=None)
+    segmenter = with_preprocessing(core, channels=1, median_kernel=0, working_size=(16, 16))
+    rng = np.random.default_rng(0)
+    for height, width in ((40, 64), (33, 21), (64, 40), (70, 90), (40, 64)):
+        film = rng.integers(0, 256, (height, width, 1), dtype=np.uint8)
+        small = cv2.resize(film[..., 0].astype(np.float32) / 255.0, (16, 16), interpolation=cv2.INTER_AREA)
+        logits = keras.ops.convert_to_numpy(core(small[None, ..., None]))[0, ..., 0]
+        expected = cv2.resize(logits, (width, height), interpolation=cv2.INTER_LINEAR)
+        got = segmenter.predict_on_batch(film[None])
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got)[0, ..., 0], expected, atol=1e-4)
+        mirrored = predict_augmented(segmenter, film[None], tta=MIRROR_TTA)[0, ..., 0]
+        assert mirrored.shape == (height, width)
