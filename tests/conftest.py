@@ -27,3 +27,17 @@ def restore_policy():
     policy = keras.config.dtype_policy()
     yield
     keras.config.set_dtype_policy(policy)
+
+
+@pytest.fixture(scope="session")
+def saved_artefacts(tmp_path_factory):
+    """``(folder, {kind: path})``: every kind of file the library saves (tests/joint_artefacts.py), built
+    once per session. With ``KERAS_UNETPP_JOINT_ARTEFACTS`` set, the files another backend saved there."""
+    from pathlib import Path
+
+    from joint_artefacts import KINDS, write_artefacts
+
+    given = os.environ.get("KERAS_UNETPP_JOINT_ARTEFACTS")
+    if given:
+        return Path(given), {kind: Path(given) / f"{kind}.keras" for kind in KINDS}
+    return write_artefacts(tmp_path_factory.mktemp("artefacts"))

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,23 @@ def test_library_on_other_backends(backend, module):
         [sys.executable, "-c", SCRIPT.format(backend=backend)], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+# The joints of every saved artefact with every entry point (tests/test_joints.py) on the other
+# backends, on the files this process's backend saved (a .keras file does not depend on the backend
+# that wrote it), exports aside (they are TensorFlow's). PyTorch runs them all; JAX, whose
+# compilations make each new shape slow on a CPU, the predict paths (whole, tiled, TTA, the command
+# on PNG and JPEG).
+JOINTS_ON = {"torch": "not export", "jax": "loaded_file or tta or png_and_jpeg"}
+
+
+@pytest.mark.parametrize("backend", sorted(JOINTS_ON))
+def test_joints_on_other_backends(backend, saved_artefacts):
+    pytest.importorskip(backend, reason=f"{backend} is not installed (pip install {backend})")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "KERAS_BACKEND": backend, "KERAS_UNETPP_JOINT_ARTEFACTS": str(saved_artefacts[0])}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests" / "test_joints.py"),
+         "-k", JOINTS_ON[backend]], env=env, capture_output=True, text=True, timeout=900, cwd=root)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]

@@ -21,71 +21,20 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from keras_unetpp import UNetPlusPlus, load_model, predict_tiled
+from joint_artefacts import KINDS, SIZE, scene
+
+from keras_unetpp import load_model, predict_tiled
 from keras_unetpp.cli import main
 from keras_unetpp.inference import predict_augmented
-from keras_unetpp.models import with_preprocessing
 
 pytestmark = pytest.mark.slow  # trains, runs subprocesses or exports: the full lane only
 
-KINDS = ["plain", "deep_supervision", "pruned", "encoder", "segmenter", "multiclass", "mixed_precision"]
-SIZE = 64  # one window of --tile 64 covers a scene: the tiled paths must equal whole-image predict
 TOLERANCE = {"mixed_precision": 2e-2}
 
 
-def _scene():
-    """A uint8 RGB scene with bright blobs, and their mask."""
-    rng = np.random.default_rng(0)
-    image = cv2.GaussianBlur(rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8), (9, 9), 3)
-    truth = np.zeros((SIZE, SIZE), bool)
-    truth[8:30, 10:40] = True
-    truth[44:58, 44:60] = True
-    image[truth] = np.clip(image[truth].astype(int) + 90, 0, 255).astype(np.uint8)
-    return image, truth
-
-
-def _build(kind: str):
-    keras.utils.set_random_seed(0)
-    common = dict(input_shape=(None, None, 3))
-    if kind == "plain":
-        model = UNetPlusPlus(filters=(2, 4, 8), **common)
-    elif kind in ("deep_supervision", "pruned", "segmenter"):
-        model = UNetPlusPlus(filters=(2, 4, 8), deep_supervision=True, **common)
-    elif kind == "encoder":
-        model = UNetPlusPlus(filters=(2, 4, 4), encoder="efficientnet_lite0", **common)
-    elif kind == "multiclass":
-        model = UNetPlusPlus(filters=(2, 4), num_classes=3, **common)
-    else:
-        model = UNetPlusPlus(filters=(2, 4, 8), dtype="mixed_bfloat16", **common)
-    image, truth = _scene()
-    x = (image[None] / 255.0).astype("float32")
-    y = truth[None, ..., None].astype("float32")
-    if kind == "multiclass":
-        y = keras.utils.to_categorical(truth[None].astype(int) + (image[None, ..., 0] > 200), 3)
-        model.compile(optimizer="adam", loss="categorical_crossentropy")
-    else:
-        model.compile(optimizer="adam", loss="binary_crossentropy")
-    model.fit(np.repeat(x, 2, 0), np.repeat(y, 2, 0), epochs=1, verbose=0)
-    if kind == "pruned":
-        model = model.prune(1)
-    if kind == "segmenter":
-        model = with_preprocessing(model, channels=3, median_kernel=3)
-    return model
-
-
 @pytest.fixture(scope="module")
-def artefacts(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("artefacts")
-    image, truth = _scene()
-    cv2.imwrite(str(folder / "scene.png"), image[..., ::-1])
-    cv2.imwrite(str(folder / "scene_truth.png"), truth.astype(np.uint8) * 255)
-    saved = {}
-    for kind in KINDS:
-        model = _build(kind)
-        path = folder / f"{kind}.keras"
-        model.save(path)
-        saved[kind] = path
-    return folder, saved
+def artefacts(saved_artefacts):
+    return saved_artefacts
 
 
 def model_input(kind: str, image: np.ndarray) -> np.ndarray:
@@ -104,7 +53,7 @@ def labels_of(prob):
 @pytest.mark.parametrize("kind", KINDS)
 def test_loaded_file_predicts_like_its_model_and_tiles_agree(artefacts, kind):
     folder, saved = artefacts
-    image, _ = _scene()
+    image, _ = scene()
     model = load_model(saved[kind])
     expected = whole_image(model, kind, image)
     assert expected.shape == (SIZE, SIZE, 3 if kind == "multiclass" else 1)
@@ -119,7 +68,7 @@ def test_loaded_file_predicts_like_its_model_and_tiles_agree(artefacts, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_tta_equals_the_mean_over_the_eight_symmetries(artefacts, kind):
     _, saved = artefacts
-    image, _ = _scene()
+    image, _ = scene()
     model = load_model(saved[kind])
     x = model_input(kind, image)
     reference = []
@@ -137,7 +86,7 @@ def test_tta_equals_the_mean_over_the_eight_symmetries(artefacts, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_command_predict_on_png_and_jpeg_equals_predict(artefacts, kind, tmp_path):
     folder, saved = artefacts
-    image, _ = _scene()
+    image, _ = scene()
     model = load_model(saved[kind])
     jpeg = tmp_path / "photo.jpg"
     cv2.imwrite(str(jpeg), image[..., ::-1])
@@ -157,7 +106,7 @@ def test_command_predict_on_png_and_jpeg_equals_predict(artefacts, kind, tmp_pat
 @pytest.mark.parametrize("kind", KINDS)
 def test_command_predict_with_tta_equals_predict_augmented(artefacts, kind, tmp_path):
     folder, saved = artefacts
-    image, _ = _scene()
+    image, _ = scene()
     model = load_model(saved[kind])
     assert main(["predict", str(saved[kind]), str(folder / "scene.png"), "--out", str(tmp_path),
                  "--tile", str(SIZE), "--tta"]) == 0
@@ -173,7 +122,7 @@ def test_command_predict_on_geotiff_with_polygons(artefacts, kind, tmp_path):
     from rasterio.transform import from_origin
 
     folder, saved = artefacts
-    image, _ = _scene()
+    image, _ = scene()
     model = load_model(saved[kind])
     tif = tmp_path / "scene.tif"
     with rasterio.open(tif, "w", driver="GTiff", height=SIZE, width=SIZE, count=3, dtype="uint8",
@@ -213,7 +162,7 @@ def test_command_evaluate_scores_like_numpy(artefacts, kind, tmp_path):
         assert main(args) == 2  # refused with a message: evaluate scores binary models
         return
     assert main(args) == 0
-    image, truth = _scene()
+    image, truth = scene()
     predicted = labels_of(whole_image(load_model(saved[kind]), kind, image)).astype(bool)
     iou = np.sum(predicted & truth) / max(np.sum(predicted | truth), 1)
     got = json.loads((tmp_path / "e" / "metrics.json").read_text())["overall"]["iou"]
@@ -226,7 +175,7 @@ def test_command_evaluate_scores_like_numpy(artefacts, kind, tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_command_export_runs_in_its_runtime_like_keras(artefacts, kind, fmt, tmp_path):
     _, saved = artefacts
-    image, _ = _scene()
+    image, _ = scene()
     model = load_model(saved[kind])
     x = model_input(kind, image)[None]
     expected = model.predict(x, verbose=0)
