@@ -8,7 +8,8 @@ Times, on the same scene and model:
   * the model alone on the same number of windows, in the same batches
     (so the difference is the tiling + blending overhead),
   * a naive loop predicting non-overlapping tiles one ``predict`` call each,
-and the peak of numpy allocations during ``predict_tiled`` (tracemalloc).
+and the peak of numpy allocations during ``predict_tiled`` (tracemalloc). Prints one
+JSON object and writes it to benchmarks/results/tiling_overhead.json.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import platform
 import time
 import tracemalloc
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -33,6 +35,7 @@ def main():
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--filters", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "tiling_overhead.json")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -61,7 +64,7 @@ def main():
     naive = time.perf_counter() - start
     naive_tiles = (args.height // args.tile) * (args.width // args.tile)
 
-    print(json.dumps({
+    result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {keras.backend.backend()} backend",
         "scene": f"{args.height}x{args.width}x3",
@@ -70,12 +73,16 @@ def main():
         "predict_tiled_s": round(tiled, 2),
         "model_alone_same_windows_s": round(model_only, 2),
         "tiling_overhead_ratio": round(tiled / model_only, 3),
+        "tiled_throughput_vs_model_alone": round(model_only / tiled, 3),
         "naive_tiles_no_overlap": naive_tiles,
         "naive_one_tile_per_call_s": round(naive, 2),
         "naive_s_per_tile_vs_predict_tiled_s_per_window": round((naive / naive_tiles) / (tiled / windows), 2),
         "numpy_peak_MB_during_predict_tiled": round(peak / 2**20, 1),
         "scene_MB_float32": round(scene.nbytes / 2**20, 1),
-    }, indent=2))
+    }
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
