@@ -78,7 +78,7 @@ def test_preprocessing_matches_keras_applications(mode, reference):
 @pytest.mark.slow
 def test_deep_supervision_pruning_and_round_trip_with_an_encoder(tmp_path):
     keras.utils.set_random_seed(0)
-    model = UNetPlusPlus((None, None, 3), filters=FILTERS6, encoder="efficientnetv2b0", deep_supervision=True)
+    model = UNetPlusPlus((None, None, 3), filters=FILTERS6, encoder="efficientnet_lite0", deep_supervision=True)
     x = np.random.default_rng(1).random((2, 40, 52, 3)).astype("float32")
     y = (x[..., :1] > 0.5).astype("float32")
     model.compile(optimizer="adam", loss="binary_crossentropy")
@@ -90,7 +90,7 @@ def test_deep_supervision_pruning_and_round_trip_with_an_encoder(tmp_path):
     np.testing.assert_allclose(pruned.predict(x, verbose=0), head, atol=1e-5)
     assert pruned.count_params() < model.count_params() / 4  # only the encoder levels it uses
     model.save(tmp_path / "m.keras")
-    assert model.get_config()["encoder"] == "efficientnetv2b0" and model.get_config()["encoder_weights"] is None
+    assert model.get_config()["encoder"] == "efficientnet_lite0" and model.get_config()["encoder_weights"] is None
     np.testing.assert_allclose(keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0), prob, atol=1e-6)
 
 
