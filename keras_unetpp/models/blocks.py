@@ -100,7 +100,7 @@ def lateral_projection(x, filters: int, name: str, batch_norm: bool = True, batc
     width at its level (the lateral connections of a feature pyramid network, Lin et al. 2017).
 
     Args:
-        x: Symbolic encoder feature map (N, H, W, C), C often 100-1,280 for an ImageNet backbone.
+        x: Symbolic encoder feature map (N, H, W, C).
         filters: The decoder's channels at this level.
         name: Prefix of the layer names (e.g. ``"X_3_0_projection"``).
         batch_norm: Insert batch normalisation after the convolution.

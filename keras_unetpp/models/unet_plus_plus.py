@@ -111,10 +111,11 @@ class UNetPlusPlus(keras.Model):
         encoder_projection: Map each encoder feature map to the decoder's
             width ``filters[i]`` with a 1x1 convolution + batch norm + ReLU
             (a feature pyramid's lateral connection) before the nested
-            nodes read it. An ImageNet backbone's maps are wide (EfficientNet-Lite0:
-            24-1,280 channels) and every node ``X^{i,j}`` of the level
-            concatenates them; projected, the decoder costs what the plain
-            model's does. Only with an encoder.
+            nodes read it. Every node ``X^{i,j}`` of a level concatenates
+            ``X^{i,0}``, so this pays where the backbone's maps are wider than
+            the decoder (ResNet50: 64-2,048 channels); EfficientNet-Lite0's
+            (16-320) are narrower, and projecting them adds about 10% of the
+            forward FLOPs (docs/encoders.md). Only with an encoder.
         name: Model name.
         **kwargs: Passed to ``keras.Model``.
 
