@@ -46,6 +46,13 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--encoder-projection", action="store_true",
                         help="with --encoder: a 1x1 convolution maps each encoder level to the decoder's width "
                              "(UNetPlusPlus(encoder_projection=True))")
+    parser.add_argument("--learning-rate", type=float, default=2e-3,
+                        help="Adam's peak learning rate (cosine decay to 5%% of it over the run). Default 2e-3")
+    parser.add_argument("--warmup-steps", type=int, default=0,
+                        help="steps of linear warm-up from 0 to --learning-rate before the cosine decay. Default 0")
+    parser.add_argument("--frozen-epochs", type=int, default=0,
+                        help="with --encoder: the first N epochs train the decoder alone (encoder frozen, its batch "
+                             "norm in inference mode), then everything. Default 0")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute or two (what CI runs)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="Keras dtype policy: mixed_float16 on a recent NVIDIA GPU, mixed_bfloat16 on a GPU or "
@@ -110,6 +117,54 @@ def encoder_options(args) -> dict:
     if getattr(args, "encoder_projection", False):
         options["encoder_projection"] = True
     return options
+
+
+def learning_rate_schedule(args, steps: int, devices: int = 1):
+    """Cosine decay from ``--learning-rate`` (times ``devices``) to 5% of it over
+    ``steps``, after ``--warmup-steps`` of linear warm-up from 0."""
+    peak = args.learning_rate * devices
+    warmup = min(getattr(args, "warmup_steps", 0), steps - 1)
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(peak, steps, alpha=0.05)
+    return keras.optimizers.schedules.CosineDecay(0.0, steps - warmup, alpha=0.05, warmup_target=peak,
+                                                  warmup_steps=warmup)
+
+
+def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config: dict, devices: int = 1,
+              scope=None) -> dict:
+    """Compiles ``model`` with Adam on ``learning_rate_schedule`` and trains it for
+    ``--epochs`` x ``--steps``; returns the History dict (with ``lr``).
+
+    With ``--frozen-epochs N`` (encoder models), the first N epochs train a
+    copy whose encoder is frozen (``encoder_trainable=False``: only the
+    decoder learns, the encoder's batch norm keeps its ImageNet statistics)
+    at the peak learning rate; its weights then go back into ``model``,
+    which trains the remaining epochs on the cosine schedule.
+    """
+    scope = scope or contextlib.nullcontext()
+    frozen_epochs = min(getattr(args, "frozen_epochs", 0), args.epochs - 1)
+    fit = dict(steps_per_epoch=args.steps, validation_data=validation, verbose=fit_verbosity(args.quick),
+               shuffle=False)  # the tf.data pipelines draw random crops themselves
+    histories = []
+    if frozen_epochs > 0:
+        if not model.get_config().get("encoder"):
+            raise SystemExit("--frozen-epochs needs --encoder (there is no encoder to freeze).")
+        with scope:
+            frozen = type(model).from_config({**model.get_config(), "encoder_trainable": False})
+            frozen.set_weights(model.get_weights())
+            frozen.compile(optimizer=keras.optimizers.Adam(args.learning_rate * devices), loss=loss,
+                           metrics=metrics)
+        histories.append(frozen.fit(dataset, epochs=frozen_epochs,
+                                    callbacks=training_callbacks(out / "frozen", config), **fit).history)
+        model.set_weights(frozen.get_weights())
+        with contextlib.suppress(OSError):
+            (out / "frozen").rmdir()  # its backup is gone once the phase ends
+    with scope:
+        schedule = learning_rate_schedule(args, (args.epochs - frozen_epochs) * args.steps, devices)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
+    histories.append(model.fit(dataset, epochs=args.epochs, initial_epoch=frozen_epochs,
+                               callbacks=training_callbacks(out, config), **fit).history)
+    return {key: [v for h in histories for v in h.get(key, [])] for key in histories[-1]}
 
 
 def fit_verbosity(quick: bool = False) -> int:

@@ -31,14 +31,13 @@ import _quiet  # noqa: F401  (first: starts the backend without its start-up lin
 import keras
 from _common import (
     apply_defaults,
-    fit_verbosity,
+    fit_model,
     common_parser,
     data_parallel,
     encoder_options,
     resolve_data,
     save_curves,
     run_config,
-    training_callbacks,
     write_metrics,
 )
 
@@ -138,17 +137,14 @@ def main(argv=None):
     with scope:
         model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True,
                              **encoder_options(args))
-        schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[args.loss](), metrics=[BinaryIoU()])
     start = time.perf_counter()
-    history = model.fit(train_ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=training_callbacks(out, run_config(args)), verbose=fit_verbosity(args.quick),
-                        shuffle=False)  # the tf.data pipeline draws random crops itself
+    history = fit_model(model, LOSSES[args.loss](), [BinaryIoU()], train_ds, (val_x, val_y), args, out,
+                        run_config(args), devices, scope)
     train_seconds = time.perf_counter() - start
     # The saved model takes raw uint8 RGB and returns full-resolution probabilities.
     segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel, downsample=args.downsample)
     segmenter.save(out / "model.keras")
-    save_curves(history.history, out, f"aerial {args.target}")
+    save_curves(history, out, f"aerial {args.target}")
 
     reports, per_image = [], {}
     start = time.perf_counter()
@@ -173,6 +169,7 @@ def main(argv=None):
         "downsample": args.downsample, "loss": args.loss, "median_kernel": args.median_kernel,
         "foreground_fraction": args.foreground_fraction, "color_jitter": args.color_jitter, "encoder": args.encoder,
         "encoder_weights": args.encoder_weights, "encoder_projection": args.encoder_projection,
+        "learning_rate": args.learning_rate, "warmup_steps": args.warmup_steps, "frozen_epochs": args.frozen_epochs,
         "train_seconds": round(train_seconds, 1), "predict_seconds": round(predict_seconds, 1), "tta": args.tta,
         "overall": overall.to_dict(), "per_image": per_image,
     })

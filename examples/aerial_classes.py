@@ -27,11 +27,10 @@ from _common import (
     common_parser,
     data_parallel,
     encoder_options,
-    fit_verbosity,
+    fit_model,
     resolve_data,
     save_curves,
     run_config,
-    training_callbacks,
     write_metrics,
 )
 
@@ -89,17 +88,15 @@ def main(argv=None):
     with scope:
         model = UNetPlusPlus((None, None, 3), filters=filters, num_classes=classes, deep_supervision=True,
                              **encoder_options(args))
-        schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
-        # Dice per class (every class counts, however rare) + cross-entropy (every pixel counts)
-        loss = CombinedLoss([FocalDiceLoss(), keras.losses.SparseCategoricalCrossentropy(ignore_class=255)])
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=[MulticlassIoU(classes)])
+    # Dice per class (every class counts, however rare) + cross-entropy (every pixel counts)
+    loss = CombinedLoss([FocalDiceLoss(), keras.losses.SparseCategoricalCrossentropy(ignore_class=255)])
     start = time.perf_counter()
-    history = model.fit(train_ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=training_callbacks(out, run_config(args)), verbose=fit_verbosity(args.quick), shuffle=False)
+    history = fit_model(model, loss, [MulticlassIoU(classes)], train_ds, (val_x, val_y), args, out,
+                        run_config(args), devices, scope)
     train_seconds = time.perf_counter() - start
     segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel)
     segmenter.save(out / "model.keras")
-    save_curves(history.history, out, "aerial, six classes")
+    save_curves(history, out, "aerial, six classes")
 
     overall, per_image = MulticlassIoU(classes), {}
     start = time.perf_counter()

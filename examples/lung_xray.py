@@ -29,14 +29,13 @@ import numpy as np
 import scipy.stats
 from _common import (
     apply_defaults,
-    fit_verbosity,
+    fit_model,
     common_parser,
     data_parallel,
     encoder_options,
     resolve_data,
     save_curves,
     run_config,
-    training_callbacks,
     write_metrics,
 )
 
@@ -127,20 +126,16 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
     with scope:
         model = UNetPlusPlus((None, None, 1), filters=filters, deep_supervision=True,
                              **encoder_options(args))
-        schedule = keras.optimizers.schedules.CosineDecay(2e-3 * devices, args.epochs * args.steps, alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss(), metrics=[BinaryIoU()])
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    history = model.fit(ds, steps_per_epoch=args.steps, epochs=args.epochs, validation_data=(val_x, val_y),
-                        callbacks=training_callbacks(out, {**run_config(args), "arm": arm, "seed": seed}),
-                        verbose=fit_verbosity(args.quick),
-                        shuffle=False)  # the tf.data pipeline draws random crops itself
+    history = fit_model(model, FocalDiceLoss(), [BinaryIoU()], ds, (val_x, val_y), args, out,
+                        {**run_config(args), "arm": arm, "seed": seed}, devices, scope)
     seconds = time.perf_counter() - start
     # The saved model takes films as they come: 8-bit grayscale of any size in, probabilities at the film's
     # size out (resized to the working size and scaled inside); 16-bit films through --input-range.
     with_preprocessing(model, channels=1, median_kernel=0, working_size=(args.size, args.size),
                        name="lung_segmenter").save(out / "model.keras")
-    save_curves(history.history, out, f"lungs, augmentation {arm!r}, seed {seed}")
+    save_curves(history, out, f"lungs, augmentation {arm!r}, seed {seed}")
     prob = predict(model, val_x, args.tta)
     reports = [segmentation_report(t, p) for t, p in zip(val_y, prob)]
     overall = SegmentationReport.combined(reports)
@@ -153,7 +148,7 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
         "per_image": {n: {"iou": r.iou, "dice": r.dice} for n, r in zip(val_names, reports)},
         "shifts": score_under_shifts(model, val_x, val_y, val_names, args.tta),
         # per epoch (args.steps steps each): learning speed, e.g. validation Dice = 2 IoU / (1 + IoU)
-        "history": {k: [round(float(v), 5) for v in values] for k, values in history.history.items()},
+        "history": {k: [round(float(v), 5) for v in values] for k, values in history.items()},
     }
     if args.tta:  # the same model without it, so the gain is read off one run
         plain = predict(model, val_x, False)
