@@ -3,7 +3,7 @@
 For each scene edge, writes a random uint8 RGB GeoTIFF block by block (the
 scene is never whole in memory), then, in a fresh process, segments it with
 ``keras_unetpp.geo.predict_geotiff`` (a small UNet++ with its preprocessing,
-``--block-size`` blocks) and reports the process's peak resident memory above
+windows of ``--tile``, rows written as they finish) and reports the process's peak resident memory above
 what it held once the model was loaded. Bounded memory means the extra peak
 stays flat while the scene grows.
 
@@ -33,14 +33,14 @@ from keras_unetpp import UNetPlusPlus
 from keras_unetpp.geo import predict_geotiff
 from keras_unetpp.models import with_preprocessing
 
-source, block, tile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+source, tile = sys.argv[1], int(sys.argv[2])
 keras.utils.set_random_seed(0)
 model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(4, 8, 16), deep_supervision=False),
                            channels=3, median_kernel=5)
 model.predict(keras.ops.zeros((1, tile, tile, 3)), verbose=0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
-predict_geotiff(model, source, source + ".mask.tif", tile_size=tile, block_size=block, progress=False)
+predict_geotiff(model, source, source + ".mask.tif", tile_size=tile, progress=False)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"rss_after_model_mb": round(before), "peak_rss_mb": round(peak),
@@ -67,7 +67,6 @@ def write_scene(path: Path, size: int, block: int = 1024) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096, 8192])
-    parser.add_argument("--block-size", type=int, default=2048)
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--out", type=Path, default=RESULTS / "geotiff_memory.json")
     args = parser.parse_args(argv)
@@ -76,7 +75,7 @@ def main(argv=None):
         for size in args.sizes:
             scene = Path(tmp) / f"scene_{size}.tif"
             write_scene(scene, size)
-            result = subprocess.run([sys.executable, "-c", CHILD, str(scene), str(args.block_size), str(args.tile)],
+            result = subprocess.run([sys.executable, "-c", CHILD, str(scene), str(args.tile)],
                                     capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
             if result.returncode:
                 raise SystemExit(result.stderr[-3000:])
@@ -86,7 +85,7 @@ def main(argv=None):
             scene.unlink()
     RESULTS.mkdir(exist_ok=True)
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "cpu_cores": os.cpu_count(),
-                                    "block_size": args.block_size, "tile": args.tile, "rows": rows}, indent=2))
+                                    "tile": args.tile, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="regions of fewer pixels are left out of the polygons and of PNG masks")
     predict.add_argument("--simplify", type=float, default=0.0,
                          help="polygon simplification tolerance in map units (default 0: pixel outlines)")
-    predict.add_argument("--block-size", type=int, default=2048, help="GeoTIFF block edge (memory bound)")
     predict.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     predict.add_argument("--keep-largest", type=int, default=0, metavar="N",
                          help="keep the N largest regions of a binary mask (2 for lungs; default 0: all)")
@@ -213,7 +212,7 @@ def _predict_geotiff(model, path: Path, stem: str, args):
     prob_path = args.out / f"{stem}_probabilities.tif" if args.probabilities or args.polygons else None
     mask_path = predict_geotiff(model, path, args.out / f"{stem}_mask.tif", tile_size=args.tile,
                                 overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
-                                threshold=args.threshold, probabilities_to=prob_path, block_size=args.block_size,
+                                threshold=args.threshold, probabilities_to=prob_path,
                                 progress=None, input_range=_input_range(args.input_range))
     if not args.polygons:
         return None, None, None, None

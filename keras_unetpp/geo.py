@@ -3,7 +3,7 @@ georeference, and turn the mask into polygons in map coordinates.
 
 Needs the optional ``geo`` extra (``pip install "keras-unetpp[geo]"``:
 rasterio and shapely). rasterio reads and writes rasters in windows, so a
-scene far larger than memory is segmented block by block; shapely measures
+scene far larger than memory is segmented window by window; shapely measures
 and simplifies the polygons that ``rasterio.features.shapes`` traces.
 """
 
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_unetpp.inference import predict_tiled
+from keras_unetpp.inference.tiling import tiled_bands
 from keras_unetpp.input_values import resolve_input_range, to_model_values
 from keras_unetpp.model_info import describe_model
 
@@ -53,18 +52,6 @@ def is_geotiff(path: str | Path) -> bool:
     return Path(path).suffix.lower() in GEOTIFF_SUFFIXES
 
 
-def blocks(height: int, width: int, block_size: int):
-    """``(row, col, rows, cols)`` of the blocks that tile a raster, row by row.
-
-    Examples:
-        >>> list(blocks(3, 5, 4))
-        [(0, 0, 3, 4), (0, 4, 3, 1)]
-    """
-    for row in range(0, height, block_size):
-        for col in range(0, width, block_size):
-            yield row, col, min(block_size, height - row), min(block_size, width - col)
-
-
 def predict_geotiff(
     model: keras.Model,
     source: str | Path,
@@ -75,19 +62,19 @@ def predict_geotiff(
     tta: bool = False,
     threshold: float = 0.5,
     probabilities_to: str | Path | None = None,
-    block_size: int = 2048,
     progress: bool | None = None,
     input_range=None,
 ) -> Path:
-    """Segments a GeoTIFF block by block into a GeoTIFF with the same
+    """Segments a GeoTIFF window by window into a GeoTIFF with the same
     CRS, transform and size.
 
-    Each block of ``block_size`` pixels is read with ``tile_size`` pixels of
-    context on every side that has neighbours, segmented with
-    [`predict_tiled()`][keras_unetpp.predict_tiled], and cropped back, so
-    memory stays bounded by the block, not the scene (about
-    ``(block_size + 2 * tile_size)**2 * (channels + 2) * 4`` bytes). The
-    raster's values become the values the model takes by the rule of
+    The windows of [`predict_tiled()`][keras_unetpp.predict_tiled] are read
+    from the raster one by one, and each band of rows is written as soon as
+    every window that covers it has been predicted: every pixel is predicted
+    once per window that covers it, as ``predict_tiled`` would on the whole
+    scene (the result is the same), and memory follows the scene's width,
+    not its area (about ``(2 * tile_size) * width * (classes + 2) * 4``
+    bytes besides the model). The raster's values become the values the model takes by the rule of
     [`keras_unetpp.input_values`][keras_unetpp.input_values] (8-bit rasters need
     nothing; 16-bit ones need ``input_range``). The output is tiled (256 x 256)
     and deflate-compressed.
@@ -104,13 +91,12 @@ def predict_geotiff(
         threshold: Foreground threshold of a binary model.
         probabilities_to: Optional second GeoTIFF that receives the float32
             probabilities (one band per output channel), from the same pass.
-        block_size: Edge of the blocks read and written at a time.
-        progress: Progress bar over blocks (default: when there are more than 4).
+        progress: Progress bar over windows (default: when there are more than 32).
         input_range: How raster values become the values the model takes
             ([`keras_unetpp.input_values`][keras_unetpp.input_values]): None (8-bit as
             it is; other integer types are refused), ``(low, high)``, or
             ``"percentile"`` (each band's 2nd-98th percentile, computed once over
-            the whole raster from a reduced read, so every block gets the same stretch).
+            the whole raster from a reduced read, so every window gets the same stretch).
 
     Returns:
         ``destination``: one uint8 band, 255 foreground / 0 background for a
@@ -137,8 +123,6 @@ def predict_geotiff(
     source, destination = Path(source), Path(destination)
     if not source.is_file():
         raise FileNotFoundError(f"No GeoTIFF at {source}.")
-    if int(block_size) < 1 or int(tile_size) < 1:
-        raise ValueError(f"block_size and tile_size must be >= 1, got {block_size} and {tile_size}.")
     try:
         opened = rasterio.open(source)
     except rasterio.errors.RasterioIOError as error:
@@ -151,7 +135,7 @@ def predict_geotiff(
         classes = info.classes
         if input_range == "percentile" or (input_range is None and src.dtypes[0] != "uint8"):
             # once for the raster, from an overview of at most ~1024 px a side: the percentiles of the
-            # stretch, or the refusal of a type that needs a range (before any block is written)
+            # stretch, or the refusal of a type that needs a range (before anything is written)
             factor = max(1, max(height, width) // 1024)
             sample = np.moveaxis(src.read(out_shape=(bands, max(1, height // factor), max(1, width // factor))), 0, -1)
             if input_range == "percentile":
@@ -163,13 +147,18 @@ def predict_geotiff(
         profile = dict(driver="GTiff", height=height, width=width, crs=src.crs, transform=src.transform,
                        count=1, dtype="uint8", tiled=True, blockxsize=256, blockysize=256, compress="deflate",
                        nodata=None if classes == 1 else NODATA_CLASS)
-        context = int(tile_size)
-        todo = list(blocks(height, width, int(block_size)))
-        show = progress or (progress is None and len(todo) > 4)
-        bar = keras.utils.Progbar(len(todo), unit_name="block", verbose=1 if sys.stdout.isatty() else 2) if show else None
+
+        def read(top, left, bottom, right):
+            array = np.moveaxis(src.read(window=Window(left, top, right - left, bottom - top)), 0, -1)
+            return to_model_values(array, info, input_range, f"{source}", "--input-range")
+
+        # the arguments are checked here, before any file is written; windows are read as the bands are written
+        bands_of_rows = tiled_bands(model, read, height, width, tile_size=int(tile_size), overlap=overlap,
+                                    batch_size=int(batch_size), tta=tta, progress=progress, channels=bands)
+
         destination.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as files:
-            # GDAL caches blocks up to 5% of RAM by default: bound it, so memory follows the block, not the scene
+            # GDAL caches blocks up to 5% of RAM by default: bound it, so memory follows the rows, not the scene
             files.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
             dst = files.enter_context(rasterio.open(destination, "w", **profile))
             prob_dst = None
@@ -178,26 +167,17 @@ def predict_geotiff(
                 prob_dst = files.enter_context(
                     rasterio.open(probabilities_to, "w", **{**profile, "count": classes, "dtype": "float32",
                                                             "nodata": float("nan")}))
-            for done, (row, col, rows, cols) in enumerate(todo, 1):
-                top, left = max(0, row - context), max(0, col - context)
-                bottom, right = min(height, row + rows + context), min(width, col + cols + context)
-                array = np.moveaxis(src.read(window=Window(left, top, right - left, bottom - top)), 0, -1)
-                array = to_model_values(array, info, input_range, f"{source}", "--input-range")
-                prob = predict_tiled(model, array, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                                     tta=tta, progress=False)
-                prob = prob[row - top : row - top + rows, col - left : col - left + cols]
-                window = Window(col, row, cols, rows)
+            for top, bottom, prob in bands_of_rows:
+                window = Window(0, top, width, bottom - top)
                 valid = src.dataset_mask(window=window) > 0
                 labels = _labels(prob, threshold)
                 labels[~valid] = 0 if classes == 1 else NODATA_CLASS
-                prob = np.where(valid[..., None], prob, np.nan).astype(np.float32)
                 dst.write(labels, 1, window=window)
                 if classes == 1:
                     dst.write_mask(valid.astype(np.uint8) * 255, window=window)
                 if prob_dst is not None:
-                    prob_dst.write(np.moveaxis(prob, -1, 0), window=window)
-                if bar is not None:
-                    bar.update(done)
+                    prob_dst.write(np.moveaxis(np.where(valid[..., None], prob, np.nan).astype(np.float32), -1, 0),
+                                   window=window)
     return destination
 
 

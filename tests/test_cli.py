@@ -4,6 +4,7 @@ against scenes whose foreground is known by construction."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import keras
@@ -57,7 +58,7 @@ def test_geotiff_in_geotiff_and_polygons_out_in_map_coordinates(tmp_path):
     # in a subprocess, as a user runs it; blocks smaller than the scene exercise the windowed path
     result = subprocess.run(
         [sys.executable, "-m", "keras_unetpp", "predict", str(model), str(tif), "--out", str(tmp_path / "out"),
-         "--tile", "64", "--block-size", "50", "--polygons", str(shapes), "--min-area", "41", "--probabilities"],
+         "--tile", "64", "--polygons", str(shapes), "--min-area", "41", "--probabilities"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     with rasterio.open(tmp_path / "out" / "scene_mask.tif") as out:
@@ -121,10 +122,10 @@ def test_evaluate_prints_the_report_and_writes_error_maps(tmp_path, capsys):
 
 
 @settings(max_examples=8, deadline=None)
-@given(height=st.integers(20, 90), width=st.integers(20, 90), block=st.integers(8, 64))
-def test_windowed_geotiff_equals_whole_scene_prediction(tmp_path_factory, height, width, block):
-    """A 3x3 convolution: every block, read with a tile of context, gives what
-    the model gives on the whole scene at once."""
+@given(height=st.integers(20, 90), width=st.integers(20, 90), batch=st.integers(1, 9))
+def test_windowed_geotiff_equals_whole_scene_prediction(tmp_path_factory, height, width, batch):
+    """A 3x3 convolution: the windows, read from the file and written band by
+    band as they finish, give what the model gives on the whole scene at once."""
     from keras_unetpp.geo import predict_geotiff
 
     tmp = tmp_path_factory.mktemp("geo")
@@ -134,7 +135,7 @@ def test_windowed_geotiff_equals_whole_scene_prediction(tmp_path_factory, height
     keras.utils.set_random_seed(1)
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs / 255.0))
-    predict_geotiff(model, tif, tmp / "m.tif", tile_size=16, overlap=0.5, block_size=block,
+    predict_geotiff(model, tif, tmp / "m.tif", tile_size=16, overlap=0.5, batch_size=batch,
                     probabilities_to=tmp / "p.tif", progress=False)
     whole = model.predict(image[None].astype("float32"), verbose=0)[0, ..., 0]
     with rasterio.open(tmp / "p.tif") as out:
@@ -143,15 +144,37 @@ def test_windowed_geotiff_equals_whole_scene_prediction(tmp_path_factory, height
         np.testing.assert_array_equal(out.read(1), np.where(whole >= 0.5, 255, 0))
 
 
-@given(height=st.integers(1, 300), width=st.integers(1, 300), block=st.integers(1, 128))
-def test_blocks_cover_the_raster_exactly_once(height, width, block):
-    from keras_unetpp.geo import blocks
+def test_geotiff_windows_are_read_once_and_rows_written_once(tmp_path, monkeypatch):
+    """Each window's pixels are read from the raster once (no block re-read
+    with context), and every row of the output is written exactly once."""
+    import rasterio.io
 
-    count = np.zeros((height, width), np.int32)
-    for row, col, rows, cols in blocks(height, width, block):
-        assert 0 < rows <= block and 0 < cols <= block
-        count[row : row + rows, col : col + cols] += 1
-    assert np.all(count == 1)
+    from keras_unetpp.geo import predict_geotiff
+    from keras_unetpp.inference import count_windows
+
+    image = np.random.default_rng(3).integers(0, 255, (100, 70, 3), dtype=np.uint8)
+    tif = write_geotiff(tmp_path / "s.tif", image)
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs / 255.0))
+    reads, rows_written = [], np.zeros(100, np.int32)
+    real_read, real_write = rasterio.io.DatasetReader.read, rasterio.io.DatasetWriter.write
+
+    def read(self, *args, **kwargs):
+        if kwargs.get("window") is not None:
+            reads.append(kwargs["window"])
+        return real_read(self, *args, **kwargs)
+
+    def write(self, array, indexes=None, window=None, **kwargs):
+        if Path(self.name).name == "m.tif":
+            rows_written[int(window.row_off) : int(window.row_off + window.height)] += 1
+        return real_write(self, array, indexes, window=window, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", read)
+    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", write)
+    predict_geotiff(model, tif, tmp_path / "m.tif", tile_size=32, overlap=0.25, batch_size=3, progress=False)
+    assert len(reads) == count_windows(100, 70, 32, 0.25)
+    assert all(w.height <= 32 and w.width <= 32 for w in reads)
+    np.testing.assert_array_equal(rows_written, 1)
 
 
 def test_mask_polygons_match_scipy_regions():

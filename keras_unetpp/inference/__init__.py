@@ -7,6 +7,7 @@ from keras_unetpp.inference.tiling import (
     gaussian_weights,
     predict_augmented,
     predict_tiled,
+    tiled_bands,
     window_starts,
     window_stride,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "gaussian_weights",
     "predict_augmented",
     "predict_tiled",
+    "tiled_bands",
     "window_starts",
     "window_stride",
 ]

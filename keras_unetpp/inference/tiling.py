@@ -14,7 +14,7 @@ A Gaussian map (soft blending, as in MONAI and nnU-Net) is an option.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
@@ -233,16 +233,95 @@ def predict_tiled(
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
     tile = int(tile_size)
     _check_model_input(model, array.shape, (tile, tile), "windows (tile_size)")
-    transforms = _resolve_tta(tta)
     if input_range is not None or (np.issubdtype(array.dtype, np.integer) and array.dtype != np.uint8):
         array = to_model_values(array, _info_or_unknown(model), input_range, "the image")
-
     height, width = array.shape[:2]
+
+    def read(top, left, bottom, right):
+        return array[top:bottom, left:right].astype(np.float32)
+
+    out = None
+    for top, bottom, band in tiled_bands(model, read, height, width, tile, overlap, batch_size, blend, tta,
+                                         progress, sigma_scale):
+        if out is None:
+            out = np.empty((height, width, band.shape[-1]), np.float32)
+        out[top:bottom] = band
+    return out
+
+
+def tiled_bands(model, read_window, height: int, width: int, tile_size: int = 256, overlap: float = 0.25,
+                batch_size: int = 8, blend: str = "center", tta: bool | Sequence[tuple[bool, bool, bool]] = False,
+                progress: bool | None = None, sigma_scale: float = 0.125,
+                channels: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The engine of [`predict_tiled()`][keras_unetpp.predict_tiled] for scenes
+    read piece by piece: yields the prediction in horizontal bands, each as
+    soon as no later window touches it.
+
+    Windows go to the model in row-major order, in full batches that may span
+    two rows of windows; the only buffers span about two rows of windows
+    (``(tile_size + stride) x width x (k + 1)`` float32 values), so a scene
+    of any height is segmented, and written, in bounded memory. Results equal
+    ``predict_tiled`` on the whole scene, band for band.
+
+    Args:
+        model: As for ``predict_tiled``.
+        read_window: ``read_window(top, left, bottom, right)`` returns the
+            scene's pixels in those rows and columns (bounds inside the scene)
+            as a float32 (rows, cols, C) array of the values the model takes.
+        height: Scene height in pixels.
+        width: Scene width in pixels.
+        tile_size: Window edge.
+        overlap: Fraction of a window shared with its neighbour, in [0, 1).
+        batch_size: Windows per model call.
+        blend: ``"center"``, ``"gaussian"`` or ``"mean"`` (see ``predict_tiled``).
+        tta: Test-time augmentation, as for ``predict_tiled``.
+        progress: Progress bar over windows (None: when there are more than 32).
+        sigma_scale: Gaussian standard deviation as a fraction of the tile.
+        channels: The scene's channel count: checked against the model's
+            input (with its tile size) before anything is read.
+
+    Returns:
+        An iterator of ``(top, bottom, band)``: rows ``top`` to ``bottom`` of
+            the prediction, a float32 (bottom - top, width, k) array; the bands
+            follow each other from row 0 to ``height``. The arguments are
+            checked when it is created, before any window is read.
+
+    Raises:
+        ValueError: For an ``overlap``, ``blend``, ``tta``, size or model the
+            tiling cannot take (as ``predict_tiled``).
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> scene = np.zeros((100, 40, 1), np.float32)
+        >>> model = UNetPlusPlus((None, None, 1), filters=(4, 8))
+        >>> read = lambda top, left, bottom, right: scene[top:bottom, left:right]
+        >>> [(top, bottom) for top, bottom, _ in tiled_bands(model, read, 100, 40, tile_size=32, batch_size=2)]
+        [(0, 24), (24, 48), (48, 68), (68, 100)]
+    """
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+    if int(tile_size) < 1 or int(batch_size) < 1:
+        raise ValueError(f"tile_size and batch_size must be >= 1, got {tile_size} and {batch_size}.")
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
+    if int(height) < 1 or int(width) < 1:
+        raise ValueError(f"The scene must have at least one pixel, got {height} x {width}.")
+    if channels is not None:
+        _check_model_input(model, (int(height), int(width), int(channels)), (int(tile_size),) * 2,
+                           "windows (tile_size)")
+    return _bands(model, read_window, int(height), int(width), int(tile_size), overlap, int(batch_size), blend,
+                  list(_resolve_tta(tta)), progress, sigma_scale)
+
+
+def _bands(model, read_window, height, width, tile, overlap, batch_size, blend, transforms, progress, sigma_scale):
     info = _info_or_unknown(model)
     square_or_no_transpose = height == width or not any(t[0] for t in transforms)
     if height <= tile and width <= tile and info.height is None and info.width is None and square_or_no_transpose:
         # one window holds the scene: predict it whole (edge padding to a tile would change its borders)
-        return predict_augmented(model, array[None].astype(np.float32), tta=list(transforms), batch_size=batch_size)[0]
+        whole = read_window(0, 0, height, width)[None].astype(np.float32)
+        yield 0, height, predict_augmented(model, whole, tta=transforms, batch_size=batch_size)[0]
+        return
     padded_h, padded_w = max(height, tile), max(width, tile)
     stride = window_stride(tile, overlap)
     multiple = _size_multiple(model)
@@ -255,43 +334,49 @@ def predict_tiled(
         col_keep = {x: _center_keep(x, tile, margin, padded_w) for x in cols}
     else:
         fixed = gaussian_weights(tile, sigma_scale) if blend == "gaussian" else np.ones((tile, tile), np.float32)
-    total = len(rows) * len(cols)
+    positions = [(y, x) for y in rows for x in cols]  # row-major
+    total = len(positions)
     show = progress or (progress is None and total > 32)
     # a live bar on a terminal; in logs and pipes one line at the end (no ANSI escape codes)
     bar = keras.utils.Progbar(total, unit_name="window", verbose=1 if sys.stdout.isatty() else 2) if show else None
 
-    accumulated = None
-    weight_sum = np.zeros((padded_h, padded_w), np.float32)
-    positions = [(y, x) for y in rows for x in cols]  # row-major: at most two strips are needed at a time
-    strip_y, strip = None, None
+    base = 0  # the accumulators hold scene rows base .. base + len(weight_sum)
+    accumulated, weight_sum = None, np.zeros((0, padded_w), np.float32)
     for start in range(0, total, int(batch_size)):  # whole batches across rows, as MONAI fills them
         chunk = positions[start : start + int(batch_size)]
-        windows = []
-        for y, x in chunk:
-            if y != strip_y:
-                strip, strip_y = _strip(array, y, tile, padded_w), y  # (tile, padded_w, C) float32
-            windows.append(strip[:, x : x + tile])
-        prediction = _predict_batches(model, np.stack(windows), batch_size, transforms)
+        windows = np.stack([_window(read_window, y, x, tile, height, width) for y, x in chunk])
+        prediction = _predict_batches(model, windows, batch_size, transforms)
         if accumulated is None:
-            accumulated = np.zeros((padded_h, padded_w, prediction.shape[-1]), np.float32)
+            accumulated = np.zeros((0, padded_w, prediction.shape[-1]), np.float32)
+        grow = chunk[-1][0] + tile - base - len(weight_sum)
+        if grow > 0:
+            accumulated = np.concatenate([accumulated, np.zeros((grow, *accumulated.shape[1:]), np.float32)])
+            weight_sum = np.concatenate([weight_sum, np.zeros((grow, padded_w), np.float32)])
         for (y, x), window in zip(chunk, prediction):
             weights = np.outer(row_keep[y], col_keep[x]) if blend == "center" else fixed
-            accumulated[y : y + tile, x : x + tile] += window * weights[..., None]
-            weight_sum[y : y + tile, x : x + tile] += weights
+            accumulated[y - base : y - base + tile, x : x + tile] += window * weights[..., None]
+            weight_sum[y - base : y - base + tile, x : x + tile] += weights
         if bar is not None:
             bar.update(start + len(chunk))
-    accumulated /= weight_sum[..., None]
-    return accumulated[:height, :width]
+        # rows above the next window to predict are final: no later window reaches them
+        done = positions[start + len(chunk)][0] if start + len(chunk) < total else padded_h
+        if done > base:
+            last = min(done, height)
+            if last > base:
+                band = accumulated[: last - base, :width] / weight_sum[: last - base, :width, None]
+                yield base, last, band
+            accumulated, weight_sum = accumulated[done - base :], weight_sum[done - base :]
+            base = done
 
 
-def _strip(array, y, tile, padded_w):
-    """Rows ``y .. y + tile`` of the scene as float32, edge-padded when the
-    scene is smaller than a tile."""
-    rows = array[y : y + tile].astype(np.float32)
-    pad_h, pad_w = tile - rows.shape[0], padded_w - rows.shape[1]
+def _window(read_window, y: int, x: int, tile: int, height: int, width: int) -> np.ndarray:
+    """The (tile, tile, C) window at ``(y, x)``, edge-padded where the scene is
+    smaller than a tile."""
+    pixels = np.asarray(read_window(y, x, min(y + tile, height), min(x + tile, width)), np.float32)
+    pad_h, pad_w = tile - pixels.shape[0], tile - pixels.shape[1]
     if pad_h or pad_w:
-        rows = np.pad(rows, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return rows
+        pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return pixels
 
 
 def _center_keep(start: int, tile: int, margin: int, length: int) -> np.ndarray:

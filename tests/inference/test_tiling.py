@@ -263,3 +263,78 @@ def test_predict_augmented_names_bad_input():
     with pytest.raises(ValueError, match=r"takes inputs of \(16, 16\).*images of \(8, 8\)"):
         predict_augmented(fixed, np.zeros((2, 8, 8, 1)))
     assert predict_augmented(fixed, np.zeros((2, 16, 16, 1)), tta=False).shape == (2, 16, 16, 1)
+
+
+def window_mean_model(channels=1):
+    """A model whose output depends on where the window lies: every output
+    pixel is the mean of its window (so the blend weights decide the result)."""
+    inputs = keras.Input((None, None, channels))
+    outputs = keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=(1, 2, 3), keepdims=True) + 0.0 * x[..., :1])(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def blended_window_means(image, tile, stride, blend):
+    """Independent reference: every window's mean, spread over the window with
+    the blend's weights, accumulated over a zero canvas and normalised."""
+    h, w = image.shape[:2]
+    ph, pw = max(h, tile), max(w, tile)
+    padded = np.pad(image[..., 0], ((0, ph - h), (0, pw - w)), mode="edge")
+    starts = [sorted({min(s, max(0, n - tile)) for s in range(0, max(n - tile, 0) + stride, stride)} | {max(0, n - tile)})
+              for n in (ph, pw)]
+    margin = (tile - stride) // 2
+    total, weight = np.zeros((ph, pw)), np.zeros((ph, pw))
+    for y in starts[0]:
+        for x in starts[1]:
+            if blend == "center":
+                wmap = np.zeros((tile, tile))
+                top, left = (0 if y == 0 else margin), (0 if x == 0 else margin)
+                bottom, right = (tile if y + tile == ph else tile - margin), (tile if x + tile == pw else tile - margin)
+                wmap[top:bottom, left:right] = 1.0
+            elif blend == "gaussian":
+                wmap = gaussian_weights(tile)
+            else:
+                wmap = np.ones((tile, tile))
+            total[y : y + tile, x : x + tile] += wmap * padded[y : y + tile, x : x + tile].mean()
+            weight[y : y + tile, x : x + tile] += wmap
+    return (total / weight)[:h, :w, None]
+
+
+@given(st.integers(33, 120), st.integers(33, 90), st.sampled_from([8, 16, 24, 32]), st.sampled_from([0.0, 0.25, 0.5]),
+       st.integers(1, 7), st.sampled_from(["center", "gaussian", "mean"]), st.integers(0, 1000))
+def test_bands_follow_each_other_and_blend_every_window_like_numpy(h, w, tile, overlap, batch, blend, seed):
+    """tiled_bands yields contiguous bands from row 0 to the bottom, whatever
+    the batch (batches span rows of windows), and their rows blend each
+    window's prediction with the blend's weights as a whole-canvas numpy
+    accumulation does."""
+    from keras_unetpp.inference import tiled_bands
+
+    image = np.random.default_rng(seed).random((h, w, 1)).astype(np.float32)
+    read_log = []
+
+    def read(top, left, bottom, right):
+        read_log.append((top, left, bottom, right))
+        return image[top:bottom, left:right]
+
+    bands = list(tiled_bands(window_mean_model(), read, h, w, tile_size=tile, overlap=overlap, batch_size=batch,
+                             blend=blend))
+    assert bands[0][0] == 0 and bands[-1][1] == h
+    assert all(a[1] == b[0] for a, b in zip(bands, bands[1:])) and all(b[1] > b[0] for b in bands)
+    assert len(read_log) == count_windows(h, w, tile, overlap)
+    result = np.concatenate([band for _, _, band in bands])
+    expected = blended_window_means(image, tile, window_stride(tile, overlap), blend)
+    np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_tiled_bands_checks_before_reading():
+    from keras_unetpp.inference import tiled_bands
+
+    def read(*_):
+        raise AssertionError("nothing may be read before the arguments are checked")
+
+    model = conv_model(np.ones((3, 3)), channels=3)
+    with pytest.raises(ValueError, match="overlap"):
+        tiled_bands(model, read, 50, 50, tile_size=16, overlap=1.0)
+    with pytest.raises(ValueError, match="blend"):
+        tiled_bands(model, read, 50, 50, tile_size=16, blend="max")
+    with pytest.raises(ValueError, match="channel"):
+        tiled_bands(model, read, 50, 50, tile_size=16, channels=4)
