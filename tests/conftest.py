@@ -41,3 +41,4 @@ def saved_artefacts(tmp_path_factory):
     if given:
         return Path(given), {kind: Path(given) / f"{kind}.keras" for kind in KINDS}
     return write_artefacts(tmp_path_factory.mktemp("artefacts"))
+

@@ -167,6 +167,7 @@ def test_serialization_round_trip():
     assert isinstance(again, FocalDiceLoss) and again.get_config() == loss.get_config()
 
 
+@pytest.mark.slow  # trains a model
 def test_trains_deep_supervision_model():
     rng = np.random.default_rng(4)
     x = rng.random((4, 16, 16, 1), dtype=np.float32)
@@ -276,6 +277,7 @@ def test_combined_loss_takes_loss_functions_by_name():
         CombinedLoss([])
 
 
+@pytest.mark.slow  # trains a model
 def test_model_compiled_with_combined_loss_loads_with_its_training_state(tmp_path):
     from keras_unetpp import CombinedLoss
     from keras_unetpp.losses import HaloWeightedCrossEntropy

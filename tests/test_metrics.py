@@ -143,6 +143,7 @@ def test_multiclass_iou_leaves_absent_classes_and_unlabelled_pixels_out():
         MulticlassIoU(1)
 
 
+@pytest.mark.slow  # trains a model
 def test_multiclass_iou_in_fit():
     from keras_unetpp import FocalDiceLoss, MulticlassIoU, UNetPlusPlus
 

@@ -133,7 +133,83 @@ def upsample(x, filters: int, mode: str, name: str, dtype=None):
         return layers.Conv2DTranspose(
             filters, 2, strides=2, padding="same", name=name, dtype=dtype
         )(x)
+    if mode == "bilinear":
+        return BilinearUpsampling(2, name=name, dtype=dtype)(x)
     return layers.UpSampling2D(2, interpolation=mode, name=name, dtype=dtype)(x)
+
+
+def bilinear_resize_axis(x, size_out, axis: int):
+    """Bilinear resampling of ``x`` along one spatial ``axis`` to ``size_out``
+    (half-pixel centres, edge clamping, no antialiasing: what
+    ``keras.ops.image.resize(..., "bilinear")`` and OpenCV's ``INTER_LINEAR``
+    compute), from sizes known only at run time.
+
+    Output pixel ``p`` reads the input at ``(p + 0.5) * size_in / size_out - 0.5``,
+    clamped to the image, from its two neighbours: two gathers and a linear
+    blend, so the cost follows the output's size.
+
+    Args:
+        x: (N, H, W, C) tensor.
+        size_out: The new length of ``axis`` (an int or a scalar tensor).
+        axis: 1 (height) or 2 (width).
+
+    Returns:
+        ``x`` resampled along ``axis``, in its own float dtype.
+    """
+    size_in = ops.shape(x)[axis]
+    size_in_f = ops.cast(size_in, "float32")
+    source = (ops.arange(size_out, dtype="float32") + 0.5) * size_in_f / ops.cast(size_out, "float32") - 0.5
+    source = ops.clip(source, 0.0, size_in_f - 1.0)
+    low = ops.floor(source)
+    low_index = ops.cast(low, "int32")
+    high_index = ops.minimum(low_index + 1, ops.cast(size_in, "int32") - 1)
+    shape = [1, 1, 1, 1]
+    shape[axis] = -1
+    fraction = ops.cast(ops.reshape(source - low, shape), x.dtype)
+    below, above = ops.take(x, low_index, axis=axis), ops.take(x, high_index, axis=axis)
+    return below + (above - below) * fraction
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
+class BilinearUpsampling(layers.Layer):
+    """Bilinear upsampling by an integer ``factor`` for inputs of any size.
+
+    Computes what ``keras.layers.UpSampling2D(factor, interpolation="bilinear")``
+    computes, but from run-time sizes: under TensorFlow, a model that has
+    predicted images of several sizes is traced with unknown height and width,
+    and ``UpSampling2D`` (``keras.ops.image.resize``) then fails. Used by
+    [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus] with ``upsampling="bilinear"``
+    and by [`with_preprocessing()`][keras_unetpp.models.with_preprocessing]
+    to return to the input's scale.
+
+    Args:
+        factor: Integer upsampling factor (>= 1), the same along both axes.
+        **kwargs: Standard layer arguments.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.arange(4, dtype="float32").reshape(1, 2, 2, 1)
+        >>> BilinearUpsampling(2)(x)[0, :, :, 0].numpy().round(2).tolist()[0]
+        [0.0, 0.25, 0.75, 1.0]
+    """
+
+    def __init__(self, factor: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if int(factor) < 1:
+            raise ValueError(f"factor must be an integer >= 1, got {factor!r}.")
+        self.factor = int(factor)
+
+    def call(self, x):
+        shape = ops.shape(x)
+        x = bilinear_resize_axis(x, shape[1] * self.factor, axis=1)
+        return bilinear_resize_axis(x, shape[2] * self.factor, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else h * self.factor, None if w is None else w * self.factor, c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")

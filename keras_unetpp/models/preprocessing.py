@@ -22,7 +22,7 @@ import numpy as np
 from keras import layers
 
 from keras_unetpp.layers.median_blur import MedianBlur
-from keras_unetpp.models.blocks import CropToReference, PadToMultiple
+from keras_unetpp.models.blocks import BilinearUpsampling, CropToReference, PadToMultiple, bilinear_resize_axis
 
 
 def _check(input_scale: float, median_kernel: int, downsample: int) -> None:
@@ -181,11 +181,11 @@ class ResizeToReference(layers.Layer):
     """Resizes ``x`` (bilinear) to the height and width of ``reference``, whatever they are at run time.
 
     Bilinear interpolation with half-pixel centres and edge clamping (what
-    ``keras.ops.image.resize(..., "bilinear")`` computes), written as two
-    matrix products built from the run-time sizes: ``keras.ops.image.resize``
-    needs the output size as Python integers, which a traced function that
-    has seen several film sizes (TensorFlow relaxes them to ``None``) does not
-    have.
+    ``keras.ops.image.resize(..., "bilinear")`` computes), from the run-time
+    sizes ([`bilinear_resize_axis()`][keras_unetpp.models.blocks.bilinear_resize_axis]):
+    ``keras.ops.image.resize`` needs the output size as Python integers, which
+    a traced function that has seen several film sizes (TensorFlow relaxes
+    them to ``None``) does not have.
 
     Args:
         **kwargs: Standard layer arguments.
@@ -197,26 +197,11 @@ class ResizeToReference(layers.Layer):
         (1, 10, 7, 2)
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-
-    @staticmethod
-    def _weights(size_in, size_out):
-        """(size_out, size_in) bilinear weights: output pixel p reads the input at
-        (p + 0.5) * size_in / size_out - 0.5, clamped to the image."""
-        size_in_f = keras.ops.cast(size_in, "float32")
-        source = (keras.ops.arange(size_out, dtype="float32") + 0.5) * size_in_f / keras.ops.cast(
-            size_out, "float32") - 0.5
-        source = keras.ops.clip(source, 0.0, size_in_f - 1.0)[:, None]
-        pixel = keras.ops.arange(size_in, dtype="float32")[None, :]
-        return keras.ops.maximum(1.0 - keras.ops.abs(source - pixel), 0.0)
-
     def call(self, inputs):
         x, reference = inputs
-        size_in, size_out = keras.ops.shape(x), keras.ops.shape(reference)
-        rows = self._weights(size_in[1], size_out[1])  # (H', H)
-        cols = self._weights(size_in[2], size_out[2])  # (W', W)
-        return keras.ops.einsum("ph,nhwc,qw->npqc", rows, keras.ops.cast(x, "float32"), cols)
+        size_out = keras.ops.shape(reference)
+        x = bilinear_resize_axis(keras.ops.cast(x, "float32"), size_out[1], axis=1)
+        return bilinear_resize_axis(x, size_out[2], axis=2)
 
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = input_shape
@@ -236,7 +221,7 @@ def with_preprocessing(
     probabilities at the input's full resolution.
 
     The wrapper is a functional ``keras.Model``: ``input -> Rescaling ->
-    MedianBlur -> (pad, AveragePooling2D) -> model -> (bilinear UpSampling2D,
+    MedianBlur -> (pad, AveragePooling2D) -> model -> (bilinear upsampling,
     crop to the input's size)``. Save it with ``model.save("x.keras")``; a
     loaded copy (after ``import keras_unetpp``) predicts from raw pixels, for
     example ``predict_tiled(keras.saving.load_model("x.keras"), uint8_scene)``.
@@ -295,8 +280,6 @@ def with_preprocessing(
     if working_size is not None:
         y = ResizeToReference(dtype="float32", name="to_input_size")([y, inputs])
     if int(downsample) > 1:
-        y = layers.UpSampling2D(
-            int(downsample), interpolation="bilinear", dtype="float32", name="to_input_scale"
-        )(y)
+        y = BilinearUpsampling(int(downsample), dtype="float32", name="to_input_scale")(y)
         y = CropToReference(dtype="float32", name="crop_to_input")([y, inputs])
     return keras.Model(inputs, y, name=name)

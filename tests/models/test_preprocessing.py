@@ -1,6 +1,8 @@
 """Preprocessing carried inside the model: each step against OpenCV / numpy
 written independently, shapes for any size, the .keras round trip from raw uint8."""
 
+import functools
+
 import cv2
 import keras
 import numpy as np
@@ -62,9 +64,17 @@ def test_with_preprocessing_half_scale_upsamples_a_constant_exactly(rng):
     np.testing.assert_allclose(out, 0.4, atol=1e-6)
 
 
+@functools.cache
+def blur_and_downsample_model(k):
+    return with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), median_kernel=5, downsample=k)
+
+
 @given(height=st.integers(1, 40), width=st.integers(1, 40), k=st.integers(1, 3))
 def test_output_has_the_input_size(height, width, k):
-    model = with_preprocessing(UNetPlusPlus((None, None, 3), filters=(2, 4)), median_kernel=5, downsample=k)
+    """One model per working scale serves every size in turn (under TensorFlow
+    its traced function sees unknown sizes after a few: the upsampling back
+    to the input's scale must work from run-time sizes)."""
+    model = blur_and_downsample_model(k)
     assert model.predict(np.zeros((1, height, width, 3), np.uint8), verbose=0).shape == (1, height, width, 1)
 
 
@@ -108,3 +118,27 @@ def test_working_size_model_serves_films_of_many_sizes_in_one_process():
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got)[0, ..., 0], expected, atol=1e-4)
         mirrored = predict_augmented(segmenter, film[None], tta=MIRROR_TTA)[0, ..., 0]
         assert mirrored.shape == (height, width)
+
+
+@given(height=st.integers(1, 30), width=st.integers(1, 30), factor=st.integers(1, 4), channels=st.integers(1, 3),
+       seed=st.integers(0, 10_000))
+def test_bilinear_upsampling_equals_opencv_inter_linear(height, width, factor, channels, seed):
+    """BilinearUpsampling(k) against OpenCV's INTER_LINEAR resize to k times the size."""
+    from keras_unetpp.models.blocks import BilinearUpsampling
+
+    x = np.random.default_rng(seed).random((height, width, channels)).astype(np.float32)
+    got = keras.ops.convert_to_numpy(BilinearUpsampling(factor)(x[None]))[0]
+    expected = cv2.resize(x, (width * factor, height * factor), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(got, expected.reshape(got.shape), atol=1e-5)
+
+
+@given(h_in=st.integers(1, 25), w_in=st.integers(1, 25), h_out=st.integers(1, 60), w_out=st.integers(1, 60),
+       seed=st.integers(0, 10_000))
+def test_resize_to_reference_equals_opencv_inter_linear(h_in, w_in, h_out, w_out, seed):
+    """ResizeToReference to any size, larger or smaller, against OpenCV's INTER_LINEAR."""
+    from keras_unetpp.models.preprocessing import ResizeToReference
+
+    x = np.random.default_rng(seed).random((h_in, w_in, 2)).astype(np.float32)
+    got = keras.ops.convert_to_numpy(ResizeToReference()([x[None], np.zeros((1, h_out, w_out, 1), np.float32)]))[0]
+    expected = cv2.resize(x, (w_out, h_out), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(got, expected.reshape(got.shape), atol=1e-5)
