@@ -52,7 +52,8 @@ def build(kind: str):
     if kind == "pruned":
         model = model.prune(1)
     if kind == "segmenter":
-        model = with_preprocessing(model, channels=3, median_kernel=3)
+        # as the aerial example saves it with --downsample 2: blur, half scale inside, full-size probabilities out
+        model = with_preprocessing(model, channels=3, median_kernel=3, downsample=2)
     return model
 
 

@@ -104,6 +104,26 @@ def test_command_predict_on_png_and_jpeg_equals_predict(artefacts, kind, tmp_pat
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_command_predicts_images_of_several_sizes_in_one_run(artefacts, kind, tmp_path):
+    """One command over images of four sizes, each no larger than a tile (so each
+    is predicted whole, and the model meets a new size every time): every mask
+    equals whole-image predict of a fresh copy of the model."""
+    folder, saved = artefacts
+    image, _ = scene()
+    crops = {f"crop_{h}x{w}.png": image[:h, :w] for h, w in ((SIZE, SIZE), (40, 56), (33, 47), (20, 24))}
+    for name, pixels in crops.items():
+        cv2.imwrite(str(tmp_path / name), pixels[..., ::-1])
+    assert main(["predict", str(saved[kind]), *(str(tmp_path / n) for n in crops), "--out", str(tmp_path / "o"),
+                 "--tile", str(SIZE)]) == 0
+    for name, pixels in crops.items():
+        fresh = load_model(saved[kind])  # a model that has seen one size only
+        expected = labels_of(whole_image(fresh, kind, pixels)) * (255 if kind != "multiclass" else 1)
+        written = cv2.imread(str(tmp_path / "o" / name.replace(".png", "_mask.png")), cv2.IMREAD_UNCHANGED)
+        assert written.shape == pixels.shape[:2], name
+        assert np.mean(written != expected) <= (0.01 if kind == "mixed_precision" else 0.0), name
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_command_predict_with_tta_equals_predict_augmented(artefacts, kind, tmp_path):
     folder, saved = artefacts
     image, _ = scene()
