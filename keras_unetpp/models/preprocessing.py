@@ -182,7 +182,7 @@ class ResizeToReference(layers.Layer):
 
     Bilinear interpolation with half-pixel centres and edge clamping (what
     ``keras.ops.image.resize(..., "bilinear")`` computes), from the run-time
-    sizes ([`bilinear_resize_axis()`][keras_unetpp.models.blocks.bilinear_resize_axis]):
+    sizes (``keras_unetpp.models.blocks.bilinear_resize_axis``):
     ``keras.ops.image.resize`` needs the output size as Python integers, which
     a traced function that has seen several film sizes (TensorFlow relaxes
     them to ``None``) does not have.
@@ -196,6 +196,9 @@ class ResizeToReference(layers.Layer):
         >>> tuple(ResizeToReference()([x, ref]).shape)
         (1, 10, 7, 2)
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
 
     def call(self, inputs):
         x, reference = inputs
