@@ -72,14 +72,14 @@ def resolve_data(path: Path | None, name: str) -> Path:
         raise SystemExit(str(error)) from None
 
 
-@functools.cache
 def data_parallel(enabled: bool):
     """``(scope, devices)``: build and compile the model inside ``scope``;
     the global batch is the per-device batch times ``devices``.
 
-    Called once at the start of an example (``MultiWorkerMirroredStrategy``
-    must exist before TensorFlow runs any operation); later calls return the
-    same strategy.
+    Called first at the start of an example (``MultiWorkerMirroredStrategy``
+    must exist before TensorFlow runs any operation); later calls use the
+    same strategy and return a fresh scope (a strategy's scope can be
+    entered once).
 
     TensorFlow: ``MirroredStrategy`` over the local GPUs (the CPU when there
     are none), ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names
@@ -89,17 +89,23 @@ def data_parallel(enabled: bool):
     """
     if not enabled:
         return contextlib.nullcontext(), 1
-    backend = keras.backend.backend()
+    strategy, devices = _started_strategy(keras.backend.backend())
+    return (strategy.scope() if strategy is not None else contextlib.nullcontext()), devices
+
+
+@functools.cache
+def _started_strategy(backend: str):
+    """``(TensorFlow strategy or None, devices)``, started once per process."""
     if backend == "tensorflow":
         import tensorflow as tf
 
         strategy = (tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in os.environ
                     else tf.distribute.MirroredStrategy())
-        return strategy.scope(), strategy.num_replicas_in_sync
+        return strategy, strategy.num_replicas_in_sync
     if backend == "jax":
         distribution = keras.distribution.DataParallel()
         keras.distribution.set_distribution(distribution)
-        return contextlib.nullcontext(), int(np.prod(distribution.device_mesh.shape))
+        return None, int(np.prod(distribution.device_mesh.shape))
     raise SystemExit(f"--distribute supports the TensorFlow and JAX backends; Keras has no data-parallel engine "
                      f"for {backend!r} (run one process per GPU with torchrun and your own loop, or switch backend).")
 
@@ -130,8 +136,7 @@ def learning_rate_schedule(args, steps: int, devices: int = 1):
                                                   warmup_steps=warmup)
 
 
-def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config: dict, devices: int = 1,
-              scope=None) -> dict:
+def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config: dict) -> dict:
     """Compiles ``model`` with Adam on ``learning_rate_schedule`` and trains it for
     ``--epochs`` x ``--steps``; returns the History dict (with ``lr``).
 
@@ -141,7 +146,7 @@ def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config
     at the peak learning rate; its weights then go back into ``model``,
     which trains the remaining epochs on the cosine schedule.
     """
-    scope = scope or contextlib.nullcontext()
+    devices = data_parallel(getattr(args, "distribute", False))[1]
     frozen_epochs = min(getattr(args, "frozen_epochs", 0), args.epochs - 1)
     fit = dict(steps_per_epoch=args.steps, validation_data=validation, verbose=fit_verbosity(args.quick),
                shuffle=False)  # the tf.data pipelines draw random crops themselves
@@ -149,22 +154,28 @@ def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config
     if frozen_epochs > 0:
         if not model.get_config().get("encoder"):
             raise SystemExit("--frozen-epochs needs --encoder (there is no encoder to freeze).")
-        with scope:
+        with data_parallel(getattr(args, "distribute", False))[0]:
             frozen = type(model).from_config({**model.get_config(), "encoder_trainable": False})
             frozen.set_weights(model.get_weights())
             frozen.compile(optimizer=keras.optimizers.Adam(args.learning_rate * devices), loss=loss,
-                           metrics=metrics)
+                           metrics=_fresh(metrics))
         histories.append(frozen.fit(dataset, epochs=frozen_epochs,
                                     callbacks=training_callbacks(out / "frozen", config), **fit).history)
         model.set_weights(frozen.get_weights())
         with contextlib.suppress(OSError):
             (out / "frozen").rmdir()  # its backup is gone once the phase ends
-    with scope:
+    with data_parallel(getattr(args, "distribute", False))[0]:
         schedule = learning_rate_schedule(args, (args.epochs - frozen_epochs) * args.steps, devices)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=_fresh(metrics))
     histories.append(model.fit(dataset, epochs=args.epochs, initial_epoch=frozen_epochs,
                                callbacks=training_callbacks(out, config), **fit).history)
     return {key: [v for h in histories for v in h.get(key, [])] for key in histories[-1]}
+
+
+def _fresh(metrics: list) -> list:
+    """New metric objects like ``metrics``, created where this is called: inside a
+    distribution scope their variables are the strategy's (summed over workers)."""
+    return [type(m).from_config(m.get_config()) for m in metrics]
 
 
 def fit_verbosity(quick: bool = False) -> int:

@@ -139,7 +139,7 @@ def main(argv=None):
                              **encoder_options(args))
     start = time.perf_counter()
     history = fit_model(model, LOSSES[args.loss](), [BinaryIoU()], train_ds, (val_x, val_y), args, out,
-                        run_config(args), devices, scope)
+                        run_config(args))
     train_seconds = time.perf_counter() - start
     # The saved model takes raw uint8 RGB and returns full-resolution probabilities.
     segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel, downsample=args.downsample)

@@ -92,7 +92,7 @@ def main(argv=None):
     loss = CombinedLoss([FocalDiceLoss(), keras.losses.SparseCategoricalCrossentropy(ignore_class=255)])
     start = time.perf_counter()
     history = fit_model(model, loss, [MulticlassIoU(classes)], train_ds, (val_x, val_y), args, out,
-                        run_config(args), devices, scope)
+                        run_config(args))
     train_seconds = time.perf_counter() - start
     segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel)
     segmenter.save(out / "model.keras")

@@ -129,7 +129,7 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     history = fit_model(model, FocalDiceLoss(), [BinaryIoU()], ds, (val_x, val_y), args, out,
-                        {**run_config(args), "arm": arm, "seed": seed}, devices, scope)
+                        {**run_config(args), "arm": arm, "seed": seed})
     seconds = time.perf_counter() - start
     # The saved model takes films as they come: 8-bit grayscale of any size in, probabilities at the film's
     # size out (resized to the working size and scaled inside); 16-bit films through --input-range.
