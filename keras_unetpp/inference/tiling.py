@@ -225,12 +225,7 @@ def predict_tiled(
         raise ValueError(f"predict_tiled expects one image (H, W, C), got shape {array.shape}.")
     if 0 in array.shape:
         raise ValueError(f"predict_tiled got an empty image of shape {array.shape}.")
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
-    if int(tile_size) < 1 or int(batch_size) < 1:
-        raise ValueError(f"tile_size and batch_size must be >= 1, got {tile_size} and {batch_size}.")
-    if blend not in BLENDS:
-        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
+    _check_tiling(tile_size, batch_size, overlap, blend)
     tile = int(tile_size)
     _check_model_input(model, array.shape, (tile, tile), "windows (tile_size)")
     if input_range is not None or (np.issubdtype(array.dtype, np.integer) and array.dtype != np.uint8):
@@ -299,12 +294,7 @@ def tiled_bands(model, read_window, height: int, width: int, tile_size: int = 25
         >>> [(top, bottom) for top, bottom, _ in tiled_bands(model, read, 100, 40, tile_size=32, batch_size=2)]
         [(0, 24), (24, 48), (48, 68), (68, 100)]
     """
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
-    if int(tile_size) < 1 or int(batch_size) < 1:
-        raise ValueError(f"tile_size and batch_size must be >= 1, got {tile_size} and {batch_size}.")
-    if blend not in BLENDS:
-        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
+    _check_tiling(tile_size, batch_size, overlap, blend)
     if int(height) < 1 or int(width) < 1:
         raise ValueError(f"The scene must have at least one pixel, got {height} x {width}.")
     if channels is not None:
@@ -377,6 +367,16 @@ def _window(read_window, y: int, x: int, tile: int, height: int, width: int) -> 
     if pad_h or pad_w:
         pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     return pixels
+
+
+def _check_tiling(tile_size, batch_size, overlap, blend) -> None:
+    """A named error for a tile, batch, overlap or blend the tiling cannot take."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+    if int(tile_size) < 1 or int(batch_size) < 1:
+        raise ValueError(f"tile_size and batch_size must be >= 1, got {tile_size} and {batch_size}.")
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
 
 
 def _center_keep(start: int, tile: int, margin: int, length: int) -> np.ndarray:
