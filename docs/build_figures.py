@@ -7,6 +7,7 @@ Writes small PNGs to docs/images/:
                      is there, else the synthetic set)
   tiling.png         a scene predicted with naive non-overlapping tiles vs predict_tiled (seams)
   lung_worst_cases.png the validation films the lung default scores worst
+  lung_opacity.png     a chest film under RandomOpacity (the lung example's opacity arm)
   map_footprints.jpg the command's GeoJSON footprints over a GeoTIFF scene, in map coordinates
   and copies of the example figures found under outputs/ (quickstart, lung_compare, aerial, aerial_s0,
   aerial_classes, trees; downscaled).
@@ -23,7 +24,7 @@ import keras
 import numpy as np
 
 from keras_unetpp import UNetPlusPlus, predict_tiled
-from keras_unetpp.datasets import load_dubai, make_shapes, to_float
+from keras_unetpp.datasets import load_dubai, load_folder_pairs, make_shapes, to_float
 from keras_unetpp.layers import (
     MedianBlur,
     RandomBrightness,
@@ -31,6 +32,7 @@ from keras_unetpp.layers import (
     RandomDihedral,
     RandomFlip,
     RandomGaussianNoise,
+    RandomOpacity,
     RandomRotation,
 )
 from keras_unetpp.visualization import overlay, panel_grid
@@ -252,6 +254,29 @@ def lung_worst_cases_figure(data, run: Path, count: int = 3):
     save_small("lung_worst_cases.png", np.concatenate(rows, axis=0))
 
 
+def opacity_figure(data, film: str = "nejmoa2001191_f4", draws: int = 4):
+    """A clear chest film and ``draws`` draws of ``RandomOpacity(0.6)`` (each applied), the lung
+    mask's outline in red: what the opacity arm of the lung example trains on."""
+    if data is None or not (data / "lung-xray").is_dir():
+        print("opacity: skipped (needs the lung data)")
+        return
+    sample = next(s for s in load_folder_pairs(data / "lung-xray", channels=1) if s.name == film)
+    image = cv2.resize(to_float(sample.image), (256, 256), interpolation=cv2.INTER_AREA)[None, ..., None]
+    mask = (cv2.resize(sample.mask.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) > 0.5)
+    mask = mask.astype(np.float32)[None, ..., None]
+    layer = RandomOpacity(0.6, probability=1.0, seed=7)
+    images = [image[0]] + [keras.ops.convert_to_numpy(layer(image, mask, training=True)[0])[0] for _ in range(draws)]
+    outline = cv2.morphologyEx(mask[0, ..., 0].astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    panels = []
+    for x in images:
+        rgb = np.repeat((np.clip(x, 0, 1) * 255).astype(np.uint8), 3, axis=-1)
+        rgb[outline > 0] = (255, 40, 40)
+        panels.append(rgb)
+    grid = panel_grid([panels], ["film"] + [f"RandomOpacity(0.6), draw {k + 1}" for k in range(draws)])
+    save_small("lung_opacity.png", grid)
+    print("drew lung_opacity.png")
+
+
 def map_figure(data, model_path: Path | None, image_name: str = "image_part_003"):
     """The command's GeoTIFF path end to end: a Tile 7 image written as a GeoTIFF (an illustrative
     UTM 40N georeference at 0.5 m per pixel: the Dubai images carry none), ``keras-unetpp predict
@@ -319,6 +344,7 @@ def main():
     lung_ablation_figure(args.outputs)
     map_figure(data, args.aerial_model)
     lung_worst_cases_figure(data, args.outputs / "lung_compare" / "all" / "seed0")
+    opacity_figure(data)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ ARMS = {
     "noise": {**ALL_OFF, "noise": 0.02},
     "no_noise": {"noise": 0},  # rotation, flip and intensity together: for films known to be clean
     "all": {},
+    "opacity": {"opacity": 0.6},  # all five plus white patches on the lungs (RandomOpacity): for dense opacities
 }
 
 

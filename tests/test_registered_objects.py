@@ -21,6 +21,7 @@ AUGMENTATIONS = {
     "RandomBrightness": lambda: layers.RandomBrightness(0.2, seed=1),
     "RandomContrast": lambda: layers.RandomContrast(0.3, seed=1),
     "RandomGaussianNoise": lambda: layers.RandomGaussianNoise(0.05, seed=1),
+    "RandomOpacity": lambda: layers.RandomOpacity(0.7, patches=3, probability=1.0, seed=1),
     "aerial_augmentation": lambda: layers.aerial_augmentation(seed=1),
     "xray_augmentation": lambda: layers.xray_augmentation(seed=1),
 }

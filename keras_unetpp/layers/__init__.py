@@ -4,6 +4,7 @@ from keras_unetpp.layers.base import ImageMaskLayer, RandomImageMaskLayer
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, RandomDihedral, RandomFlip, apply_dihedral, invert_dihedral
 from keras_unetpp.layers.intensity import RandomBrightness, RandomContrast, RandomGaussianNoise
 from keras_unetpp.layers.median_blur import MedianBlur, median_blur
+from keras_unetpp.layers.opacity import RandomOpacity, opacity_map
 from keras_unetpp.layers.pipelines import AugmentationPipeline, aerial_augmentation, xray_augmentation
 from keras_unetpp.layers.rotation import RandomRotation
 
@@ -18,10 +19,12 @@ __all__ = [
     "RandomFlip",
     "RandomGaussianNoise",
     "RandomImageMaskLayer",
+    "RandomOpacity",
     "RandomRotation",
     "aerial_augmentation",
     "apply_dihedral",
     "invert_dihedral",
     "median_blur",
+    "opacity_map",
     "xray_augmentation",
 ]

@@ -7,6 +7,7 @@ import keras
 from keras_unetpp.layers.base import ImageMaskLayer
 from keras_unetpp.layers.dihedral import RandomDihedral, RandomFlip
 from keras_unetpp.layers.intensity import RandomBrightness, RandomContrast, RandomGaussianNoise
+from keras_unetpp.layers.opacity import RandomOpacity
 from keras_unetpp.layers.median_blur import MedianBlur
 from keras_unetpp.layers.rotation import RandomRotation
 
@@ -112,9 +113,10 @@ def xray_augmentation(
     value_range=(0.0, 1.0),
     flip: bool = True,
     fill_mode: str = "nearest",
+    opacity: float = 0.0,
 ) -> AugmentationPipeline:
     """The chest X-ray pipeline: small rotations, left-right flips,
-    brightness, contrast and Gaussian noise. A transform whose amount is 0
+    brightness, contrast and Gaussian noise (and, when asked, opacities). A transform whose amount is 0
     (or ``flip=False``) is left out, so each one can be measured alone.
 
     Args:
@@ -128,6 +130,9 @@ def xray_augmentation(
         fill_mode: How rotation fills the corners it uncovers: ``"nearest"``
             (default: repeats the film's edge, no black wedges that real films
             do not have), ``"reflect"``, ``"constant"`` (black) or ``"wrap"``.
+        opacity: Largest peak of the white patches
+            [`RandomOpacity`][keras_unetpp.layers.RandomOpacity] lays over the
+            lungs (0, the default: none), applied before brightness and contrast.
 
     Returns:
         An [`AugmentationPipeline`][keras_unetpp.layers.AugmentationPipeline], inactive at inference.
@@ -150,6 +155,8 @@ def xray_augmentation(
         layers.append(RandomRotation(max_degrees, fill_mode=fill_mode, seed=_seed(seed, 0)))
     if flip:
         layers.append(RandomFlip("horizontal", seed=_seed(seed, 1)))
+    if opacity:
+        layers.append(RandomOpacity(opacity, value_range=value_range, seed=_seed(seed, 5)))
     if brightness:
         layers.append(RandomBrightness(brightness, value_range, seed=_seed(seed, 2)))
     if contrast:
