@@ -25,7 +25,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from lung_xray import paired_comparison  # noqa: E402  (the example's own per-film test)
 
 SHIFTS = ("rotated +10", "rotated -10", "brighter", "low contrast", "noisy", "low resolution")
 
@@ -79,12 +81,8 @@ def table(runs: dict, reference: str | None) -> tuple[str, dict]:
                 continue
             other = film_means(arm_runs)
             common = sorted(set(base) & set(other))
-            change = np.array([other[k] - base[k] for k in common])
-            nonzero = change[change != 0]
-            comparisons[arm] = {
-                "films": len(common), "better": int((change > 0).sum()), "worse": int((change < 0).sum()),
-                "mean_dice_change": float(change.mean()) if len(change) else float("nan"),
-                "wilcoxon_p": float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else 1.0}
+            comparisons[arm] = paired_comparison({k: {"dice": other[k]} for k in common},
+                                                 {k: {"dice": base[k]} for k in common}, key="dice")
     return "\n".join(lines), comparisons
 
 
@@ -99,7 +97,8 @@ def main(argv=None) -> int:
     print(markdown)
     for arm, c in comparisons.items():
         print(f"{arm} against {args.reference}: Dice per film {c['mean_dice_change']:+.4f} on average, better on "
-              f"{c['better']} of {c['films']} films, worse on {c['worse']}, Wilcoxon p = {c['wilcoxon_p']:.2g}")
+              f"{c['cases_better']} of {c['cases']} films, worse on {c['cases_worse']}, "
+              f"Wilcoxon p = {c['wilcoxon_p']:.2g}")
     if args.out is not None:
         args.out.write_text(json.dumps({"table": markdown, "comparisons": comparisons,
                                         "sources": args.metrics}, indent=1))

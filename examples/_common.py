@@ -146,7 +146,8 @@ def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config
     at the peak learning rate; its weights then go back into ``model``,
     which trains the remaining epochs on the cosine schedule.
     """
-    devices = data_parallel(getattr(args, "distribute", False))[1]
+    distribute = getattr(args, "distribute", False)
+    devices = data_parallel(distribute)[1]
     frozen_epochs = min(getattr(args, "frozen_epochs", 0), args.epochs - 1)
     fit = dict(steps_per_epoch=args.steps, validation_data=validation, verbose=fit_verbosity(args.quick),
                shuffle=False)  # the tf.data pipelines draw random crops themselves
@@ -154,7 +155,7 @@ def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config
     if frozen_epochs > 0:
         if not model.get_config().get("encoder"):
             raise SystemExit("--frozen-epochs needs --encoder (there is no encoder to freeze).")
-        with data_parallel(getattr(args, "distribute", False))[0]:
+        with data_parallel(distribute)[0]:
             frozen = type(model).from_config({**model.get_config(), "encoder_trainable": False})
             frozen.set_weights(model.get_weights())
             frozen.compile(optimizer=keras.optimizers.Adam(args.learning_rate * devices), loss=loss,
@@ -164,7 +165,7 @@ def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config
         model.set_weights(frozen.get_weights())
         with contextlib.suppress(OSError):
             (out / "frozen").rmdir()  # its backup is gone once the phase ends
-    with data_parallel(getattr(args, "distribute", False))[0]:
+    with data_parallel(distribute)[0]:
         schedule = learning_rate_schedule(args, (args.epochs - frozen_epochs) * args.steps, devices)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=_fresh(metrics))
     histories.append(model.fit(dataset, epochs=args.epochs, initial_epoch=frozen_epochs,
