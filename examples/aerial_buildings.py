@@ -142,7 +142,8 @@ def main(argv=None):
                         run_config(args))
     train_seconds = time.perf_counter() - start
     # The saved model takes raw uint8 RGB and returns full-resolution probabilities.
-    segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel, downsample=args.downsample)
+    segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel, downsample=args.downsample,
+                                   symmetries="dihedral")
     segmenter.save(out / "model.keras")
     save_curves(history, out, f"aerial {args.target}")
 

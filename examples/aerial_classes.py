@@ -94,7 +94,7 @@ def main(argv=None):
     history = fit_model(model, loss, [MulticlassIoU(classes)], train_ds, (val_x, val_y), args, out,
                         run_config(args))
     train_seconds = time.perf_counter() - start
-    segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel)
+    segmenter = with_preprocessing(model, channels=3, median_kernel=args.median_kernel, symmetries="dihedral")
     segmenter.save(out / "model.keras")
     save_curves(history, out, "aerial, six classes")
 

@@ -133,9 +133,11 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
                         {**run_config(args), "arm": arm, "seed": seed})
     seconds = time.perf_counter() - start
     # The saved model takes films as they come: 8-bit grayscale of any size in, probabilities at the film's
-    # size out (resized to the working size and scaled inside); 16-bit films through --input-range.
+    # size out (resized to the working size and scaled inside); 16-bit films through --input-range. It records
+    # the flips it was trained with, so that --tta mirrors films and never turns them upside down.
+    mirrored = ARMS[arm] is not None and ARMS[arm].get("flip", True)
     with_preprocessing(model, channels=1, median_kernel=0, working_size=(args.size, args.size),
-                       name="lung_segmenter").save(out / "model.keras")
+                       symmetries="mirror" if mirrored else "none", name="lung_segmenter").save(out / "model.keras")
     save_curves(history, out, f"lungs, augmentation {arm!r}, seed {seed}")
     prob = predict(model, val_x, args.tta)
     reports = [segmentation_report(t, p) for t, p in zip(val_y, prob)]

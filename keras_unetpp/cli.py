@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--tile", type=int, default=256, help="window edge in pixels (default 256)")
         command.add_argument("--overlap", type=float, default=0.25, help="window overlap in [0, 1) (default 0.25)")
         command.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
-        command.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")
+        command.add_argument("--tta", action="store_true",
+                             help="test-time augmentation over the symmetries the model was saved with "
+                                  "(with_preprocessing(symmetries=...): the lung example's models mirror "
+                                  "left-right), else the 8 of the square; 8x slower at most")
         command.add_argument("--threshold", type=_probability, default=0.5,
                              help="foreground threshold in (0, 1) (default 0.5)")
         command.add_argument("--input-range", nargs="+", default=None, metavar="LOW HIGH | percentile",
@@ -165,7 +168,7 @@ def predict_image(model, image, args):
     """Probabilities of one image: tiled, or whole for a model that resizes to its working size
     (TTA then over the symmetries the image's shape allows)."""
     from keras_unetpp import predict_tiled
-    from keras_unetpp.inference import DIHEDRAL_TRANSFORMS, predict_augmented
+    from keras_unetpp.inference import predict_augmented, tta_transforms
     from keras_unetpp.model_info import describe_model
 
     if not describe_model(model).whole_image:
@@ -174,7 +177,7 @@ def predict_image(model, image, args):
     tta = False
     if args.tta:
         square = image.shape[0] == image.shape[1]
-        tta = [t for t in DIHEDRAL_TRANSFORMS if square or not t[0]]  # no transposes of an oblong film
+        tta = [t for t in tta_transforms(True, model) if square or not t[0]]  # no transposes of an oblong film
     return predict_augmented(model, np.asarray(image, np.float32)[None], tta=tta)[0]
 
 
@@ -269,6 +272,21 @@ def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff, probabi
     return stems
 
 
+def _announce_tta(model, args) -> None:
+    """Says which transforms --tta averages over, and warns when the model does not record them."""
+    if not args.tta:
+        return
+    from keras_unetpp.model_info import describe_model
+
+    declared = describe_model(model).symmetries
+    if declared is None:
+        print("--tta: the model does not record the symmetries it was trained under; averaging over the 8 of the "
+              "square. A model trained with fewer (chest films: left-right mirroring only) loses accuracy under "
+              "them: save it with with_preprocessing(..., symmetries=\"mirror\").", file=sys.stderr, flush=True)
+    else:
+        print(f"--tta: averaging over the transforms the model was trained under ({len(declared)}; no transposes of an oblong image)", flush=True)
+
+
 def predict(args) -> int:
     from keras_unetpp import load_model
     from keras_unetpp.geo import is_geotiff, write_geojson
@@ -281,6 +299,7 @@ def predict(args) -> int:
     model = load_model(args.model, compile=False)
     from keras_unetpp.model_info import describe_model
 
+    _announce_tta(model, args)
     stems = plan_outputs(files, args.out, args.overwrite, is_geotiff, args.probabilities or bool(args.polygons),
                          describe_model(model).classes)
     try:
@@ -354,6 +373,7 @@ def evaluate(args) -> int:
     pairs = match_pairs(args.images, args.masks)
     model = load_model(args.model, compile=False)
     channels = _input_channels(model)
+    _announce_tta(model, args)
     from keras_unetpp.model_info import describe_model
 
     if describe_model(model).classes != 1:

@@ -59,7 +59,7 @@ def predict_geotiff(
     tile_size: int = 256,
     overlap: float = 0.25,
     batch_size: int = 8,
-    tta: bool = False,
+    tta=False,
     threshold: float = 0.5,
     probabilities_to: str | Path | None = None,
     progress: bool | None = None,
@@ -87,7 +87,8 @@ def predict_geotiff(
         tile_size: Window edge of ``predict_tiled``.
         overlap: Window overlap of ``predict_tiled``.
         batch_size: Windows per model call.
-        tta: Dihedral test-time augmentation.
+        tta: Test-time augmentation, as ``predict_tiled`` takes it (``True``: the
+            symmetries the model declares, else the 8 dihedral ones).
         threshold: Foreground threshold of a binary model.
         probabilities_to: Optional second GeoTIFF that receives the float32
             probabilities (one band per output channel), from the same pass.

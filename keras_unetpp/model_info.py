@@ -34,6 +34,10 @@ class ModelInfo:
             ``(0, 1 / input_scale)`` with preprocessing (``(0, 255)`` for uint8
             images), ``(0, 1)`` for a bare ``UNetPlusPlus``, None for a model
             that does not say (one built outside this library).
+        symmetries: The ``(transpose, flip_up_down, flip_left_right)``
+            transforms the model was trained under, as its
+            [`Symmetries`][keras_unetpp.layers.Symmetries] layer records them
+            (``with_preprocessing(..., symmetries=...)``); None where it does not say.
     """
 
     channels: int | None
@@ -43,6 +47,7 @@ class ModelInfo:
     has_preprocessing: bool
     input_range: tuple[float, float] | None
     whole_image: bool = False
+    symmetries: tuple | None = None
 
     @property
     def input_shape(self) -> tuple:
@@ -84,7 +89,7 @@ def describe_model(model: keras.Model) -> ModelInfo:
         >>> from keras_unetpp.models import with_preprocessing
         >>> core = UNetPlusPlus((None, None, 3), num_classes=2, filters=(2, 4))
         >>> describe_model(with_preprocessing(core, median_kernel=0))
-        ModelInfo(channels=3, height=None, width=None, classes=2, has_preprocessing=True, input_range=(0.0, 255.0), whole_image=False)
+        ModelInfo(channels=3, height=None, width=None, classes=2, has_preprocessing=True, input_range=(0.0, 255.0), whole_image=False, symmetries=None)
     """
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
@@ -105,7 +110,18 @@ def describe_model(model: keras.Model) -> ModelInfo:
         input_range = (0.0, 1.0) if isinstance(model, UNetPlusPlus) else None
     whole_image = any(layer.name == "to_working_size" for layer in getattr(model, "layers", []))
     return ModelInfo(channels=shape[-1], height=shape[1], width=shape[2], classes=int(classes),
-                     has_preprocessing=scale is not None, input_range=input_range, whole_image=whole_image)
+                     has_preprocessing=scale is not None, input_range=input_range, whole_image=whole_image,
+                     symmetries=_declared_symmetries(model))
+
+
+def _declared_symmetries(model) -> tuple | None:
+    """The transforms of the model's ``Symmetries`` layer, if it has one."""
+    from keras_unetpp.layers.symmetries import Symmetries
+
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, Symmetries):
+            return layer.transforms
+    return None
 
 
 def _input_scale(model) -> float | None:

@@ -85,6 +85,13 @@ def test_lung_example_quick_compare(tmp_path):
     assert set(metrics["runs"]) == {"all", "none"} and all(len(r) == 2 for r in metrics["runs"].values())
     for name in ("robustness.png", "arms.png", "all/seed0/predictions.png", "none/seed1/model.keras"):
         assert (tmp_path / name).stat().st_size > 0, name
+    # each saved model records the flips it was trained with: --tta mirrors films of the augmented arm only
+    import keras
+
+    from keras_unetpp.model_info import describe_model
+
+    for arm, declared in (("all", ((False, False, False), (False, False, True))), ("none", ((False, False, False),))):
+        assert describe_model(keras.saving.load_model(tmp_path / arm / "seed0" / "model.keras")).symmetries == declared
     # the paired per-case comparison, recomputed from the per-case IoUs (mean over seeds) with plain Python
     def case_mean(arm, name):
         return sum(r["per_image"][name]["iou"] for r in metrics["runs"][arm]) / len(metrics["runs"][arm])

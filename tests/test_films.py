@@ -168,3 +168,30 @@ def test_keep_largest_and_fill_holes_clean_the_mask(lung_model, tmp_path):
     _, regions = scipy.ndimage.label(mask, structure=np.ones((3, 3)))
     assert regions <= 2
     np.testing.assert_array_equal(scipy.ndimage.binary_fill_holes(mask), mask)
+
+
+def test_tta_mirrors_a_film_the_way_the_saved_model_was_trained(lung_model, tmp_path, capsys):
+    # as the lung example saves it: trained with left-right flips only, so --tta averages the film and its mirror
+    _, core = lung_model
+    declared = tmp_path / "mirror.keras"
+    with_preprocessing(core, channels=1, median_kernel=0, working_size=(WORK, WORK), symmetries="mirror").save(declared)
+    image = film(128, 128)  # square: all 8 symmetries would fit it, only the mirror may be used
+    cv2.imwrite(str(tmp_path / "film.png"), image)
+    out = tmp_path / "out"
+    assert main(["predict", str(declared), str(tmp_path / "film.png"), "--out", str(out), "--tta",
+                 "--probabilities"]) == 0
+    assert "averaging over the transforms the model was trained under (2" in capsys.readouterr().out
+    small = cv2.resize(image, (WORK, WORK), interpolation=cv2.INTER_AREA)[None, ..., None] / 255.0
+    small = small.astype("float32")
+    mean = (core.predict(small, verbose=0) + core.predict(small[:, :, ::-1].copy(), verbose=0)[:, :, ::-1]) / 2
+    expected = cv2.resize(mean[0, ..., 0], (128, 128), interpolation=cv2.INTER_LINEAR)
+    got = cv2.imread(str(out / "film_probabilities.png"), cv2.IMREAD_UNCHANGED) / 255.0
+    assert np.abs(got - expected).max() <= 0.01  # 8-bit PNG steps and two bilinear resizers
+    # a model that records nothing gets all 8, and the command says so
+    undeclared = tmp_path / "plain.keras"
+    with_preprocessing(core, channels=1, median_kernel=0, working_size=(WORK, WORK)).save(undeclared)
+    assert main(["predict", str(undeclared), str(tmp_path / "film.png"), "--out", str(tmp_path / "o8"),
+                 "--tta", "--probabilities"]) == 0
+    assert "does not record the symmetries" in capsys.readouterr().err
+    eight = cv2.imread(str(tmp_path / "o8" / "film_probabilities.png"), cv2.IMREAD_UNCHANGED) / 255.0
+    assert np.abs(eight - got).max() > 0.05  # upside-down and transposed films change this model's answer

@@ -8,6 +8,7 @@ from keras_unetpp.inference.tiling import (
     predict_augmented,
     predict_tiled,
     tiled_bands,
+    tta_transforms,
     window_starts,
     window_stride,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "predict_augmented",
     "predict_tiled",
     "tiled_bands",
+    "tta_transforms",
     "window_starts",
     "window_stride",
 ]

@@ -23,6 +23,7 @@ from keras_unetpp.input_values import to_model_values
 from keras_unetpp.model_info import ModelInfo, describe_model
 
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
+from keras_unetpp.layers.symmetries import NAMED_SYMMETRIES, symmetry_transforms
 
 #: The identity transform, as a ``(transpose, flip_up_down, flip_left_right)`` triple.
 IDENTITY = (False, False, False)
@@ -193,10 +194,13 @@ def predict_tiled(
             ``"gaussian"`` (weights fall off towards a window's edge: soft
             blending that hides seams of models whose context is larger than
             the margin) or ``"mean"`` (plain average of the overlapping windows).
-        tta: Test-time augmentation: ``True`` averages over the 8 dihedral
-            transforms (``DIHEDRAL_TRANSFORMS``), each mapped back before
-            blending; or a subset of those ``(transpose, flip_ud, flip_lr)``
-            triples; ``False`` for none.
+        tta: Test-time augmentation, each transform mapped back before
+            blending: ``True`` averages over the symmetries the model declares
+            (``with_preprocessing(..., symmetries=...)``), else over the 8
+            dihedral transforms (``DIHEDRAL_TRANSFORMS``); a name
+            (``"dihedral"``, ``"mirror"``, ``"flips"``) or a subset of those
+            ``(transpose, flip_ud, flip_lr)`` triples; ``False`` for none
+            ([`tta_transforms()`][keras_unetpp.inference.tta_transforms]).
         progress: Show a Keras ``Progbar``; ``None`` shows it when there are
             more than 32 windows.
         sigma_scale: Gaussian standard deviation as a fraction of the tile.
@@ -301,7 +305,7 @@ def tiled_bands(model, read_window, height: int, width: int, tile_size: int = 25
         _check_model_input(model, (int(height), int(width), int(channels)), (int(tile_size),) * 2,
                            "windows (tile_size)")
     return _bands(model, read_window, int(height), int(width), int(tile_size), overlap, int(batch_size), blend,
-                  list(_resolve_tta(tta)), progress, sigma_scale)
+                  list(tta_transforms(tta, model)), progress, sigma_scale)
 
 
 def _bands(model, read_window, height, width, tile, overlap, batch_size, blend, transforms, progress, sigma_scale):
@@ -394,18 +398,51 @@ def _replicas(model) -> int:
     return max(1, int(getattr(strategy, "num_replicas_in_sync", 1) or 1))
 
 
-def _resolve_tta(tta) -> tuple:
+def _declared_symmetries(model):
+    if model is None:
+        return None
+    try:
+        return describe_model(model).symmetries
+    except ValueError:  # a model that cannot be described declares nothing
+        return None
+
+
+def tta_transforms(tta, model=None) -> tuple:
+    """The transforms test-time augmentation averages over.
+
+    Args:
+        tta: ``True``: the symmetries ``model`` declares (a
+            [`Symmetries`][keras_unetpp.layers.Symmetries] layer, put there by
+            ``with_preprocessing(..., symmetries=...)``), else the 8 dihedral
+            transforms; ``False``: the identity alone; a name (``"dihedral"``,
+            ``"mirror"``, ``"flips"``, ``"none"``) or a sequence of triples from
+            ``DIHEDRAL_TRANSFORMS``: those.
+        model: The model that will predict (only read for ``tta=True``).
+
+    Returns:
+        A tuple of ``(transpose, flip_up_down, flip_left_right)`` triples.
+
+    Raises:
+        ValueError: For anything else, naming what ``tta`` may be.
+
+    Examples:
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> from keras_unetpp.models import with_preprocessing
+        >>> core = UNetPlusPlus((None, None, 1), filters=(2, 4))
+        >>> len(tta_transforms(True, core)), len(tta_transforms("mirror"))
+        (8, 2)
+        >>> tta_transforms(True, with_preprocessing(core, channels=1, median_kernel=0, symmetries="mirror"))
+        ((False, False, False), (False, False, True))
+    """
     if tta is True:
-        return DIHEDRAL_TRANSFORMS
-    if tta is False:
+        return _declared_symmetries(model) or DIHEDRAL_TRANSFORMS
+    if tta is False or tta is None:
         return (IDENTITY,)
     try:
-        transforms = tuple(tuple(bool(v) for v in t) for t in tta)
-    except TypeError:
-        transforms = ()
-    if not transforms or any(t not in DIHEDRAL_TRANSFORMS for t in transforms):
-        raise ValueError(f"tta must be a bool or a non-empty subset of DIHEDRAL_TRANSFORMS, got {tta!r}.")
-    return transforms
+        return symmetry_transforms(tta)
+    except ValueError:
+        raise ValueError(f"tta must be a bool, a name of symmetries ({sorted(NAMED_SYMMETRIES)}) or a non-empty "
+                         f"sequence of triples from DIHEDRAL_TRANSFORMS, got {tta!r}.") from None
 
 
 def predict_augmented(
@@ -429,10 +466,13 @@ def predict_augmented(
     Args:
         model: Any Keras model mapping (N, H, W, C) to (N, H, W, k).
         images: (N, H, W, C) array (square if a transform transposes).
-        tta: ``True``: the 8 dihedral transforms; ``False``: the identity
-            (plain prediction); or a subset of ``DIHEDRAL_TRANSFORMS``, e.g.
-            ``MIRROR_TTA`` (as is and left-right mirrored, for subjects that are
-            not symmetric under rotation, such as chest films).
+        tta: ``True``: the symmetries the model declares
+            (``with_preprocessing(..., symmetries=...)``), else the 8 dihedral
+            transforms; ``False``: the identity (plain prediction); a name
+            (``"dihedral"``, ``"mirror"``, ``"flips"``) or a subset of
+            ``DIHEDRAL_TRANSFORMS``, e.g. ``MIRROR_TTA`` (as is and left-right
+            mirrored, for subjects that are not symmetric under rotation, such
+            as chest films).
         batch_size: Images per model call.
 
     Returns:
@@ -457,7 +497,7 @@ def predict_augmented(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     _check_model_input(model, array.shape, array.shape[1:3], "images")
-    transforms = _resolve_tta(tta)
+    transforms = tta_transforms(tta, model)
     if array.shape[1] != array.shape[2] and any(t[0] for t in transforms):
         raise ValueError(f"Transposing transforms need square images, got shape {array.shape}; "
                          f"use a subset of DIHEDRAL_TRANSFORMS without transpose (e.g. MIRROR_TTA).")

@@ -7,6 +7,7 @@ from keras_unetpp.layers.median_blur import MedianBlur, median_blur
 from keras_unetpp.layers.opacity import RandomOpacity, opacity_map
 from keras_unetpp.layers.pipelines import AugmentationPipeline, aerial_augmentation, xray_augmentation
 from keras_unetpp.layers.rotation import RandomRotation
+from keras_unetpp.layers.symmetries import Symmetries, symmetry_transforms
 
 __all__ = [
     "DIHEDRAL_TRANSFORMS",
@@ -21,10 +22,12 @@ __all__ = [
     "RandomImageMaskLayer",
     "RandomOpacity",
     "RandomRotation",
+    "Symmetries",
     "aerial_augmentation",
     "apply_dihedral",
     "invert_dihedral",
     "median_blur",
     "opacity_map",
+    "symmetry_transforms",
     "xray_augmentation",
 ]

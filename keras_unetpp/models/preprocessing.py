@@ -22,6 +22,7 @@ import numpy as np
 from keras import layers
 
 from keras_unetpp.layers.median_blur import MedianBlur
+from keras_unetpp.layers.symmetries import Symmetries
 from keras_unetpp.models.blocks import BilinearUpsampling, CropToReference, PadToMultiple, bilinear_resize_axis
 
 
@@ -219,6 +220,7 @@ def with_preprocessing(
     downsample: int = 1,
     name: str = "segmenter",
     working_size: tuple[int, int] | None = None,
+    symmetries=None,
 ) -> keras.Model:
     """Wraps a trained model so that it takes raw images and returns
     probabilities at the input's full resolution.
@@ -247,6 +249,14 @@ def with_preprocessing(
             prepares training images) and the probabilities are resized back
             to the input's size (bilinear); for models trained on whole images
             resized to one size (chest X-rays). Not combined with ``downsample``.
+        symmetries: The transforms the model was trained under, recorded in
+            the saved model (a [`Symmetries`][keras_unetpp.layers.Symmetries]
+            layer) so that test-time augmentation (``tta=True``,
+            ``keras-unetpp predict --tta``) averages over these alone:
+            ``"dihedral"`` (the 8 symmetries of the square, the aerial recipe),
+            ``"mirror"`` (left-right flips only, chest films), ``"flips"``, or
+            a sequence of triples from ``DIHEDRAL_TRANSFORMS``. None records
+            nothing (TTA then uses all 8).
 
     Returns:
         A ``keras.Model`` mapping (N, H, W, channels) raw images to
@@ -272,8 +282,9 @@ def with_preprocessing(
             raise ValueError("working_size and downsample are two ways to set the working scale: pass one.")
         if len(tuple(working_size)) != 2 or min(int(v) for v in working_size) < 1:
             raise ValueError(f"working_size must be (height, width) of positive integers, got {working_size!r}.")
+    declared = None if symmetries is None else Symmetries(symmetries, name="symmetries")  # checks it first
     inputs = keras.Input((None, None, int(channels)), name="raw_images")
-    x = inputs
+    x = inputs if declared is None else declared(inputs)
     for layer in preprocessing_layers(input_scale, median_kernel, downsample):
         x = layer(x)
     if working_size is not None:
