@@ -284,7 +284,8 @@ def _announce_tta(model, args) -> None:
               "square. A model trained with fewer (chest films: left-right mirroring only) loses accuracy under "
               "them: save it with with_preprocessing(..., symmetries=\"mirror\").", file=sys.stderr, flush=True)
     else:
-        print(f"--tta: averaging over the transforms the model was trained under ({len(declared)}; no transposes of an oblong image)", flush=True)
+        print(f"--tta: averaging over the {len(declared)} transforms the model was trained under (less any "
+              "transposes for an oblong image)", flush=True)
 
 
 def predict(args) -> int:

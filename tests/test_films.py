@@ -180,7 +180,7 @@ def test_tta_mirrors_a_film_the_way_the_saved_model_was_trained(lung_model, tmp_
     out = tmp_path / "out"
     assert main(["predict", str(declared), str(tmp_path / "film.png"), "--out", str(out), "--tta",
                  "--probabilities"]) == 0
-    assert "averaging over the transforms the model was trained under (2" in capsys.readouterr().out
+    assert "averaging over the 2 transforms the model was trained under" in capsys.readouterr().out
     small = cv2.resize(image, (WORK, WORK), interpolation=cv2.INTER_AREA)[None, ..., None] / 255.0
     small = small.astype("float32")
     mean = (core.predict(small, verbose=0) + core.predict(small[:, :, ::-1].copy(), verbose=0)[:, :, ::-1]) / 2
