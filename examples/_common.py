@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from keras_unetpp.datasets import data_root
+from keras_unetpp.models import efficientnet_lite
 from keras_unetpp.visualization import plot_curves
 
 
@@ -42,7 +43,8 @@ def common_parser(description: str, out: str) -> argparse.ArgumentParser:
                              "give the decoder widths (6 values use all five levels). Default: the example's own")
     parser.add_argument("--encoder-weights", default=None,
                         help="with --encoder: imagenet (EfficientNet-Lite: from the installed package; others: "
-                             "downloaded by Keras), none for random weights, or a weights file")
+                             "downloaded by Keras), none for random weights, or a weights file. Default: imagenet "
+                             "for efficientnet_lite0/1/2, none for the others")
     parser.add_argument("--encoder-projection", action="store_true",
                         help="with --encoder: a 1x1 convolution maps each encoder level to the decoder's width "
                              "(UNetPlusPlus(encoder_projection=True))")
@@ -111,15 +113,23 @@ def _started_strategy(backend: str):
 
 
 def encoder_options(args) -> dict:
-    """UNetPlusPlus keyword arguments for --encoder / --encoder-weights (none without an encoder)."""
+    """UNetPlusPlus keyword arguments for --encoder / --encoder-weights (none without an encoder).
+
+    Without --encoder-weights, an EfficientNet-Lite encoder starts from its ImageNet weights (installed with
+    the pretrained extra) and other named encoders from random weights (theirs would need a download)."""
     if args.encoder in (None, "none"):
         if args.encoder_weights not in (None, "none"):
             raise SystemExit("--encoder-weights needs --encoder (e.g. --encoder efficientnet_lite0).")
         if getattr(args, "encoder_projection", False):
             raise SystemExit("--encoder-projection needs --encoder (e.g. --encoder efficientnet_lite0).")
         return {}
-    options = {"encoder": args.encoder,
-               "encoder_weights": None if args.encoder_weights == "none" else args.encoder_weights}
+    weights = args.encoder_weights
+    if weights is None:
+        # EfficientNet-Lite weights install with the pretrained extra, so a named Lite encoder starts from
+        # ImageNet as the aerial default does; other encoders' weights download, so they stay random unless asked.
+        weights = "imagenet" if args.encoder in efficientnet_lite.VARIANTS else "none"
+        args.encoder_weights = weights   # recorded in the run's metrics as used
+    options = {"encoder": args.encoder, "encoder_weights": None if weights == "none" else weights}
     if getattr(args, "encoder_projection", False):
         options["encoder_projection"] = True
     return options

@@ -112,7 +112,7 @@ def main(argv=None):
     # The default: an EfficientNet-Lite0 encoder with ImageNet weights under the nested decoder (measured best
     # on Tile 7 at this budget: docs/examples.md, docs/encoders.md); --encoder none gives the plain UNet++.
     if args.encoder is None:
-        args.encoder, args.encoder_weights = "efficientnet_lite0", args.encoder_weights or "imagenet"
+        args.encoder = "efficientnet_lite0"   # ImageNet weights unless --encoder-weights none
     apply_defaults(args, full=dict(epochs=15, steps=80, batch_size=8, crop=128, downsample=1,
                                    filters=[16, 32, 64, 128, 256, 256]),
                    quick=dict(epochs=2, steps=3, batch_size=4, crop=64, downsample=2, filters=[8, 16, 32]))

@@ -290,3 +290,27 @@ def test_lung_example_with_a_pretrained_style_encoder(tmp_path):
     model = next(layer for layer in saved.layers if isinstance(layer, UNetPlusPlus))
     assert model.get_config()["encoder"] == "efficientnetv2b0"
     assert model.get_layer("encoder").inputs[0].shape[-1] == 1
+
+
+def test_a_named_lite_encoder_starts_from_imagenet_weights_unless_told_otherwise():
+    """The docs suggest --encoder efficientnet_lite1 for a larger encoder: it must not silently train from
+    random weights, while encoders whose weights need a download stay random unless asked."""
+    import argparse
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+    def options(encoder, weights=None):
+        return _common.encoder_options(argparse.Namespace(encoder=encoder, encoder_weights=weights))
+
+    for lite in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+        assert options(lite)["encoder_weights"] == "imagenet", lite
+        assert options(lite, "none")["encoder_weights"] is None, lite
+    assert options("efficientnetv2b0")["encoder_weights"] is None
+    assert options("resnet50", "imagenet")["encoder_weights"] == "imagenet"
+    assert options("none") == {} and options(None) == {}
+    with pytest.raises(SystemExit, match="--encoder-weights needs --encoder"):
+        options(None, "imagenet")
