@@ -1,6 +1,6 @@
 """The ``keras-unetpp`` command (also ``python -m keras_unetpp``).
 
-    keras-unetpp predict MODEL.keras INPUT... --out OUT [--tile 256 --overlap 0.25 --tta
+    keras-unetpp predict MODEL.keras INPUT... --out OUT [--tile 256 --overlap 0.25 --tta [--tta-set SET]
                          --threshold 0.5 --probabilities --polygons SHAPES.geojson --min-area A]
     keras-unetpp evaluate MODEL.keras --images DIR --masks DIR [--out OUT]
     keras-unetpp export MODEL.keras --format {tf_saved_model,onnx,litert} [--out PATH --input-size H W]
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_unetpp.layers.symmetries import NAMED_SYMMETRIES
+
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 DICOM_SUFFIXES = (".dcm",)
 
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="test-time augmentation over the symmetries the model was saved with "
                                   "(with_preprocessing(symmetries=...): the lung example's models mirror "
                                   "left-right), else the 8 of the square; 8x slower at most")
+        command.add_argument("--tta-set", type=_symmetries_name, default=None, metavar="SET",
+                             help="test-time augmentation over a named set instead (implies --tta): "
+                                  f"{', '.join(sorted(NAMED_SYMMETRIES))}; for models saved without one")
         command.add_argument("--threshold", type=_probability, default=0.5,
                              help="foreground threshold in (0, 1) (default 0.5)")
         command.add_argument("--input-range", nargs="+", default=None, metavar="LOW HIGH | percentile",
@@ -99,6 +104,13 @@ def _probability(text: str) -> float:
         raise argparse.ArgumentTypeError(f"the threshold is a probability strictly between 0 and 1, got {text} "
                                          "(0 or below would mark every pixel, 1 or above none)")
     return value
+
+
+def _symmetries_name(text: str) -> str:
+    if text not in NAMED_SYMMETRIES:
+        raise argparse.ArgumentTypeError(f"{text!r} names no set of symmetries; one of "
+                                         f"{', '.join(sorted(NAMED_SYMMETRIES))} (or --tta alone: the model's own set)")
+    return text
 
 
 def _input_range(values):
@@ -177,7 +189,7 @@ def predict_image(model, image, args):
     tta = False
     if args.tta:
         square = image.shape[0] == image.shape[1]
-        tta = [t for t in tta_transforms(True, model) if square or not t[0]]  # no transposes of an oblong film
+        tta = [t for t in tta_transforms(args.tta, model) if square or not t[0]]  # no transposes of an oblong film
     return predict_augmented(model, np.asarray(image, np.float32)[None], tta=tta)[0]
 
 
@@ -279,10 +291,18 @@ def _announce_tta(model, args) -> None:
     from keras_unetpp.model_info import describe_model
 
     declared = describe_model(model).symmetries
-    if declared is None:
+    if args.tta is not True:
+        named = NAMED_SYMMETRIES[args.tta]
+        print(f"--tta-set {args.tta}: averaging over its {len(named)} transforms (less any transposes for an oblong "
+              "image)", flush=True)
+        if declared is not None and set(declared) != set(named):
+            print(f"--tta-set {args.tta}: the model records another set ({len(declared)} transforms) as the one it "
+                  "was trained under; --tta alone uses that.", file=sys.stderr, flush=True)
+    elif declared is None:
         print("--tta: the model does not record the symmetries it was trained under; averaging over the 8 of the "
               "square. A model trained with fewer (chest films: left-right mirroring only) loses accuracy under "
-              "them: save it with with_preprocessing(..., symmetries=\"mirror\").", file=sys.stderr, flush=True)
+              "them: name its set (--tta-set mirror), or save it with with_preprocessing(..., symmetries=\"mirror\").",
+              file=sys.stderr, flush=True)
     else:
         print(f"--tta: averaging over the {len(declared)} transforms the model was trained under (less any "
               "transposes for an oblong image)", flush=True)
@@ -428,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         0 on success (errors exit with a message naming the problem).
     """
     args = build_parser().parse_args(argv)
+    if getattr(args, "tta_set", None):
+        args.tta = args.tta_set  # a named set, in the form tta_transforms takes
     try:
         return {"predict": predict, "evaluate": evaluate, "export": export}[args.command](args)
     except (FileNotFoundError, ValueError, ImportError) as error:

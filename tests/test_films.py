@@ -195,3 +195,17 @@ def test_tta_mirrors_a_film_the_way_the_saved_model_was_trained(lung_model, tmp_
     assert "does not record the symmetries" in capsys.readouterr().err
     eight = cv2.imread(str(tmp_path / "o8" / "film_probabilities.png"), cv2.IMREAD_UNCHANGED) / 255.0
     assert np.abs(eight - got).max() > 0.05  # upside-down and transposed films change this model's answer
+    # a model saved without a set gets the right one by name
+    assert main(["predict", str(undeclared), str(tmp_path / "film.png"), "--out", str(tmp_path / "named"),
+                 "--tta-set", "mirror", "--probabilities"]) == 0
+    assert "--tta-set mirror: averaging over its 2 transforms" in capsys.readouterr().out
+    named = cv2.imread(str(tmp_path / "named" / "film_probabilities.png"), cv2.IMREAD_UNCHANGED) / 255.0
+    assert np.abs(named - expected).max() <= 0.01
+    # naming a set other than the model's own is allowed, and said
+    assert main(["predict", str(declared), str(tmp_path / "film.png"), "--out", str(tmp_path / "other"),
+                 "--tta-set", "none"]) == 0
+    assert "the model records another set (2 transforms)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", str(declared), str(tmp_path / "film.png"), "--out", str(tmp_path / "bad"),
+              "--tta-set", "rotations"])
+    assert "'rotations' names no set of symmetries; one of dihedral, flips, mirror, none" in capsys.readouterr().err
