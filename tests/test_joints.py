@@ -169,6 +169,36 @@ def test_command_predict_on_geotiff_with_polygons(artefacts, kind, tmp_path):
         assert {f["properties"]["class"] for f in features} <= set(classes)
 
 
+def test_command_tta_set_on_a_geotiff_averages_the_named_flips(artefacts, tmp_path):
+    """--tta-set flips through the windowed GeoTIFF path: the probabilities written are the mean of the
+    model over the scene flipped each way (numpy flips), mapped back."""
+    rasterio = pytest.importorskip("rasterio", reason="the geo extra is not installed")
+    from rasterio.transform import from_origin
+
+    _, saved = artefacts
+    image, _ = scene()
+    model = load_model(saved["segmenter"])
+    tif = tmp_path / "scene.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=SIZE, width=SIZE, count=3, dtype="uint8",
+                       crs="EPSG:32640", transform=from_origin(500000.0, 2800000.0, 0.5, 0.5)) as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    assert main(["predict", str(saved["segmenter"]), str(tif), "--out", str(tmp_path / "o"), "--tile", str(SIZE),
+                 "--tta-set", "flips", "--probabilities"]) == 0
+    x = model_input("segmenter", image)
+    reference = []
+    for up_down in (False, True):
+        for left_right in (False, True):
+            t = x[::-1] if up_down else x
+            t = t[:, ::-1] if left_right else t
+            p = model.predict(np.ascontiguousarray(t)[None], verbose=0)[0]
+            p = p[:, ::-1] if left_right else p
+            reference.append(p[::-1] if up_down else p)
+    with rasterio.open(tmp_path / "o" / "scene_probabilities.tif") as src:
+        written = np.moveaxis(src.read(), 0, -1)
+    np.testing.assert_allclose(written, np.mean(reference, axis=0), atol=1e-5)
+    assert np.abs(written - reference[0]).max() > 1e-3  # the model is not flip-invariant: the average shows
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_command_evaluate_scores_like_numpy(artefacts, kind, tmp_path):
     folder, saved = artefacts
