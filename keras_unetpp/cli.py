@@ -16,7 +16,8 @@ bare UNet++); 16-bit images and rasters need ``--input-range LOW HIGH`` or
 ``--input-range percentile`` (``keras_unetpp.input_values``).
 
 ``evaluate``: predicts every image of ``--images`` whole (tiled), compares it
-with the mask of the same stem in ``--masks`` (non-zero = foreground), prints
+with the mask of the same stem in ``--masks`` (non-zero = foreground; every
+image needs one, masks of other images are left out, with a note), prints
 the segmentation report and writes error maps and ``metrics.json``.
 
 ``export``: SavedModel, ONNX or LiteRT through ``keras.Model.export``
@@ -387,11 +388,15 @@ def read_truth(path: Path, color: str | None = None):
 
 def evaluate(args) -> int:
     from keras_unetpp import load_model
-    from keras_unetpp.datasets.io import match_pairs, read_image
+    from keras_unetpp.datasets.io import list_images, match_pairs, read_image
     from keras_unetpp.evaluation import SegmentationReport, segmentation_report
     from keras_unetpp.visualization import save_error_map
 
-    pairs = match_pairs(args.images, args.masks)
+    pairs = match_pairs(args.images, args.masks, extra_masks=True)  # every image needs its mask
+    unused = len(list_images(args.masks)) - len(pairs)
+    if unused:
+        print(f"evaluate: scoring the {len(pairs)} images of {args.images}; {unused} masks of {args.masks} have no "
+              "image there and are left out", flush=True)
     model = load_model(args.model, compile=False)
     channels = _input_channels(model)
     _announce_tta(model, args)

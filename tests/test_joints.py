@@ -219,6 +219,24 @@ def test_command_evaluate_scores_like_numpy(artefacts, kind, tmp_path):
     assert got == pytest.approx(iou, abs=0.01 if kind == "mixed_precision" else 1e-6)
 
 
+def test_command_evaluate_scores_some_images_against_the_masks_of_a_whole_set(artefacts, tmp_path, capsys):
+    """A test subset of images against a masks folder of the whole data set: masks without an image are left
+    out with a note; an image without a mask is still refused."""
+    folder, saved = artefacts
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    (images / "a.png").write_bytes((folder / "scene.png").read_bytes())
+    for stem in ("a", "b", "c"):
+        (masks / f"{stem}.png").write_bytes((folder / "scene_truth.png").read_bytes())
+    args = ["evaluate", str(saved["plain"]), "--images", str(images), "--masks", str(masks), "--tile", str(SIZE)]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 0
+    assert "scoring the 1 images" in capsys.readouterr().out
+    assert list(json.loads((tmp_path / "e" / "metrics.json").read_text())["per_image"]) == ["a"]
+    (images / "d.png").write_bytes((folder / "scene.png").read_bytes())
+    assert main([*args, "--out", str(tmp_path / "e2")]) == 2
+    assert "images without a mask in" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exports are tested on TensorFlow")
 @pytest.mark.parametrize("fmt", ["tf_saved_model", "onnx", "litert"])

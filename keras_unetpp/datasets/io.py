@@ -129,15 +129,22 @@ def list_images(folder: Path) -> dict[str, Path]:
     return files
 
 
-def match_pairs(image_dir: Path, mask_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(stem, image path, mask path) for every stem; unmatched files are an error.
+def match_pairs(image_dir: Path, mask_dir: Path, extra_masks: bool = False) -> list[tuple[str, Path, Path]]:
+    """(stem, image path, mask path) for every image; unmatched files are an error.
+
+    Args:
+        image_dir: Folder of images.
+        mask_dir: Folder of masks, matched to the images by file stem.
+        extra_masks: Allow masks without an image (scoring some images against
+            the masks of a whole data set); an image without a mask is always
+            an error.
 
     Raises:
         ValueError: Naming the files without a partner.
     """
     images, masks = list_images(image_dir), list_images(mask_dir)
     missing_masks = sorted(set(images) - set(masks))
-    missing_images = sorted(set(masks) - set(images))
+    missing_images = [] if extra_masks else sorted(set(masks) - set(images))
     if missing_masks or missing_images:
         raise ValueError(
             f"Unmatched files: images without a mask in {mask_dir}: {missing_masks[:5]}; "
