@@ -21,7 +21,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from scipy.stats import wilcoxon
 
 from keras_unetpp.datasets import load_folder_pairs, split_fraction
 from keras_unetpp.evaluation import segmentation_report
@@ -29,6 +28,7 @@ from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _common import resolve_data  # noqa: E402  (the examples' data-directory rule)
+from lung_xray import paired_comparison  # noqa: E402  (the example's own per-film test)
 
 
 def native_dice(model_path: Path, films: list, tta: bool) -> dict[str, float]:
@@ -57,10 +57,10 @@ def main(argv=None) -> dict:
         print(f"{path}: Dice {np.mean(list(scores.values())):.4f} over {len(scores)} films at their own size, "
               f"worst {worst} {scores[worst]:.3f}")
     if len(results) == 2:
-        first, second = (np.array(list(s.values())) for s in results.values())
-        better = int(np.sum(second > first))
-        print(f"second against first: {np.mean(second - first):+.4f} per film, better on {better} of "
-              f"{len(first)}, Wilcoxon p = {wilcoxon(second, first).pvalue:.2g}")
+        first, second = ({name: {"dice": dice} for name, dice in s.items()} for s in results.values())
+        paired = paired_comparison(second, first, key="dice")
+        print(f"second against first: {paired['mean_dice_change']:+.4f} per film, better on "
+              f"{paired['cases_better']} of {paired['cases']}, Wilcoxon p = {paired['wilcoxon_p']:.2g}")
     if args.out is not None:
         args.out.write_text(json.dumps({"split_seed": args.split_seed, "tta": args.tta, "dice": results}, indent=2))
     return results
