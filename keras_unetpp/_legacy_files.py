@@ -21,6 +21,8 @@ import zipfile
 
 import keras
 
+from keras_unetpp.models.h5_layout import is_nested_unetpp, weight_groups
+
 _LEGACY_MARK = "layers/functional"
 
 
@@ -32,31 +34,7 @@ def is_legacy_file(archive: zipfile.ZipFile) -> bool:
     import h5py
 
     with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as store:
-        return any(_is_nested_unetpp(group) for group in _groups(store))
-
-
-def _groups(store):
-    found = []
-    store.visititems(lambda name, obj: found.append(obj) if hasattr(obj, "keys") else None)
-    return [store] + found
-
-
-def _is_nested_unetpp(group) -> bool:
-    return "layers" in group and list(group["layers"].keys()) == ["functional"]
-
-
-def refuse_nested_store(store) -> None:
-    """Raises a clear error when Keras' own loader meets a 0.1 UNet++ (its graph one level
-    deeper than today's): only ``keras_unetpp.load_model`` converts such a file."""
-    h5_file, path = getattr(store, "h5_file", None), getattr(store, "_h5_entry_path", None)
-    if h5_file is None or path is None:  # another store kind (a future Keras): leave it to Keras
-        return
-    group = h5_file[path] if path else h5_file
-    if hasattr(group, "keys") and _is_nested_unetpp(group):
-        raise ValueError(
-            "This file holds a UNetPlusPlus saved by keras-unetpp 0.1, whose layers are stored one level "
-            "deeper than today's. Load it with keras_unetpp.load_model(path), which converts it, then save "
-            "it again to get a file that keras.models.load_model reads.")
+        return any(is_nested_unetpp(group) for group in weight_groups(store))
 
 
 def load_legacy(archive: zipfile.ZipFile, compile: bool = True) -> keras.Model:
@@ -80,7 +58,7 @@ def _fill(layer, group) -> None:
     """Sets ``layer``'s variables (and its sub-layers') from the h5 ``group`` Keras saved it in."""
     from keras_unetpp.models import UNetPlusPlus
 
-    if isinstance(layer, UNetPlusPlus) and _is_nested_unetpp(group):
+    if isinstance(layer, UNetPlusPlus) and is_nested_unetpp(group):
         group = group["layers"]["functional"]
     if "vars" in group and len(group["vars"]):
         values = [group["vars"][str(i)][()] for i in range(len(group["vars"]))]

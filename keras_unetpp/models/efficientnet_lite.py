@@ -32,6 +32,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_unetpp.models.first_conv import adapt_first_kernel
 from keras_unetpp.models.torch_checkpoint import load_legacy_state_dict
 
 #: name: (width multiplier, depth multiplier, ImageNet resolution, dropout before the classifier)
@@ -113,7 +114,7 @@ def efficientnet_lite(name: str = "efficientnet_lite0", input_shape=(None, None,
             EfficientNet-PyTorch names, or a ``.weights.h5`` saved from this
             model built with 3 channels and the same ``include_top``. For other
             than 3 channels the first convolution is adapted by
-            [`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel].
+            [`adapt_first_kernel()`][keras_unetpp.models.first_conv.adapt_first_kernel].
         dtype: Dtype policy of every layer (e.g. ``"mixed_bfloat16"``); None: the global one.
 
     Returns:
@@ -266,8 +267,6 @@ def load_weights(model: keras.Model, name: str, weights: str | Path) -> None:
             raise ValueError(f"{str(path)!r} has no weights for layer {layer.name!r} of {name}.")
         values = converted[layer.name]
         if layer.name == "stem_conv" and channels != 3:
-            from keras_unetpp.models.encoders import adapt_first_kernel
-
             values = [adapt_first_kernel(values[0], channels)]
         expected = [tuple(w.shape) for w in layer.weights]
         if [v.shape for v in values] != expected:

@@ -27,6 +27,7 @@ import numpy as np
 from keras import layers, ops
 
 from keras_unetpp.models import efficientnet_lite
+from keras_unetpp.models.first_conv import MEAN_RGB, STD_RGB, adapt_first_kernel, per_channel
 
 #: Named encoders: keras.applications constructor and its ImageNet input preprocessing.
 #: Modes on 0-255 RGB: "caffe" (BGR, minus the ImageNet mean), "torch" (/255, minus mean, over std),
@@ -48,8 +49,6 @@ ENCODERS = {
 }
 #: Constructors that carry preprocessing layers of their own (switched off: ours handles any channel count).
 _OWN_PREPROCESSING = ("EfficientNetV2", "ConvNeXt", "MobileNetV3")
-_MEAN_RGB = (0.485, 0.456, 0.406)
-_STD_RGB = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 PREPROCESSING_MODES = ("caffe", "torch", "tf", "lite", "none")
 PROBE_SIZE = 256
@@ -66,7 +65,7 @@ class EncoderPreprocessing(layers.Layer):
     ``"lite"`` computes ``(x - 127) / 128`` (EfficientNet-Lite); ``"none"`` passes through. With other than 3 channels, the RGB statistics
     are used cyclically (channel k gets those of RGB channel k mod 3) and a
     single channel gets their means, matching how the first convolution's
-    weights are adapted ([`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel]).
+    weights are adapted ([`adapt_first_kernel()`][keras_unetpp.models.first_conv.adapt_first_kernel]).
 
     Args:
         mode: ``"caffe"``, ``"torch"``, ``"tf"``, ``"lite"`` or ``"none"``.
@@ -89,10 +88,10 @@ class EncoderPreprocessing(layers.Layer):
             raise ValueError(f"Unknown preprocessing mode {mode!r}; expected one of {PREPROCESSING_MODES}.")
         self.mode, self.channels = mode, int(channels)
         if mode == "caffe":
-            offset, scale = _per_channel(_CAFFE_MEAN_BGR[::-1], self.channels), np.ones(self.channels)
+            offset, scale = per_channel(_CAFFE_MEAN_BGR[::-1], self.channels), np.ones(self.channels)
         elif mode == "torch":
-            offset = 255.0 * _per_channel(_MEAN_RGB, self.channels)
-            scale = 1.0 / (255.0 * _per_channel(_STD_RGB, self.channels))
+            offset = 255.0 * per_channel(MEAN_RGB, self.channels)
+            scale = 1.0 / (255.0 * per_channel(STD_RGB, self.channels))
         elif mode == "tf":
             offset, scale = np.full(self.channels, 127.5), np.full(self.channels, 1 / 127.5)
         elif mode == "lite":
@@ -115,42 +114,6 @@ class EncoderPreprocessing(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode, "channels": self.channels}
-
-
-def _per_channel(rgb_values: Sequence[float], channels: int) -> np.ndarray:
-    if channels == 1:
-        return np.array([np.mean(rgb_values)])
-    return np.array([rgb_values[k % 3] for k in range(channels)])
-
-
-def adapt_first_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
-    """An RGB first-convolution kernel adapted to ``channels`` input channels
-    (the rule of segmentation_models_pytorch): 1 channel gets the sum over RGB
-    (a grey image gives the response of the same grey RGB image); more than 3
-    repeat R, G, B cyclically and are scaled by 3 / channels, 2 take R and G
-    scaled by 3 / 2 (the activations keep the RGB model's scale; a stack of
-    equal bands gives exactly the RGB response when ``channels`` is a multiple of 3).
-
-    Args:
-        kernel: (kh, kw, 3, filters) weights.
-        channels: Target input channels (>= 1).
-
-    Returns:
-        (kh, kw, channels, filters) float32 array (a new one).
-
-    Examples:
-        >>> k = np.ones((3, 3, 3, 8), "float32")
-        >>> adapt_first_kernel(k, 1).shape, float(adapt_first_kernel(k, 1)[0, 0, 0, 0])
-        ((3, 3, 1, 8), 3.0)
-    """
-    kernel = np.asarray(kernel, np.float32)
-    if kernel.ndim != 4 or kernel.shape[2] != 3:
-        raise ValueError(f"expected an RGB kernel of shape (kh, kw, 3, filters), got {kernel.shape}.")
-    if channels == 3:
-        return kernel.copy()
-    if channels == 1:
-        return kernel.sum(axis=2, keepdims=True)
-    return np.stack([kernel[:, :, k % 3] for k in range(channels)], axis=2) * (3.0 / channels)
 
 
 def _application(name: str, channels: int, weights):
@@ -178,7 +141,7 @@ def build_backbone(name: str, channels: int, weights: str | None = None, dtype=N
             legacy PyTorch ``.pth`` checkpoint is accepted as a path too.
             For other than 3 channels the RGB weights are loaded into an RGB twin
             and copied over, the first convolution adapted by
-            [`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel].
+            [`adapt_first_kernel()`][keras_unetpp.models.first_conv.adapt_first_kernel].
 
     Returns:
         The backbone (``include_top=False``, any input size).

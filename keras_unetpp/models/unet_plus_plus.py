@@ -70,7 +70,7 @@ class UNetPlusPlus(keras.Model):
     of a ResNet). Named encoders take images in [0, 1], apply their ImageNet
     preprocessing inside the model and accept any channel count (the first
     convolution's RGB weights adapted by
-    [`adapt_first_kernel()`][keras_unetpp.models.encoders.adapt_first_kernel]).
+    [`adapt_first_kernel()`][keras_unetpp.models.first_conv.adapt_first_kernel]).
 
     Args:
         input_shape: ``(height, width, channels)``; height and width may be
@@ -453,7 +453,7 @@ class UNetPlusPlus(keras.Model):
     def load_own_variables(self, store):
         """Keras' loader calls this first for the model: a 0.1 file gets a clear error, not
         hundreds of "expected 1 variables, received 0" (keras_unetpp.load_model converts it)."""
-        from keras_unetpp._legacy_files import refuse_nested_store
+        from keras_unetpp.models.h5_layout import refuse_nested_store
 
         refuse_nested_store(store)
         super().load_own_variables(store)

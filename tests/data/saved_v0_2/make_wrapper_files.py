@@ -2,7 +2,7 @@
 ``with_preprocessing`` of keras-unetpp 0.1.x (before ``Segmenter``), which named its layers
 (``input_scale``, ``to_working_scale``, ``to_working_size``) instead of stating its facts in a config.
 
-Run with that code (commit 1e8c769): ``python tests/data/saved_v0_2/make_files.py``. The predictions
+Run with that code (commit 1e8c769): ``python tests/data/saved_v0_2/make_wrapper_files.py``. The predictions
 on ``inputs.npy`` are saved beside each file: the reference is what the old code computed.
 """
 
