@@ -184,7 +184,7 @@ def scores(c):
 
 def evaluate(model, tiles, cfg, val_tile, tta=False, heads=("mean", "deepest")):
     from keras_unetpp import predict_tiled
-    from keras_unetpp.models import with_preprocessing
+    from keras_unetpp import with_preprocessing
 
     depth = len(cfg["filters"]) - 1
     cores = {"mean": model, "deepest": model.prune(depth)}

@@ -31,7 +31,7 @@ import json, resource, sys, time
 import keras
 from keras_unetpp import UNetPlusPlus
 from keras_unetpp.geo import predict_geotiff
-from keras_unetpp.models import with_preprocessing
+from keras_unetpp import with_preprocessing
 
 source, tile = sys.argv[1], int(sys.argv[2])
 keras.utils.set_random_seed(0)

@@ -55,7 +55,8 @@ from keras_unetpp.datasets import (
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.masks import save_mask
 from keras_unetpp.layers import aerial_augmentation
-from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
+from keras_unetpp import with_preprocessing
+from keras_unetpp.models import downsample_masks, preprocess_images
 from keras_unetpp.visualization import overlay, save_error_map, save_png
 
 

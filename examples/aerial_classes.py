@@ -45,7 +45,8 @@ from keras_unetpp.datasets import (
     split_by_group,
 )
 from keras_unetpp.layers import RandomDihedral
-from keras_unetpp.models import preprocess_images, with_preprocessing
+from keras_unetpp import with_preprocessing
+from keras_unetpp.models import preprocess_images
 from keras_unetpp.visualization import panel_grid, save_png
 
 #: RGB colour of each class index, as in the data set's mask files; unknown pixels grey-black.

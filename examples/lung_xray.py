@@ -44,7 +44,7 @@ from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arra
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 from keras_unetpp.layers import xray_augmentation
-from keras_unetpp.models import with_preprocessing
+from keras_unetpp import with_preprocessing
 from keras_unetpp.postprocessing import fill_holes, keep_largest_regions
 from keras_unetpp.visualization import comparison_figure, save_figure, save_prediction_grid
 

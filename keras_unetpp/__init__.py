@@ -6,6 +6,7 @@ from keras_unetpp.losses import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEn
 from keras_unetpp.metrics import BinaryDice, BinaryIoU, MulticlassIoU
 from keras_unetpp.models import UNetPlusPlus
 from keras_unetpp.saving import load_model
+from keras_unetpp.segmenter import Segmenter, describe_model, with_preprocessing
 
 __version__ = "0.1.0"
-__all__ = ["BinaryDice", "BinaryIoU", "CombinedLoss", "FocalDiceLoss", "HaloWeightedCrossEntropy", "MulticlassIoU", "UNetPlusPlus", "evaluation", "layers", "load_model", "predict_tiled", "__version__"]
+__all__ = ["BinaryDice", "BinaryIoU", "CombinedLoss", "FocalDiceLoss", "HaloWeightedCrossEntropy", "MulticlassIoU", "UNetPlusPlus", "evaluation", "layers", "load_model", "predict_tiled", "Segmenter", "describe_model", "with_preprocessing", "__version__"]

@@ -13,12 +13,13 @@ transform and size, segmented window by window (bounded memory; needs
 ``pip install "keras-unetpp[geo]"``). 8-bit values are mapped onto what the
 model takes (0..255 for a model saved with its preprocessing, [0, 1] for a
 bare UNet++); 16-bit images and rasters need ``--input-range LOW HIGH`` or
-``--input-range percentile`` (``keras_unetpp.input_values``).
+``--input-range percentile`` (``keras_unetpp.values``).
 
 ``evaluate``: predicts every image of ``--images`` whole (tiled), compares it
-with the mask of the same stem in ``--masks`` (non-zero = foreground; every
-image needs one, masks of other images are left out, with a note), prints
-the segmentation report and writes error maps and ``metrics.json``.
+with the mask of the same stem in ``--masks`` (0/1 or 0/255 PNG masks, or the
+pixels of --mask-color; every image needs one, masks of other images are left
+out, with a note), prints the segmentation report and writes error maps and
+``metrics.json``.
 
 ``export``: SavedModel, ONNX or LiteRT through ``keras.Model.export``
 (``keras_unetpp.export.export_model``).
@@ -129,13 +130,12 @@ def _input_range(values):
     return low, high
 
 
-def _model_values(image, model, path: Path, args, default_range=None):
+def _model_values(image, info, path: Path, args, default_range=None):
     """``image`` as the model's values: ``--input-range`` if given, else ``default_range`` (a DICOM
-    film's stored range), else the rule of ``keras_unetpp.input_values``."""
-    from keras_unetpp.input_values import to_model_values
-    from keras_unetpp.model_info import describe_model
+    film's stored range), else the rule of ``keras_unetpp.values``."""
+    from keras_unetpp.values import to_model_values
 
-    return to_model_values(image, describe_model(model), _input_range(args.input_range) or default_range,
+    return to_model_values(image, info.input_range, _input_range(args.input_range) or default_range,
                            source=str(path), option="--input-range")
 
 
@@ -156,12 +156,6 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _input_channels(model) -> int:
-    from keras_unetpp.model_info import describe_model
-
-    return describe_model(model).channels or 3
-
-
 def _labels(prob, args):
     """(H, W) uint8: 0/1 foreground of a binary model (small regions removed, then the optional
     --keep-largest and --fill-holes), the argmax class otherwise."""
@@ -177,24 +171,24 @@ def _labels(prob, args):
     return np.asarray(mask).reshape(prob.shape[:2]).astype("uint8")
 
 
-def predict_image(model, image, args):
-    """Probabilities of one image: tiled, or whole for a model that resizes to its working size
-    (TTA then over the symmetries the image's shape allows)."""
+def predict_image(model, info, image, args):
+    """Probabilities of one image (values already the model's): tiled, or whole for a model that
+    resizes to its working size (TTA then over the symmetries the image's shape allows)."""
     from keras_unetpp import predict_tiled
     from keras_unetpp.inference import predict_augmented, tta_transforms
-    from keras_unetpp.model_info import describe_model
 
-    if not describe_model(model).whole_image:
+    if not info.whole_image:
         return predict_tiled(model, image, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                              tta=args.tta, progress=False)
     tta = False
     if args.tta:
         square = image.shape[0] == image.shape[1]
-        tta = [t for t in tta_transforms(args.tta, model) if square or not t[0]]  # no transposes of an oblong film
+        tta = [t for t in (info.symmetries if args.tta is True and info.symmetries else tta_transforms(args.tta))
+               if square or not t[0]]  # no transposes of an oblong film
     return predict_augmented(model, np.asarray(image, np.float32)[None], tta=tta)[0]
 
 
-def _predict_plain(model, path: Path, stem: str, args):
+def _predict_plain(model, info, path: Path, stem: str, args):
     from keras_unetpp.datasets.dicom import is_dicom, read_dicom
     from keras_unetpp.datasets.io import read_image
     from keras_unetpp.masks import write_png
@@ -202,13 +196,12 @@ def _predict_plain(model, path: Path, stem: str, args):
     identifiers = None
     if is_dicom(path):
         film = read_dicom(path)
-        image = _model_values(film.image, model, path, args, default_range=film.value_range)
-        image = np.repeat(image, _input_channels(model), axis=-1)  # a film is grey: RGB models get it three times
+        image = _model_values(film.image, info, path, args, default_range=film.value_range)
+        image = np.repeat(image, info.channels or 3, axis=-1)  # a film is grey: RGB models get it three times
         identifiers = film.identifiers
     else:
-        image = _model_values(read_image(path, channels=_input_channels(model), allow_16bit=True), model, path,
-                              args)
-    prob = predict_image(model, image, args)
+        image = _model_values(read_image(path, channels=info.channels or 3, allow_16bit=True), info, path, args)
+    prob = predict_image(model, info, image, args)
     labels = _labels(prob, args)
     if identifiers is not None:  # the mask finds its way back to the film in the archive
         (args.out / f"{stem}_mask.json").write_text(json.dumps(
@@ -221,7 +214,7 @@ def _predict_plain(model, path: Path, stem: str, args):
     return labels, prob, None, None
 
 
-def _predict_geotiff(model, path: Path, stem: str, args):
+def _predict_geotiff(model, info, path: Path, stem: str, args):
     from keras_unetpp.geo import predict_geotiff, require_geo
 
     rasterio = require_geo()
@@ -285,13 +278,11 @@ def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff, probabi
     return stems
 
 
-def _announce_tta(model, args) -> None:
+def _announce_tta(info, args) -> None:
     """Says which transforms --tta averages over, and warns when the model does not record them."""
     if not args.tta:
         return
-    from keras_unetpp.model_info import describe_model
-
-    declared = describe_model(model).symmetries
+    declared = info.symmetries
     if args.tta is not True:
         named = NAMED_SYMMETRIES[args.tta]
         print(f"--tta-set {args.tta}: averaging over its {len(named)} transforms (less any transposes for an oblong "
@@ -310,7 +301,7 @@ def _announce_tta(model, args) -> None:
 
 
 def predict(args) -> int:
-    from keras_unetpp import load_model
+    from keras_unetpp import describe_model, load_model
     from keras_unetpp.geo import is_geotiff, write_geojson
 
     files = collect_inputs(args.inputs)
@@ -319,11 +310,10 @@ def predict(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file, not a folder.")
     model = load_model(args.model, compile=False)
-    from keras_unetpp.model_info import describe_model
-
-    _announce_tta(model, args)
+    info = describe_model(model)  # the model's facts, read once and passed on
+    _announce_tta(info, args)
     stems = plan_outputs(files, args.out, args.overwrite, is_geotiff, args.probabilities or bool(args.polygons),
-                         describe_model(model).classes)
+                         info.classes)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -334,7 +324,7 @@ def predict(args) -> int:
         print(f"[{number}/{len(files)}] {path}", flush=True)
         try:
             mask, prob, transform, crs = (_predict_geotiff if is_geotiff(path) else _predict_plain)(
-                model, path, stem, args)
+                model, info, path, stem, args)
         except (ValueError, FileNotFoundError) as error:
             if len(files) == 1:
                 raise
@@ -361,10 +351,11 @@ def predict(args) -> int:
 
 
 def read_truth(path: Path, color: str | None = None):
-    """A ground-truth mask as (H, W) bool, by one rule: with ``color``, the pixels of that colour;
-    otherwise the file must hold at most two values, the smaller one background (0/255, 0/1, ...).
-    Anything else (colour-coded classes, probability maps) is refused with the option to use."""
+    """A ground-truth mask as (H, W) bool: with ``color``, the pixels of that colour; otherwise
+    the rule of ``keras_unetpp.values`` (0/1 or 0/255; other values, colour masks and JPEG
+    compression noise are refused with the option to use)."""
     from keras_unetpp.datasets.io import read_image
+    from keras_unetpp.values import mask_from_file
 
     if color is not None:
         text = color.lstrip("#")
@@ -378,16 +369,11 @@ def read_truth(path: Path, color: str | None = None):
     grey = read_image(path, 3, allow_16bit=True)
     if not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
         raise ValueError(f"{path} is a colour mask; pass --mask-color #RRGGBB to choose the foreground colour.")
-    values = np.unique(grey[..., 0])
-    if len(values) > 2:
-        raise ValueError(f"{path} holds {len(values)} distinct values ({', '.join(map(str, values[:6]))}"
-                         f"{', ...' if len(values) > 6 else ''}); a ground-truth mask holds two (background and "
-                         "foreground). Threshold probability maps yourself, or pass --mask-color for a colour code.")
-    return grey[..., 0] == values[-1] if len(values) == 2 else np.zeros(grey.shape[:2], bool) | (values[0] > 0)
+    return mask_from_file(grey[..., 0], path)[..., 0].astype(bool)
 
 
 def evaluate(args) -> int:
-    from keras_unetpp import load_model
+    from keras_unetpp import describe_model, load_model
     from keras_unetpp.datasets.io import list_images, match_pairs, read_image
     from keras_unetpp.evaluation import SegmentationReport, segmentation_report
     from keras_unetpp.visualization import save_error_map
@@ -398,21 +384,19 @@ def evaluate(args) -> int:
         print(f"evaluate: scoring the {len(pairs)} images of {args.images}; {unused} masks of {args.masks} have no "
               "image there and are left out", flush=True)
     model = load_model(args.model, compile=False)
-    channels = _input_channels(model)
-    _announce_tta(model, args)
-    from keras_unetpp.model_info import describe_model
-
-    if describe_model(model).classes != 1:
-        raise ValueError(f"{args.model} has {describe_model(model).classes} classes; evaluate scores binary models "
+    info = describe_model(model)  # the model's facts, read once and passed on
+    _announce_tta(info, args)
+    if info.classes != 1:
+        raise ValueError(f"{args.model} has {info.classes} classes; evaluate scores binary models "
                          "(per-class scores: keras_unetpp.evaluation in Python).")
     args.out.mkdir(parents=True, exist_ok=True)
     reports, per_image = [], {}
     for number, (stem, image_path, mask_path) in enumerate(pairs, 1):
-        image = _model_values(read_image(image_path, channels, allow_16bit=True), model, image_path, args)
+        image = _model_values(read_image(image_path, info.channels or 3, allow_16bit=True), info, image_path, args)
         truth = read_truth(mask_path, args.mask_color)
         if image.shape[:2] != truth.shape:
             raise SystemExit(f"{image_path} is {image.shape[:2]} but its mask {mask_path} is {truth.shape}.")
-        prob = predict_image(model, image, args)
+        prob = predict_image(model, info, image, args)
         report = segmentation_report(truth, prob, threshold=args.threshold)
         reports.append(report)
         per_image[stem] = {k: v for k, v in report.to_dict().items() if k != "fractions"}
@@ -429,9 +413,8 @@ def evaluate(args) -> int:
 
 
 def export(args) -> int:
-    from keras_unetpp import load_model
+    from keras_unetpp import describe_model, load_model
     from keras_unetpp.export import SUFFIXES, export_model
-    from keras_unetpp.model_info import describe_model
 
     model = load_model(args.model, compile=False)
     out = args.out or args.model.with_name(args.model.stem + (SUFFIXES[args.format] or "_savedmodel"))

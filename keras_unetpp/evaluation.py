@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from keras_unetpp.masks import foreground, single_channel
+from keras_unetpp.values import foreground, single_channel
 
 _ROWS_PER_STRIP = 512
 

@@ -17,7 +17,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from keras_unetpp.model_info import describe_model
+from keras_unetpp.segmenter import describe_model
 
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 SUFFIXES = {"tf_saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
@@ -39,7 +39,7 @@ def inference_model(model: keras.Model, input_shape: Sequence[int | None] | None
 
     Args:
         model: Any Keras segmentation model (UNetPlusPlus, a pruned one, one
-            from [`with_preprocessing()`][keras_unetpp.models.with_preprocessing]).
+            from [`with_preprocessing()`][keras_unetpp.with_preprocessing]).
         input_shape: ``(H, W, C)``; default the model's own (H, W may be None).
         batch_size: Fixed batch size, or None for any.
 

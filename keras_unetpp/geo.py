@@ -17,8 +17,8 @@ import keras
 import numpy as np
 
 from keras_unetpp.inference.tiling import tiled_bands
-from keras_unetpp.input_values import resolve_input_range, to_model_values
-from keras_unetpp.model_info import describe_model
+from keras_unetpp.segmenter import describe_model
+from keras_unetpp.values import resolve_input_range, to_model_values
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 GDAL_CACHE_MB = 64  # GDAL's raster block cache while writing (its default grows to 5% of RAM)
@@ -75,7 +75,7 @@ def predict_geotiff(
     scene (the result is the same), and memory follows the scene's width,
     not its area (about ``(2 * tile_size) * width * (classes + 2) * 4``
     bytes besides the model). The raster's values become the values the model takes by the rule of
-    [`keras_unetpp.input_values`][keras_unetpp.input_values] (8-bit rasters need
+    [`keras_unetpp.values`][keras_unetpp.values] (8-bit rasters need
     nothing; 16-bit ones need ``input_range``). The output is tiled (256 x 256)
     and deflate-compressed.
 
@@ -94,10 +94,11 @@ def predict_geotiff(
             probabilities (one band per output channel), from the same pass.
         progress: Progress bar over windows (default: when there are more than 32).
         input_range: How raster values become the values the model takes
-            ([`keras_unetpp.input_values`][keras_unetpp.input_values]): None (8-bit as
+            ([`keras_unetpp.values`][keras_unetpp.values]): None (8-bit as
             it is; other integer types are refused), ``(low, high)``, or
-            ``"percentile"`` (each band's 2nd-98th percentile, computed once over
-            the whole raster from a reduced read, so every window gets the same stretch).
+            ``"percentile"`` (each band's 2nd-98th percentile of the pixels that are
+            not nodata, computed once over the whole raster from a reduced read, so
+            every window gets the same stretch).
 
     Returns:
         ``destination``: one uint8 band, 255 foreground / 0 background for a
@@ -128,6 +129,7 @@ def predict_geotiff(
         opened = rasterio.open(source)
     except rasterio.errors.RasterioIOError as error:
         raise ValueError(f"{source} is not a readable GeoTIFF ({error}).") from None
+    bounds = None
     with opened as src:
         bands, height, width = src.count, src.height, src.width
         info = describe_model(model)
@@ -138,11 +140,12 @@ def predict_geotiff(
             # once for the raster, from an overview of at most ~1024 px a side: the percentiles of the
             # stretch, or the refusal of a type that needs a range (before anything is written)
             factor = max(1, max(height, width) // 1024)
-            sample = np.moveaxis(src.read(out_shape=(bands, max(1, height // factor), max(1, width // factor))), 0, -1)
-            if input_range == "percentile":
-                input_range = resolve_input_range(sample, "percentile")
+            reduced = (max(1, height // factor), max(1, width // factor))
+            sample = np.moveaxis(src.read(out_shape=(bands, *reduced)), 0, -1)
+            if input_range == "percentile":  # nodata pixels are no data: they do not enter the stretch
+                bounds = resolve_input_range(sample, "percentile", valid=src.dataset_mask(out_shape=reduced) > 0)
             else:
-                to_model_values(sample, info, None, f"{source}", "--input-range")
+                to_model_values(sample, info.input_range, None, f"{source}", "--input-range")
         # nodata (the raster's nodata value, alpha band or mask) stays nodata: NaN probabilities, and in
         # the mask 0 (binary) or NODATA_CLASS (multi-class) with the output's own dataset mask set to 0
         profile = dict(driver="GTiff", height=height, width=width, crs=src.crs, transform=src.transform,
@@ -151,11 +154,11 @@ def predict_geotiff(
 
         def read(top, left, bottom, right):
             array = np.moveaxis(src.read(window=Window(left, top, right - left, bottom - top)), 0, -1)
-            return to_model_values(array, info, input_range, f"{source}", "--input-range")
+            return to_model_values(array, info.input_range, input_range, f"{source}", "--input-range", bounds=bounds)
 
         # the arguments are checked here, before any file is written; windows are read as the bands are written
         bands_of_rows = tiled_bands(model, read, height, width, tile_size=int(tile_size), overlap=overlap,
-                                    batch_size=int(batch_size), tta=tta, progress=progress, channels=bands)
+                                    batch_size=int(batch_size), tta=tta, progress=progress, channels=bands, info=info)
 
         destination.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as files:

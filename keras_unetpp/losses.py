@@ -5,67 +5,43 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_unetpp.values import binary_targets, label_targets
 from keras_unetpp.weights import pixel_weights
 
 
 def prepare_targets(y_true, y_pred, from_logits: bool):
     """Brings ``y_true`` and ``y_pred`` to float32 one-hot/probability tensors
-    of the same shape (N, ..., C).
+    of the same shape (N, ..., C), by the rules of [`keras_unetpp.values`][keras_unetpp.values].
 
-    Binary (``C == 1``): ``y_true`` holds 0/1 (or soft labels in [0, 1]),
-    or an integer-coded mask such as 0/255: a batch whose maximum exceeds 1
-    is read as positive = foreground (stray values such as 2 count as
-    foreground, never as 2/255); negative values (-1 as background) are
-    background. Multi-class (``C > 1``): ``y_true`` is one-hot with ``C``
-    channels (0/1, or 0/255 read as the same one-hot), or integer labels with
-    one channel or none (labels outside ``0..C-1``, such as 255 or -1, are ignored).
+    Binary (``C == 1``): [`binary_targets()`][keras_unetpp.values.binary_targets] (0/1, soft
+    labels in [0, 1], or 0/255). Multi-class (``C > 1``):
+    [`label_targets()`][keras_unetpp.values.label_targets] (one-hot or integer labels; labels
+    outside ``0..C-1`` such as 255 and all-zero one-hot rows are ignored).
+
+    Returns:
+        ``(y_true, y_pred, valid)``: ``valid`` is None (binary: every pixel counts) or float32
+            ``(N, ..., 1)``, 0 on ignored pixels.
     """
     y_pred = ops.cast(y_pred, "float32")
     y_true = ops.convert_to_tensor(y_true)
     num_classes = y_pred.shape[-1]
     if num_classes is None:
         raise ValueError(f"The prediction needs a known channel axis, got shape {y_pred.shape}.")
+    valid = None
     if num_classes == 1:
         if from_logits:
             y_pred = ops.sigmoid(y_pred)
-        y_true = ops.cast(y_true, "float32")
         if len(y_true.shape) == len(y_pred.shape) - 1:
             y_true = ops.expand_dims(y_true, -1)
-        # an integer-coded mask (0/255, or 0/1 with stray values such as 2): positive is foreground,
-        # the convention of keras_unetpp.masks.foreground; soft labels in [0, 1] are kept as they are;
-        # negative values (-1 as background) are background
-        y_true = ops.maximum(y_true, 0.0)
-        y_true = ops.where(ops.max(y_true) > 1.0, ops.cast(y_true > 0, "float32"), y_true)
+        y_true = binary_targets(y_true)
     else:
         if from_logits:
             y_pred = ops.softmax(y_pred, axis=-1)
-        if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == num_classes:
-            y_true = ops.maximum(ops.cast(y_true, "float32"), 0.0)
-            # one-hot scaled to 0/255 (a saved image): the same one-hot
-            y_true = ops.where(ops.max(y_true) > 1.0, ops.cast(y_true > 0, "float32"), y_true)
-        else:
-            if len(y_true.shape) == len(y_pred.shape):
-                if y_true.shape[-1] != 1:
-                    raise ValueError(
-                        f"Multi-class y_true must be one-hot with {num_classes} channels or "
-                        f"integer labels with one channel; got shape {y_true.shape} for a "
-                        f"prediction of shape {y_pred.shape}."
-                    )
-                y_true = ops.squeeze(y_true, -1)
-            y_true = one_hot_or_ignored(y_true, num_classes)
+        y_true, valid = label_targets(y_true, num_classes, rank=len(y_pred.shape))
     check_same_shape(y_true, y_pred)
     if not from_logits:  # probabilities outside [0, 1] are clipped, as Keras' probabilistic losses do; NaN stays NaN
         y_pred = ops.where(ops.isnan(y_pred), y_pred, ops.clip(y_pred, 0.0, 1.0))
-    return y_true, y_pred
-
-
-def one_hot_or_ignored(labels, num_classes: int):
-    """One-hot float32 rows of integer ``labels``; a label outside ``0..num_classes-1`` (255 or -1 for
-    "ignore") gives a row of zeros, explicitly (Keras' torch backend raises for such labels instead)."""
-    labels = ops.cast(labels, "int32")
-    valid = ops.logical_and(labels >= 0, labels < num_classes)
-    rows = ops.one_hot(ops.where(valid, labels, 0), num_classes, dtype="float32")
-    return rows * ops.expand_dims(ops.cast(valid, "float32"), -1)
+    return y_true, y_pred, valid
 
 
 def reduce_losses(losses, reduction, dtype):
@@ -211,7 +187,9 @@ class FocalDiceLoss(keras.losses.Loss):
         return reduce_losses(losses, self.reduction, self.dtype)
 
     def _losses(self, y_true, y_pred, weights=None):
-        y_true, y_pred = prepare_targets(y_true, y_pred, self.from_logits)
+        y_true, y_pred, valid = prepare_targets(y_true, y_pred, self.from_logits)
+        if valid is not None:  # ignored labels weigh 0: neither their truth nor their prediction enters the sums
+            weights = valid if weights is None else weights * valid
         rank = len(y_pred.shape)
         axes = tuple(range(1, rank - 1)) if self.per_image else tuple(range(rank - 1))
         dice = soft_dice(y_true, y_pred, axes, self.smooth, weights)  # (N, C) or (C,)
@@ -311,7 +289,7 @@ class HaloWeightedCrossEntropy(keras.losses.Loss):
         y_pred = ops.convert_to_tensor(y_pred)
         if y_pred.shape[-1] != 1:
             raise ValueError(f"HaloWeightedCrossEntropy is binary: one output channel, got shape {y_pred.shape}.")
-        y_true, probabilities = prepare_targets(y_true, y_pred, self.from_logits)
+        y_true, probabilities, _ = prepare_targets(y_true, y_pred, self.from_logits)
         y_true = ops.cast(y_true >= 0.5, "float32")
         dilated = ops.max_pool(y_true, self.halo_width, strides=1, padding="same")
         weights = 1.0 + self.halo_weight * (dilated - y_true)

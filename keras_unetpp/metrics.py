@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_unetpp.losses import check_same_shape, one_hot_or_ignored
+from keras_unetpp.losses import check_same_shape
+from keras_unetpp.values import binary_truth, label_targets
 from keras_unetpp.weights import pixel_weights
 
 
@@ -47,7 +48,7 @@ class _BinaryConfusionMetric(keras.metrics.Metric):
         if len(y_true.shape) == len(predicted.shape) - 1:
             y_true = ops.expand_dims(y_true, -1)
         check_same_shape(y_true, predicted)
-        truth = ops.cast(y_true >= 0.5, "float32")  # 0/1 and 0/255 masks alike
+        truth = binary_truth(y_true)  # 0/1, soft and 0/255 masks: the rule of keras_unetpp.values
         weight = 1.0 if sample_weight is None else pixel_weights(sample_weight, predicted)
         poison = ops.sum(y_pred - y_pred)  # 0, or NaN when a prediction is NaN/inf: the result turns NaN
         self.true_positives.assign_add(ops.sum(weight * truth * predicted) + poison)
@@ -158,7 +159,9 @@ class MulticlassIoU(keras.metrics.Metric):
     left out of the mean instead of counting as 0 or 1. Before any pixel the
     result is 0. ``per_class_iou()`` gives every class, NaN for absent ones.
     Pixels whose true label lies outside ``[0, num_classes)`` (e.g. 255 for
-    "unlabelled") are not counted.
+    "unlabelled") and all-zero one-hot rows are not counted: the ignore rule of
+    [`label_targets()`][keras_unetpp.values.label_targets], which the loss applies too.
+    A NaN (or infinite) prediction makes the result NaN, as for ``BinaryIoU``.
 
     Keras' ``MeanIoU`` / ``OneHotMeanIoU`` average the same way but take
     either integer labels or one-hot labels (not both, as this library's
@@ -204,21 +207,19 @@ class MulticlassIoU(keras.metrics.Metric):
                 f"(last axis), got shape {y_pred.shape}."
             )
         y_true = ops.convert_to_tensor(y_true)
-        if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == self.num_classes:
-            labels = ops.argmax(y_true, axis=-1)  # one-hot
-        else:
-            if len(y_true.shape) == len(y_pred.shape):
-                y_true = ops.squeeze(y_true, -1)
-            labels = y_true
-        labels = ops.cast(labels, "int32")
-        if tuple(labels.shape) != tuple(y_pred.shape[:-1]) and None not in labels.shape + y_pred.shape:
-            raise ValueError(f"y_true of shape {tuple(y_true.shape)} does not match y_pred of shape {tuple(y_pred.shape)}.")
-        truth = ops.reshape(one_hot_or_ignored(labels, self.num_classes), (-1, self.num_classes))  # ignored: zero row
+        if len(y_true.shape) == len(y_pred.shape) - 1:
+            y_true = ops.expand_dims(y_true, -1)
+        # one ignore rule with the loss and the report (keras_unetpp.values): an ignored pixel is a zero row
+        truth, valid = label_targets(y_true, self.num_classes, rank=len(y_pred.shape))
+        check_same_shape(truth, y_pred)
+        y_pred = ops.cast(y_pred, "float32")
         predicted = ops.reshape(ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes), (-1, self.num_classes))
+        truth = ops.reshape(truth, (-1, self.num_classes))
         if sample_weight is not None:
-            weight = ops.broadcast_to(pixel_weights(sample_weight, y_pred)[..., 0], ops.shape(labels))
+            weight = ops.broadcast_to(pixel_weights(sample_weight, y_pred)[..., 0], ops.shape(valid)[:-1])
             truth = truth * ops.reshape(weight, (-1, 1))
-        self.confusion.assign_add(ops.matmul(ops.transpose(truth), predicted))
+        poison = ops.sum(y_pred - y_pred)  # 0, or NaN when a prediction is NaN/inf: the result turns NaN
+        self.confusion.assign_add(ops.matmul(ops.transpose(truth), predicted) + poison)
 
     def _per_class(self):
         true_positives = ops.diagonal(self.confusion)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from keras_unetpp.masks import foreground, single_channel
+from keras_unetpp.values import foreground, single_channel
 
 
 def _foreground(prediction, threshold: float) -> np.ndarray:

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 
 from keras_unetpp import _legacy_files as legacy
+from keras_unetpp.segmenter import upgrade_wrapper
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -25,7 +26,9 @@ def load_model(path: str | Path, compile: bool = True) -> keras.Model:
     as ``File not found``, which sends people looking for a missing file. Files
     written by keras-unetpp 0.1 (whose UNet++ kept its graph in a nested
     model) load too: their weights are moved onto today's flat graph (the
-    optimizer state of such files is not restored).
+    optimizer state of such files is not restored), and a model wrapped by the
+    functional ``with_preprocessing`` of earlier releases comes back as the
+    [`Segmenter`][keras_unetpp.Segmenter] it describes, predicting what it did.
 
     Args:
         path: A ``.keras`` file.
@@ -76,5 +79,5 @@ def load_model(path: str | Path, compile: bool = True) -> keras.Model:
             raise ValueError(f"{path} is a zip archive but not a Keras model file: it lacks "
                              f"{sorted({'config.json', 'model.weights.h5'} - members)} (members: {sorted(members)[:5]}).")
         if legacy.is_legacy_file(archive):
-            return legacy.load_legacy(archive, compile=compile)
-    return keras.saving.load_model(path, compile=compile)
+            return upgrade_wrapper(legacy.load_legacy(archive, compile=compile))
+    return upgrade_wrapper(keras.saving.load_model(path, compile=compile))

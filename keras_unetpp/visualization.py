@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
-from keras_unetpp.masks import foreground, save_mask, single_channel, write_png
+from keras_unetpp.masks import save_mask, write_png
+from keras_unetpp.values import foreground, single_channel
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 

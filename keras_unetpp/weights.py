@@ -4,11 +4,15 @@
 ``(N, H, W)`` or ``(N, H, W, 1)``. Every loss and metric reads it as one weight
 per pixel (a per-sample weight spread over the sample's pixels), and a pixel
 of weight 0 has no effect at all: not on a metric's counts, not on a loss's
-value, not on its gradient. Other shapes are refused with both shapes named.
+value, not on its gradient. Other shapes are refused with both shapes named, and
+negative or NaN weights (which would turn a loss negative or NaN) are refused
+wherever the values are known (numpy arrays and eager tensors; inside a traced
+graph the values are not known until it runs).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from keras import ops
 
 
@@ -30,6 +34,7 @@ def pixel_weights(sample_weight, reference):
         >>> tuple(pixel_weights(np.ones(2), np.zeros((2, 4, 5, 1))).shape)
         (2, 1, 1, 1)
     """
+    _refuse_bad_values(sample_weight)
     weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
     shape, target = tuple(weight.shape), tuple(reference.shape)
     rank = len(target)
@@ -43,3 +48,16 @@ def pixel_weights(sample_weight, reference):
         return weight
     raise ValueError(f"sample_weight of shape {tuple(ops.shape(sample_weight))} fits neither per-sample (N,) nor "
                      f"per-pixel (N, H, W) weights of a prediction of shape {target}.")
+
+
+def _refuse_bad_values(sample_weight) -> None:
+    """Raises a ValueError for negative or NaN weights, where their values are known."""
+    try:
+        values = np.asarray(ops.convert_to_numpy(sample_weight), np.float64)
+    except Exception:  # a symbolic tensor inside a traced function: its values are not known here
+        return
+    if np.isnan(values).any():
+        raise ValueError(f"sample_weight holds {int(np.isnan(values).sum())} NaN value(s); weights are numbers >= 0.")
+    if (values < 0).any():
+        raise ValueError(f"sample_weight holds negative values (min {values.min():g}); weights are >= 0 "
+                         "(0: the pixel or sample has no effect).")

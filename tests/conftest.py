@@ -42,3 +42,4 @@ def saved_artefacts(tmp_path_factory):
         return Path(given), {kind: Path(given) / f"{kind}.keras" for kind in KINDS}
     return write_artefacts(tmp_path_factory.mktemp("artefacts"))
 
+collect_ignore_glob = ["data/*"]  # fixture writers, run with the release they record

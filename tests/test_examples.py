@@ -88,7 +88,7 @@ def test_lung_example_quick_compare(tmp_path):
     # each saved model records the flips it was trained with: --tta mirrors films of the augmented arm only
     import keras
 
-    from keras_unetpp.model_info import describe_model
+    from keras_unetpp import describe_model
 
     for arm, declared in (("all", ((False, False, False), (False, False, True))), ("none", ((False, False, False),))):
         assert describe_model(keras.saving.load_model(tmp_path / arm / "seed0" / "model.keras")).symmetries == declared

@@ -7,7 +7,7 @@ import pytest
 from keras_unetpp import UNetPlusPlus
 from keras_unetpp.cli import main
 from keras_unetpp.export import export_model
-from keras_unetpp.models import with_preprocessing
+from keras_unetpp import with_preprocessing
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exports are tested on TensorFlow")]
 

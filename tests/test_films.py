@@ -14,7 +14,7 @@ import scipy.ndimage
 
 from keras_unetpp import UNetPlusPlus
 from keras_unetpp.cli import main
-from keras_unetpp.models import with_preprocessing
+from keras_unetpp import with_preprocessing
 
 WORK = 64
 

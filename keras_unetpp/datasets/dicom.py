@@ -5,7 +5,7 @@ modality rescale (``RescaleSlope`` / ``RescaleIntercept``) applied, and
 ``MONOCHROME1`` films (where a high value is dark) inverted so that bright
 means dense everywhere. The value range is that of the stored bit depth
 (``BitsStored``): 0..4095 for a 12-bit film, so the command line maps it onto
-what a model takes without a guess (``keras_unetpp.input_values``).
+what a model takes without a guess (``keras_unetpp.values``).
 """
 
 from __future__ import annotations

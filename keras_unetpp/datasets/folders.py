@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from keras_unetpp.datasets.io import Sample, check_same_size, match_pairs, read_image
+from keras_unetpp.values import mask_from_file
 
 
 def load_folder_pairs(
@@ -15,8 +14,9 @@ def load_folder_pairs(
 ) -> list[Sample]:
     """Loads image/mask pairs from two folders, matched by file stem.
 
-    Masks may hold 0/1 or 0/255 (any non-zero value is foreground); colour
-    masks are read as grayscale.
+    Masks hold 0/1 or 0/255 (the rule of [`keras_unetpp.values`][keras_unetpp.values]:
+    any other value is refused, and a JPEG mask is named as the cause); colour masks
+    are read as grayscale.
 
     Args:
         data_dir: Folder holding the two sub-folders.
@@ -51,5 +51,5 @@ def load_folder_pairs(
         image = read_image(image_path, channels)
         mask = read_image(mask_path, 1)
         check_same_size(image, mask, image_path, mask_path)
-        samples.append(Sample(stem, stem, image, (mask > 0).astype(np.uint8)))
+        samples.append(Sample(stem, stem, image, mask_from_file(mask, mask_path)))
     return samples

@@ -71,7 +71,7 @@ def read_image(path: Path, channels: int = 3, allow_16bit: bool = False) -> np.n
     """Reads an image as uint8 RGB (channels=3) or grayscale (channels=1), (H, W, C).
 
     With ``allow_16bit`` a 16-bit PNG or TIFF comes back as uint16 (for
-    [`to_model_values()`][keras_unetpp.input_values.to_model_values] to map).
+    [`to_model_values()`][keras_unetpp.values.to_model_values] to map).
 
     The file is checked before decoding: OpenCV decodes a truncated JPEG
     without an error (the missing part comes back grey), so a JPEG must end

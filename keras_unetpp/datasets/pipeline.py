@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import cv2
+import keras
 import numpy as np
 
 from keras_unetpp.datasets.io import Sample
@@ -235,8 +236,10 @@ def crop_dataset(
             pixel, in [0, 1] (0: all crops uniform).
 
     Returns:
-        A ``tf.data.Dataset`` of ``(images, masks)`` batches; use with
-            ``steps_per_epoch``.
+        A ``tf.data.Dataset`` of ``(images, masks)`` batches on the TensorFlow
+            backend; on JAX and PyTorch a [`BatchStream`][keras_unetpp.datasets.pipeline.BatchStream]
+            (a ``keras.utils.PyDataset``) of the same batches, augmented by the
+            backend itself. Use with ``steps_per_epoch``.
 
     Raises:
         ValueError: If ``samples`` is empty, ``foreground_fraction`` is
@@ -248,8 +251,6 @@ def crop_dataset(
         >>> tuple(x.shape), tuple(y.shape)
         ((2, 16, 16, 3), (2, 16, 16, 1))
     """
-    import tensorflow as tf
-
     if not samples:
         raise ValueError("crop_dataset needs at least one sample.")
     if not 0.0 <= foreground_fraction <= 1.0:
@@ -266,6 +267,18 @@ def crop_dataset(
         rng = np.random.default_rng(seed)
         while True:
             yield draw(rng)
+
+    if keras.backend.backend() != "tensorflow":
+        pairs = generate()
+
+        def next_batch(_):
+            crops = [next(pairs) for _ in range(batch_size)]
+            return (np.stack([c[0] for c in crops]).astype(np.float32) * np.float32(scale),
+                    np.stack([c[1] for c in crops]).astype(np.float32))
+
+        return BatchStream(next_batch, augmentation)
+
+    import tensorflow as tf
 
     signature = (
         tf.TensorSpec((crop_size, crop_size, channels), tf.as_dtype(image_dtype)),
@@ -289,13 +302,28 @@ def array_dataset(images, masks, batch_size: int, augmentation: Callable | None 
         seed: Shuffle seed.
 
     Returns:
-        A ``tf.data.Dataset``; use with ``steps_per_epoch``.
+        A ``tf.data.Dataset`` on the TensorFlow backend, a
+            [`BatchStream`][keras_unetpp.datasets.pipeline.BatchStream] on JAX and
+            PyTorch; use with ``steps_per_epoch``.
 
     Examples:
         >>> x, y = np.zeros((5, 8, 8, 1), "float32"), np.zeros((5, 8, 8, 1), "float32")
         >>> tuple(next(iter(array_dataset(x, y, batch_size=4)))[0].shape)
         (4, 8, 8, 1)
     """
+    if keras.backend.backend() != "tensorflow":
+        rng = np.random.default_rng(seed)
+        state = {"order": rng.permutation(len(images)), "position": 0}
+
+        def next_batch(_):
+            if state["position"] + batch_size > len(state["order"]):
+                state["order"], state["position"] = rng.permutation(len(images)), 0
+            take = state["order"][state["position"]:state["position"] + batch_size]
+            state["position"] += batch_size
+            return np.asarray(images)[take], np.asarray(masks)[take]
+
+        return BatchStream(next_batch, augmentation)
+
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=seed).repeat()
@@ -303,3 +331,40 @@ def array_dataset(images, masks, batch_size: int, augmentation: Callable | None 
     if augmentation is not None:
         ds = ds.map(augmentation, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class BatchStream(keras.utils.PyDataset):
+    """An endless stream of ``(images, masks)`` batches for the JAX and PyTorch backends.
+
+    ``tf.data`` runs mapped functions as TensorFlow graphs, where our augmentation layers
+    (written with ``keras.ops``, which follow the backend) cannot run on JAX or PyTorch. This
+    stream draws the same batches with numpy and applies ``augmentation`` eagerly, on the
+    backend (and its device), so the examples and the training recipe train on every backend.
+
+    Args:
+        next_batch: ``next_batch(index)`` returns an ``(images, masks)`` numpy batch.
+        augmentation: Callable on ``(images, masks)`` batches, or None.
+
+    Returns:
+        Indexed, ``(images, masks)`` numpy batches, drawn in order (one worker).
+
+    Examples:
+        >>> stream = BatchStream(lambda i: (np.zeros((2, 4, 4, 1), "float32"), np.zeros((2, 4, 4, 1), "float32")))
+        >>> stream[0][0].shape, stream.num_batches is None
+        ((2, 4, 4, 1), True)
+    """
+
+    def __init__(self, next_batch: Callable, augmentation: Callable | None = None):
+        super().__init__()
+        self.next_batch, self.augmentation = next_batch, augmentation
+
+    @property
+    def num_batches(self):
+        return None  # endless: fit(steps_per_epoch=...) sets the budget
+
+    def __getitem__(self, index):
+        images, masks = self.next_batch(index)
+        if self.augmentation is not None:
+            images, masks = self.augmentation(images, masks)
+        return (np.asarray(keras.ops.convert_to_numpy(images), np.float32),
+                np.asarray(keras.ops.convert_to_numpy(masks), np.float32))

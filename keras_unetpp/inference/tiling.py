@@ -19,11 +19,10 @@ from collections.abc import Iterator, Sequence
 import keras
 import numpy as np
 
-from keras_unetpp.input_values import to_model_values
-from keras_unetpp.model_info import ModelInfo, describe_model
-
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
 from keras_unetpp.layers.symmetries import NAMED_SYMMETRIES, symmetry_transforms
+from keras_unetpp.segmenter import UNKNOWN, ModelInfo, describe_model
+from keras_unetpp.values import to_model_values
 
 #: The identity transform, as a ``(transpose, flip_up_down, flip_left_right)`` triple.
 IDENTITY = (False, False, False)
@@ -114,38 +113,21 @@ def gaussian_weights(tile: int, sigma_scale: float = 0.125, floor: float = 1e-3)
     return (w / w.max()).astype(np.float32)
 
 
-def _size_multiple(model) -> int:
-    """The input size a UNet++ inside ``model`` pads to (times a working-scale factor before it), else 1."""
-    from keras_unetpp.models import UNetPlusPlus
-
-    if isinstance(model, UNetPlusPlus):
-        return int(model.pad_to_multiple)
-    factor, found = 1, 1
-    for layer in getattr(model, "layers", []):
-        if layer.name == "to_working_scale" and isinstance(layer, keras.layers.AveragePooling2D):
-            factor = int(layer.pool_size[0])
-        if isinstance(layer, UNetPlusPlus):
-            found = int(layer.pad_to_multiple)
-    return found * factor if found > 1 else 1
-
-
-def _info_or_unknown(model) -> ModelInfo:
+def model_facts(model) -> ModelInfo:
+    """``describe_model(model)``, or ``UNKNOWN`` for a model that states nothing (a subclassed
+    model never called): it then decides itself what it takes."""
     try:
         return describe_model(model)
     except ValueError:
-        return ModelInfo(None, None, None, 1, False, None)
+        return UNKNOWN
 
 
-def _check_model_input(model, shape, size, what: str) -> None:
-    """A named error, before any prediction, when ``model`` cannot take inputs
+def _check_model_input(info: ModelInfo, shape, size, what: str) -> None:
+    """A named error, before any prediction, when a model of ``info`` cannot take inputs
     of ``size`` (H, W) with the channels of an array of ``shape``."""
-    try:
-        info = describe_model(model)
-    except ValueError:  # a model that does not say (e.g. a subclassed one never called): it decides itself
-        return
     info.check_input(shape, what, size)
     if info.whole_image and what.startswith("windows"):
-        raise ValueError("The model resizes every input to its working size (with_preprocessing(working_size=...)): "
+        raise ValueError("The model resizes every input to its working size (Segmenter(working_size=...)): "
                          "it must see whole images, and tiles would each be stretched to that size. Use "
                          "model.predict on the whole image, or predict_augmented for test-time augmentation.")
 
@@ -174,17 +156,22 @@ def predict_tiled(
         model: Any Keras model mapping (N, h, w, c) to (N, h, w, k), e.g. a
             [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus] (with deep supervision or
             pruned). Called with ``predict_on_batch``.
-        image: (H, W, C) array; any H and W (smaller than a tile too: it is
-            edge-padded to a tile and cropped back). uint8 and float values
-            are passed as they are (as float32): normalise them as the model
-            expects. Integer types wider than 8 bits (uint16 scenes) need
-            ``input_range``.
+        image: (H, W, C) array; any H and W. Its values become the values
+            the model takes by the rule of [`keras_unetpp.values`][keras_unetpp.values]:
+            uint8 is 0..255 (divided by 255 for a bare UNet++, as it is for a
+            ``Segmenter``), floats must lie in the model's range, and integer
+            types wider than 8 bits (uint16 scenes) need ``input_range``; the
+            same rule as ``keras-unetpp predict``.
         tile_size: Window edge in pixels. A scene no larger than one window
-            (and a model that takes any size) is predicted whole.
+            (and a model that takes any size) is predicted whole. For a model
+            that pools (UNet++, ``size_multiple`` of ``describe_model``) it is
+            rounded down to a multiple of that size.
         overlap: Fraction of a window shared with its neighbour, in [0, 1).
             For a UNet++ the step between windows is rounded down to a
-            multiple of the size it pads to, so every window pools the same
-            pixel blocks as whole-image prediction.
+            multiple of the size it pads to, and the last window of a row or
+            column starts on that grid too (shorter where the scene ends, as
+            whole-image prediction pads it): every window pools the same pixel
+            blocks as whole-image prediction, for any scene and tile size.
         batch_size: Windows per model call.
         blend: ``"center"`` (overlap-tile: each window keeps its centre and
             discards a margin of ``(tile_size - stride) // 2`` pixels on the
@@ -206,7 +193,7 @@ def predict_tiled(
         sigma_scale: Gaussian standard deviation as a fraction of the tile.
         input_range: ``(low, high)`` or ``"percentile"``: map the image onto
             the values the model takes first, by the rule of
-            [`keras_unetpp.input_values`][keras_unetpp.input_values]. None: no mapping.
+            [`keras_unetpp.values`][keras_unetpp.values]. None: the rule's defaults.
 
     Returns:
         float32 (H, W, k) probability (or logit) map of the whole scene.
@@ -231,17 +218,17 @@ def predict_tiled(
         raise ValueError(f"predict_tiled got an empty image of shape {array.shape}.")
     _check_tiling(tile_size, batch_size, overlap, blend)
     tile = int(tile_size)
-    _check_model_input(model, array.shape, (tile, tile), "windows (tile_size)")
-    if input_range is not None or (np.issubdtype(array.dtype, np.integer) and array.dtype != np.uint8):
-        array = to_model_values(array, _info_or_unknown(model), input_range, "the image")
+    info = model_facts(model)  # the model's facts, read once here and passed on
+    _check_model_input(info, array.shape, (tile, tile), "windows (tile_size)")
+    array = to_model_values(array, info.input_range, input_range, "the image")
     height, width = array.shape[:2]
 
     def read(top, left, bottom, right):
-        return array[top:bottom, left:right].astype(np.float32)
+        return array[top:bottom, left:right]
 
     out = None
     for top, bottom, band in tiled_bands(model, read, height, width, tile, overlap, batch_size, blend, tta,
-                                         progress, sigma_scale):
+                                         progress, sigma_scale, info=info):
         if out is None:
             out = np.empty((height, width, band.shape[-1]), np.float32)
         out[top:bottom] = band
@@ -251,7 +238,7 @@ def predict_tiled(
 def tiled_bands(model, read_window, height: int, width: int, tile_size: int = 256, overlap: float = 0.25,
                 batch_size: int = 8, blend: str = "center", tta: bool | Sequence[tuple[bool, bool, bool]] = False,
                 progress: bool | None = None, sigma_scale: float = 0.125,
-                channels: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+                channels: int | None = None, info: ModelInfo | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """The engine of [`predict_tiled()`][keras_unetpp.predict_tiled] for scenes
     read piece by piece: yields the prediction in horizontal bands, each as
     soon as no later window touches it.
@@ -278,6 +265,8 @@ def tiled_bands(model, read_window, height: int, width: int, tile_size: int = 25
         sigma_scale: Gaussian standard deviation as a fraction of the tile.
         channels: The scene's channel count: checked against the model's
             input (with its tile size) before anything is read.
+        info: The model's facts, when the caller has read them already
+            (default: ``describe_model(model)``).
 
     Returns:
         An iterator of ``(top, bottom, band)``: rows ``top`` to ``bottom`` of
@@ -296,32 +285,79 @@ def tiled_bands(model, read_window, height: int, width: int, tile_size: int = 25
         >>> model = UNetPlusPlus((None, None, 1), filters=(4, 8))
         >>> read = lambda top, left, bottom, right: scene[top:bottom, left:right]
         >>> [(top, bottom) for top, bottom, _ in tiled_bands(model, read, 100, 40, tile_size=32, batch_size=2)]
-        [(0, 24), (24, 48), (48, 68), (68, 100)]
+        [(0, 24), (24, 48), (48, 72), (72, 100)]
     """
     _check_tiling(tile_size, batch_size, overlap, blend)
     if int(height) < 1 or int(width) < 1:
         raise ValueError(f"The scene must have at least one pixel, got {height} x {width}.")
+    info = model_facts(model) if info is None else info
     if channels is not None:
-        _check_model_input(model, (int(height), int(width), int(channels)), (int(tile_size),) * 2,
+        _check_model_input(info, (int(height), int(width), int(channels)), (int(tile_size),) * 2,
                            "windows (tile_size)")
-    return _bands(model, read_window, int(height), int(width), int(tile_size), overlap, int(batch_size), blend,
-                  list(tta_transforms(tta, model)), progress, sigma_scale)
+    return _bands(model, info, read_window, int(height), int(width), int(tile_size), overlap, int(batch_size), blend,
+                  list(_transforms(tta, info)), progress, sigma_scale)
 
 
-def _bands(model, read_window, height, width, tile, overlap, batch_size, blend, transforms, progress, sigma_scale):
-    info = _info_or_unknown(model)
+def _on_grid(info: ModelInfo) -> bool:
+    """Windows start on the model's pooling grid and end where the scene ends (shorter there):
+    a model that takes any size and pads it itself (UNet++) sees each window as it sees the whole."""
+    return info.size_multiple > 1 and info.height is None and info.width is None
+
+
+def grid_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets of windows of ``tile`` every ``stride`` pixels, the last one the first that
+    reaches ``length`` (it is shorter there); with ``stride`` a multiple of a model's pooling
+    size, every start lies on its grid.
+
+    Args:
+        length: Scene size along the axis.
+        tile: Window size.
+        stride: Step between windows, in [1, tile].
+
+    Returns:
+        Sorted start offsets.
+
+    Examples:
+        >>> grid_starts(150, 96, 64)
+        [0, 64]
+        >>> grid_starts(170, 96, 64)
+        [0, 64, 128]
+    """
+    if not 1 <= stride <= tile:
+        raise ValueError(f"stride must be in [1, tile={tile}] so windows leave no gaps, got {stride}.")
+    starts = [0]
+    while starts[-1] + tile < length:
+        starts.append(starts[-1] + stride)
+    return starts
+
+
+def _layout(height: int, width: int, tile: int, overlap: float, info: ModelInfo):
+    """``(tile, stride, row starts, column starts, canvas height, canvas width)`` of the windows
+    for a model of ``info``: on its pooling grid where it has one (see ``_on_grid``), else the
+    last window shifted back to end at the border (the canvas edge-padded to a tile where smaller)."""
+    stride = window_stride(tile, overlap)
+    multiple = info.size_multiple
+    if _on_grid(info):
+        tile = max(multiple, tile - tile % multiple)
+        stride = min(tile, max(multiple, stride - stride % multiple))
+        return tile, stride, grid_starts(height, tile, stride), grid_starts(width, tile, stride), height, width
+    if multiple > 1 and stride % multiple:
+        stride = max(multiple, stride - stride % multiple)
+    padded_h, padded_w = max(height, tile), max(width, tile)
+    return (tile, stride, window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride),
+            padded_h, padded_w)
+
+
+def _bands(model, info, read_window, height, width, tile, overlap, batch_size, blend, transforms, progress,
+           sigma_scale):
     square_or_no_transpose = height == width or not any(t[0] for t in transforms)
     if height <= tile and width <= tile and info.height is None and info.width is None and square_or_no_transpose:
         # one window holds the scene: predict it whole (edge padding to a tile would change its borders)
-        whole = read_window(0, 0, height, width)[None].astype(np.float32)
-        yield 0, height, predict_augmented(model, whole, tta=transforms, batch_size=batch_size)[0]
+        whole = np.asarray(read_window(0, 0, height, width), np.float32)[None]
+        yield 0, height, _predict_batches(model, whole, batch_size, transforms)[0]
         return
-    padded_h, padded_w = max(height, tile), max(width, tile)
-    stride = window_stride(tile, overlap)
-    multiple = _size_multiple(model)
-    if multiple > 1 and stride % multiple:  # windows on the model's grid: UNet++ pools what whole-image does
-        stride = max(multiple, stride - stride % multiple)
-    rows, cols = window_starts(padded_h, tile, stride), window_starts(padded_w, tile, stride)
+    tile, stride, rows, cols, padded_h, padded_w = _layout(height, width, tile, overlap, info)
+    on_grid = _on_grid(info)
     margin = (tile - stride) // 2
     if blend == "center":  # per axis, once: a window's map is the outer product of its row's and column's
         row_keep = {y: _center_keep(y, tile, margin, padded_h) for y in rows}
@@ -338,18 +374,24 @@ def _bands(model, read_window, height, width, tile, overlap, batch_size, blend, 
     accumulated, weight_sum = None, np.zeros((0, padded_w), np.float32)
     for start in range(0, total, int(batch_size)):  # whole batches across rows, as MONAI fills them
         chunk = positions[start : start + int(batch_size)]
-        windows = np.stack([_window(read_window, y, x, tile, height, width) for y, x in chunk])
-        prediction = _predict_batches(model, windows, batch_size, transforms)
+        if on_grid:  # a window ends where the scene ends: windows of one size go to the model together
+            prediction = _predict_by_size(model, [np.asarray(read_window(y, x, min(y + tile, height),
+                                                                         min(x + tile, width)), np.float32)
+                                                  for y, x in chunk], batch_size, transforms)
+        else:
+            windows = np.stack([_window(read_window, y, x, tile, height, width) for y, x in chunk])
+            prediction = list(_predict_batches(model, windows, batch_size, transforms))
         if accumulated is None:
-            accumulated = np.zeros((0, padded_w, prediction.shape[-1]), np.float32)
-        grow = chunk[-1][0] + tile - base - len(weight_sum)
+            accumulated = np.zeros((0, padded_w, prediction[0].shape[-1]), np.float32)
+        grow = min(chunk[-1][0] + tile, padded_h) - base - len(weight_sum)
         if grow > 0:
             accumulated = np.concatenate([accumulated, np.zeros((grow, *accumulated.shape[1:]), np.float32)])
             weight_sum = np.concatenate([weight_sum, np.zeros((grow, padded_w), np.float32)])
         for (y, x), window in zip(chunk, prediction):
-            weights = np.outer(row_keep[y], col_keep[x]) if blend == "center" else fixed
-            accumulated[y - base : y - base + tile, x : x + tile] += window * weights[..., None]
-            weight_sum[y - base : y - base + tile, x : x + tile] += weights
+            h, w = window.shape[:2]
+            weights = (np.outer(row_keep[y], col_keep[x]) if blend == "center" else fixed)[:h, :w]
+            accumulated[y - base : y - base + h, x : x + w] += window * weights[..., None]
+            weight_sum[y - base : y - base + h, x : x + w] += weights
         if bar is not None:
             bar.update(start + len(chunk))
         # rows above the next window to predict are final: no later window reaches them
@@ -373,6 +415,17 @@ def _window(read_window, y: int, x: int, tile: int, height: int, width: int) -> 
     return pixels
 
 
+def _predict_by_size(model, windows: list, batch_size: int, transforms) -> list:
+    """Predictions of windows that may differ in size, in their order: windows of one size are batched."""
+    out = [None] * len(windows)
+    for size in dict.fromkeys(w.shape for w in windows):
+        index = [i for i, w in enumerate(windows) if w.shape == size]
+        prediction = _predict_batches(model, np.stack([windows[i] for i in index]), batch_size, transforms)
+        for i, p in zip(index, prediction):
+            out[i] = p
+    return out
+
+
 def _check_tiling(tile_size, batch_size, overlap, blend) -> None:
     """A named error for a tile, batch, overlap or blend the tiling cannot take."""
     if not 0.0 <= overlap < 1.0:
@@ -385,9 +438,10 @@ def _check_tiling(tile_size, batch_size, overlap, blend) -> None:
 
 def _center_keep(start: int, tile: int, margin: int, length: int) -> np.ndarray:
     """1-D overlap-tile weights of the window at ``start`` along an axis of
-    ``length``: 1 in its centre, 0 in the margins that do not touch the border."""
+    ``length``: 1 in its centre, 0 in the margins that do not touch the border
+    (a window that reaches the border keeps everything up to it)."""
     keep = np.zeros(tile, np.float32)
-    keep[0 if start == 0 else margin : tile if start + tile == length else tile - margin] = 1.0
+    keep[0 if start == 0 else margin : tile if start + tile >= length else tile - margin] = 1.0
     return keep
 
 
@@ -396,15 +450,6 @@ def _replicas(model) -> int:
     under (``Model.distribute_strategy``), 1 elsewhere (JAX shards the batch itself)."""
     strategy = getattr(model, "distribute_strategy", None)
     return max(1, int(getattr(strategy, "num_replicas_in_sync", 1) or 1))
-
-
-def _declared_symmetries(model):
-    if model is None:
-        return None
-    try:
-        return describe_model(model).symmetries
-    except ValueError:  # a model that cannot be described declares nothing
-        return None
 
 
 def tta_transforms(tta, model=None) -> tuple:
@@ -427,15 +472,20 @@ def tta_transforms(tta, model=None) -> tuple:
 
     Examples:
         >>> from keras_unetpp import UNetPlusPlus
-        >>> from keras_unetpp.models import with_preprocessing
+        >>> from keras_unetpp import with_preprocessing
         >>> core = UNetPlusPlus((None, None, 1), filters=(2, 4))
         >>> len(tta_transforms(True, core)), len(tta_transforms("mirror"))
         (8, 2)
         >>> tta_transforms(True, with_preprocessing(core, channels=1, median_kernel=0, symmetries="mirror"))
         ((False, False, False), (False, False, True))
     """
+    return _transforms(tta, model_facts(model) if tta is True and model is not None else UNKNOWN)
+
+
+def _transforms(tta, info: ModelInfo) -> tuple:
+    """``tta_transforms`` for a model whose facts were read already."""
     if tta is True:
-        return _declared_symmetries(model) or DIHEDRAL_TRANSFORMS
+        return info.symmetries or DIHEDRAL_TRANSFORMS
     if tta is False or tta is None:
         return (IDENTITY,)
     try:
@@ -450,6 +500,7 @@ def predict_augmented(
     images,
     tta: bool | Sequence[tuple[bool, bool, bool]] = True,
     batch_size: int = 8,
+    input_range=None,
 ) -> np.ndarray:
     """Whole-image test-time augmentation: the mean of the model's predictions
     on transformed copies of a batch, each mapped back first.
@@ -474,6 +525,9 @@ def predict_augmented(
             mirrored, for subjects that are not symmetric under rotation, such
             as chest films).
         batch_size: Images per model call.
+        input_range: How the images' values become the model's, as for
+            [`predict_tiled()`][keras_unetpp.inference.predict_tiled] (None: the
+            rule's defaults: uint8 is 0..255, floats must lie in the model's range).
 
     Returns:
         float32 (N, H, W, k) mean prediction.
@@ -491,13 +545,15 @@ def predict_augmented(
         >>> predict_augmented(model, np.zeros((2, 32, 32, 1)), tta=MIRROR_TTA).shape
         (2, 32, 32, 1)
     """
-    array = np.asarray(images, dtype=np.float32)
+    array = np.asarray(images)
     if array.ndim != 4 or 0 in array.shape:
         raise ValueError(f"predict_augmented expects a batch of images (N, H, W, C), got shape {array.shape}.")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    _check_model_input(model, array.shape, array.shape[1:3], "images")
-    transforms = tta_transforms(tta, model)
+    info = model_facts(model)
+    _check_model_input(info, array.shape, array.shape[1:3], "images")
+    array = to_model_values(array, info.input_range, input_range, "the images")
+    transforms = _transforms(tta, info)
     if array.shape[1] != array.shape[2] and any(t[0] for t in transforms):
         raise ValueError(f"Transposing transforms need square images, got shape {array.shape}; "
                          f"use a subset of DIHEDRAL_TRANSFORMS without transpose (e.g. MIRROR_TTA).")
@@ -529,7 +585,7 @@ def _predict_batches(model, windows, batch_size, transforms):
     return out / len(transforms)
 
 
-def count_windows(height: int, width: int, tile_size: int = 256, overlap: float = 0.25) -> int:
+def count_windows(height: int, width: int, tile_size: int = 256, overlap: float = 0.25, model=None) -> int:
     """How many windows [`predict_tiled()`][keras_unetpp.inference.predict_tiled] evaluates (before TTA).
 
     Args:
@@ -537,17 +593,20 @@ def count_windows(height: int, width: int, tile_size: int = 256, overlap: float 
         width: Scene width.
         tile_size: Window edge.
         overlap: Window overlap fraction.
+        model: The model that will predict: its pooling grid rounds the tile and the
+            step between windows (None: a model without one).
 
     Returns:
-        The number of windows.
+        The number of windows (1 for a scene predicted whole).
 
     Examples:
         >>> count_windows(3072, 4608, 256, 0.25)
         384
     """
-    stride = window_stride(tile_size, overlap)
-    return len(window_starts(max(height, tile_size), tile_size, stride)) * len(
-        window_starts(max(width, tile_size), tile_size, stride)
-    )
+    info = UNKNOWN if model is None else model_facts(model)
+    if height <= tile_size and width <= tile_size and info.height is None and info.width is None:
+        return 1
+    _, _, rows, cols, _, _ = _layout(int(height), int(width), int(tile_size), overlap, info)
+    return len(rows) * len(cols)
 
 

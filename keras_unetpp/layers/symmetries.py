@@ -66,9 +66,9 @@ class Symmetries(keras.layers.Layer):
     Averaging only helps over transforms the model was trained under: a lung
     model of the lung example (trained with left-right flips only) scores
     validation Dice 0.951 with the mirror average and 0.857 with the 8-fold
-    one. [`with_preprocessing()`][keras_unetpp.models.with_preprocessing] puts this layer
+    one. [`with_preprocessing()`][keras_unetpp.with_preprocessing] puts this layer
     after the input when given ``symmetries``, so the saved file carries the set;
-    [`describe_model()`][keras_unetpp.model_info.describe_model] reads it, and ``tta=True``
+    [`describe_model()`][keras_unetpp.describe_model] reads it, and ``tta=True``
     in [`predict_tiled()`][keras_unetpp.inference.predict_tiled] /
     [`predict_augmented()`][keras_unetpp.inference.predict_augmented] and
     ``keras-unetpp predict --tta`` average over it. A layer rather than a model

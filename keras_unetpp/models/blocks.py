@@ -179,7 +179,7 @@ class BilinearUpsampling(layers.Layer):
     predicted images of several sizes is traced with unknown height and width,
     and ``UpSampling2D`` (``keras.ops.image.resize``) then fails. Used by
     [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus] with ``upsampling="bilinear"``
-    and by [`with_preprocessing()`][keras_unetpp.models.with_preprocessing]
+    and by [`with_preprocessing()`][keras_unetpp.with_preprocessing]
     to return to the input's scale.
 
     Args:

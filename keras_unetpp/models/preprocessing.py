@@ -2,7 +2,7 @@
 median blur and a reduced working scale.
 
 A model trained on preprocessed crops forgets nothing at prediction time if
-the same steps are part of the ``.keras`` file: [`with_preprocessing()`][keras_unetpp.models.with_preprocessing]
+the same steps are part of the ``.keras`` file: [`Segmenter`][keras_unetpp.Segmenter]
 wraps a trained model so that it takes raw images (e.g. uint8 RGB scenes) and
 returns probabilities at the input's full resolution, and
 [`preprocess_images()`][keras_unetpp.models.preprocess_images] applies exactly the same layers to whole training
@@ -22,11 +22,12 @@ import numpy as np
 from keras import layers
 
 from keras_unetpp.layers.median_blur import MedianBlur
-from keras_unetpp.layers.symmetries import Symmetries
-from keras_unetpp.models.blocks import BilinearUpsampling, CropToReference, PadToMultiple, bilinear_resize_axis
+from keras_unetpp.models.blocks import PadToMultiple, bilinear_resize_axis
+from keras_unetpp.values import foreground
 
 
-def _check(input_scale: float, median_kernel: int, downsample: int) -> None:
+def check_preprocessing(input_scale: float, median_kernel: int, downsample: int) -> None:
+    """Refuses a non-positive scale, an even median kernel or a non-integer ``downsample``, by name."""
     if not np.isfinite(input_scale) or input_scale <= 0:
         raise ValueError(f"input_scale must be a positive number, got {input_scale}.")
     if int(median_kernel) < 0 or (int(median_kernel) > 1 and int(median_kernel) % 2 == 0):
@@ -35,13 +36,15 @@ def _check(input_scale: float, median_kernel: int, downsample: int) -> None:
         raise ValueError(f"downsample must be a positive integer (working scale 1/downsample), got {downsample}.")
 
 
-def preprocessing_layers(input_scale: float = 1 / 255, median_kernel: int = 5, downsample: int = 1) -> list:
+def preprocessing_layers(input_scale: float = 1 / 255, median_kernel: int = 5, downsample: int = 1,
+                         offset: float = 0.0) -> list:
     """The preprocessing steps as Keras layers, in order.
 
     Args:
         input_scale: Multiplies the raw values (``1/255`` maps uint8 to [0, 1]).
         median_kernel: Median blur window (odd); 0 or 1 for none.
         downsample: Integer factor of the working scale (1 keeps full size).
+        offset: Added after the scaling (``-low / (high - low)`` maps ``low..high`` onto [0, 1]).
 
     Returns:
         A list of layers: ``Rescaling``, optionally ``MedianBlur``, and for
@@ -55,8 +58,8 @@ def preprocessing_layers(input_scale: float = 1 / 255, median_kernel: int = 5, d
         >>> [type(layer).__name__ for layer in preprocessing_layers(downsample=2)]
         ['Rescaling', 'MedianBlur', 'PadToMultiple', 'AveragePooling2D']
     """
-    _check(input_scale, median_kernel, downsample)
-    steps = [layers.Rescaling(float(input_scale), name="input_scale")]
+    check_preprocessing(input_scale, median_kernel, downsample)
+    steps = [layers.Rescaling(float(input_scale), offset=float(offset), name="input_scale")]
     if int(median_kernel) > 1:
         steps.append(MedianBlur(int(median_kernel), name="median_blur"))
     if int(downsample) > 1:
@@ -66,7 +69,7 @@ def preprocessing_layers(input_scale: float = 1 / 255, median_kernel: int = 5, d
 
 
 def preprocess_images(images, input_scale: float = 1 / 255, median_kernel: int = 5, downsample: int = 1) -> np.ndarray:
-    """Applies the preprocessing of [`with_preprocessing()`][keras_unetpp.models.with_preprocessing] to images, e.g.
+    """Applies the preprocessing of [`Segmenter`][keras_unetpp.Segmenter] to images, e.g.
     whole training images before cropping.
 
     Args:
@@ -113,14 +116,14 @@ def downsample_masks(masks, downsample: int) -> np.ndarray:
         >>> downsample_masks(m, 2)[..., 0].tolist()
         [[1, 0], [0, 0]]
     """
-    _check(1.0, 0, downsample)
+    check_preprocessing(1.0, 0, downsample)
     array = np.asarray(masks)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3:
         raise ValueError(f"downsample_masks expects (H, W) or (H, W, 1), got shape {np.shape(masks)}.")
     k = int(downsample)
-    fg = (array > 0).astype(np.float32)
+    fg = foreground(array).astype(np.float32)
     h, w = fg.shape[:2]
     padded = np.zeros((-(-h // k) * k, -(-w // k) * k, fg.shape[2]), np.float32)
     padded[:h, :w] = fg
@@ -210,90 +213,3 @@ class ResizeToReference(layers.Layer):
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = input_shape
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
-
-
-def with_preprocessing(
-    model: keras.Model,
-    channels: int = 3,
-    input_scale: float = 1 / 255,
-    median_kernel: int | None = None,
-    downsample: int = 1,
-    name: str = "segmenter",
-    working_size: tuple[int, int] | None = None,
-    symmetries=None,
-) -> keras.Model:
-    """Wraps a trained model so that it takes raw images and returns
-    probabilities at the input's full resolution.
-
-    The wrapper is a functional ``keras.Model``: ``input -> Rescaling ->
-    MedianBlur -> (pad, AveragePooling2D) -> model -> (bilinear upsampling,
-    crop to the input's size)``. Save it with ``model.save("x.keras")``; a
-    loaded copy (after ``import keras_unetpp``) predicts from raw pixels, for
-    example ``predict_tiled(keras.saving.load_model("x.keras"), uint8_scene)``.
-
-    Args:
-        model: The trained segmentation model (e.g. [`UNetPlusPlus`][keras_unetpp.UNetPlusPlus]),
-            taking preprocessed images at the working scale.
-        channels: Input channels.
-        input_scale: Multiplies the raw values (``1/255`` for uint8).
-        median_kernel: Median blur window (odd) the model was trained with;
-            0 for none. Required: the blur must match training (a model
-            trained without it and wrapped with a 5x5 blur changes its
-            probabilities by up to 0.69), so there is no default to forget.
-        downsample: Integer factor of the working scale; the same one the
-            model was trained at.
-        name: Name of the wrapper model.
-        working_size: ``(height, width)``: every input is resized to this size
-            by area averaging ([`AreaResize`][keras_unetpp.models.preprocessing.AreaResize],
-            as [`resized_arrays()`][keras_unetpp.datasets.resized_arrays]
-            prepares training images) and the probabilities are resized back
-            to the input's size (bilinear); for models trained on whole images
-            resized to one size (chest X-rays). Not combined with ``downsample``.
-        symmetries: The transforms the model was trained under, recorded in
-            the saved model (a [`Symmetries`][keras_unetpp.layers.Symmetries]
-            layer) so that test-time augmentation (``tta=True``,
-            ``keras-unetpp predict --tta``) averages over these alone:
-            ``"dihedral"`` (the 8 symmetries of the square, the aerial recipe),
-            ``"mirror"`` (left-right flips only, chest films), ``"flips"``, or
-            a sequence of triples from ``DIHEDRAL_TRANSFORMS``. None records
-            nothing (TTA then uses all 8).
-
-    Returns:
-        A ``keras.Model`` mapping (N, H, W, channels) raw images to
-            (N, H, W, classes) float32 probabilities, any H and W.
-
-    Raises:
-        ValueError: For invalid preprocessing arguments.
-
-    Examples:
-        >>> from keras_unetpp import UNetPlusPlus
-        >>> core = UNetPlusPlus((None, None, 3), filters=(4, 8))
-        >>> full = with_preprocessing(core, median_kernel=5, downsample=2)
-        >>> full.predict(np.zeros((1, 30, 45, 3), np.uint8), verbose=0).shape
-        (1, 30, 45, 1)
-    """
-    if int(channels) < 1:
-        raise ValueError(f"channels must be >= 1, got {channels}.")
-    if median_kernel is None:
-        raise ValueError("with_preprocessing needs median_kernel: the median blur the model was trained with "
-                         "(5 for the aerial recipe, 0 for none). It must match training.")
-    if working_size is not None:
-        if int(downsample) != 1:
-            raise ValueError("working_size and downsample are two ways to set the working scale: pass one.")
-        if len(tuple(working_size)) != 2 or min(int(v) for v in working_size) < 1:
-            raise ValueError(f"working_size must be (height, width) of positive integers, got {working_size!r}.")
-    declared = None if symmetries is None else Symmetries(symmetries, name="symmetries")  # checks it first
-    inputs = keras.Input((None, None, int(channels)), name="raw_images")
-    x = inputs if declared is None else declared(inputs)
-    for layer in preprocessing_layers(input_scale, median_kernel, downsample):
-        x = layer(x)
-    if working_size is not None:
-        height, width = (int(v) for v in working_size)
-        x = AreaResize(height, width, name="to_working_size")(x)
-    y = model(x)
-    if working_size is not None:
-        y = ResizeToReference(dtype="float32", name="to_input_size")([y, inputs])
-    if int(downsample) > 1:
-        y = BilinearUpsampling(int(downsample), dtype="float32", name="to_input_scale")(y)
-        y = CropToReference(dtype="float32", name="crop_to_input")([y, inputs])
-    return keras.Model(inputs, y, name=name)

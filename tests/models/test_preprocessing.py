@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_unetpp import UNetPlusPlus
-from keras_unetpp.models import downsample_masks, preprocess_images, with_preprocessing
+from keras_unetpp import with_preprocessing
+from keras_unetpp.models import downsample_masks, preprocess_images
 
 
 def block_mean(x, k):
