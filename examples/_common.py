@@ -1,16 +1,9 @@
-"""Helpers shared by the examples: common arguments, a learning-rate logger,
-curves and the metrics file. Uses only the public keras_unetpp API."""
+"""The examples' command-line arguments, mapped onto the library's training recipe
+(``keras_unetpp.training``). Uses only the public keras_unetpp API."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import json
-import os
-import platform
-import sys
-import time
 from pathlib import Path
 
 import keras
@@ -18,11 +11,7 @@ import numpy as np
 
 from keras_unetpp.datasets import data_root
 from keras_unetpp.models import efficientnet_lite
-from keras_unetpp.visualization import plot_curves
-
-
-#: ``--precision`` choices: Keras dtype policies (the model keeps its heads in float32).
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+from keras_unetpp.training import PRECISIONS, Recipe, data_parallel, fit, fit_verbosity
 
 
 def common_parser(description: str, out: str) -> argparse.ArgumentParser:
@@ -74,44 +63,6 @@ def resolve_data(path: Path | None, name: str) -> Path:
         raise SystemExit(str(error)) from None
 
 
-def data_parallel(enabled: bool):
-    """``(scope, devices)``: build and compile the model inside ``scope``;
-    the global batch is the per-device batch times ``devices``.
-
-    Called first at the start of an example (``MultiWorkerMirroredStrategy``
-    must exist before TensorFlow runs any operation); later calls use the
-    same strategy and return a fresh scope (a strategy's scope can be
-    entered once).
-
-    TensorFlow: ``MirroredStrategy`` over the local GPUs (the CPU when there
-    are none), ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names
-    several workers. JAX: ``keras.distribution.DataParallel`` over every
-    device (``keras.distribution.initialize()`` first for several processes).
-    PyTorch: Keras' distribution API does not cover it; the run stops and says so.
-    """
-    if not enabled:
-        return contextlib.nullcontext(), 1
-    strategy, devices = _started_strategy(keras.backend.backend())
-    return (strategy.scope() if strategy is not None else contextlib.nullcontext()), devices
-
-
-@functools.cache
-def _started_strategy(backend: str):
-    """``(TensorFlow strategy or None, devices)``, started once per process."""
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        strategy = (tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in os.environ
-                    else tf.distribute.MirroredStrategy())
-        return strategy, strategy.num_replicas_in_sync
-    if backend == "jax":
-        distribution = keras.distribution.DataParallel()
-        keras.distribution.set_distribution(distribution)
-        return None, int(np.prod(distribution.device_mesh.shape))
-    raise SystemExit(f"--distribute supports the TensorFlow and JAX backends; Keras has no data-parallel engine "
-                     f"for {backend!r} (run one process per GPU with torchrun and your own loop, or switch backend).")
-
-
 def encoder_options(args) -> dict:
     """UNetPlusPlus keyword arguments for --encoder / --encoder-weights (none without an encoder).
 
@@ -135,130 +86,25 @@ def encoder_options(args) -> dict:
     return options
 
 
-def learning_rate_schedule(args, steps: int, devices: int = 1):
-    """Cosine decay from ``--learning-rate`` (times ``devices``) to 5% of it over
-    ``steps``, after ``--warmup-steps`` of linear warm-up from 0."""
-    peak = args.learning_rate * devices
-    warmup = min(getattr(args, "warmup_steps", 0), steps - 1)
-    if warmup <= 0:
-        return keras.optimizers.schedules.CosineDecay(peak, steps, alpha=0.05)
-    return keras.optimizers.schedules.CosineDecay(0.0, steps - warmup, alpha=0.05, warmup_target=peak,
-                                                  warmup_steps=warmup)
+def recipe(args) -> Recipe:
+    """The library's training recipe from the examples' arguments."""
+    return Recipe(epochs=args.epochs, steps_per_epoch=args.steps, learning_rate=args.learning_rate,
+                  warmup_steps=getattr(args, "warmup_steps", 0), frozen_epochs=getattr(args, "frozen_epochs", 0),
+                  distribute=getattr(args, "distribute", False), verbose=fit_verbosity(args.quick))
 
 
 def fit_model(model, loss, metrics, dataset, validation, args, out: Path, config: dict) -> dict:
-    """Compiles ``model`` with Adam on ``learning_rate_schedule`` and trains it for
-    ``--epochs`` x ``--steps``; returns the History dict (with ``lr``).
-
-    With ``--frozen-epochs N`` (encoder models), the first N epochs train a
-    copy whose encoder is frozen (``encoder_trainable=False``: only the
-    decoder learns, the encoder's batch norm keeps its ImageNet statistics)
-    at the peak learning rate; its weights then go back into ``model``,
-    which trains the remaining epochs on the cosine schedule.
-    """
-    distribute = getattr(args, "distribute", False)
-    devices = data_parallel(distribute)[1]
-    frozen_epochs = min(getattr(args, "frozen_epochs", 0), args.epochs - 1)
-    fit = dict(steps_per_epoch=args.steps, validation_data=validation, verbose=fit_verbosity(args.quick),
-               shuffle=False)  # the tf.data pipelines draw random crops themselves
-    histories = []
-    if frozen_epochs > 0:
-        if not model.get_config().get("encoder"):
-            raise SystemExit("--frozen-epochs needs --encoder (there is no encoder to freeze).")
-        with data_parallel(distribute)[0]:
-            frozen = type(model).from_config({**model.get_config(), "encoder_trainable": False})
-            frozen.set_weights(model.get_weights())
-            frozen.compile(optimizer=keras.optimizers.Adam(args.learning_rate * devices), loss=loss,
-                           metrics=_fresh(metrics))
-        histories.append(frozen.fit(dataset, epochs=frozen_epochs,
-                                    callbacks=training_callbacks(out / "frozen", config), **fit).history)
-        model.set_weights(frozen.get_weights())
-        with contextlib.suppress(OSError):
-            (out / "frozen").rmdir()  # its backup is gone once the phase ends
-    with data_parallel(distribute)[0]:
-        schedule = learning_rate_schedule(args, (args.epochs - frozen_epochs) * args.steps, devices)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=_fresh(metrics))
-    histories.append(model.fit(dataset, epochs=args.epochs, initial_epoch=frozen_epochs,
-                               callbacks=training_callbacks(out, config), **fit).history)
-    return {key: [v for h in histories for v in h.get(key, [])] for key in histories[-1]}
-
-
-def _fresh(metrics: list) -> list:
-    """New metric objects like ``metrics``, created where this is called: inside a
-    distribution scope their variables are the strategy's (summed over workers)."""
-    return [type(m).from_config(m.get_config()) for m in metrics]
-
-
-def fit_verbosity(quick: bool = False) -> int:
-    """``fit``'s verbose: a live progress bar on a terminal, one line per epoch
-    in logs and pipes (no ANSI escape codes written into files)."""
-    return 1 if sys.stdout.isatty() and not quick else 2
-
-
-def training_callbacks(out: Path, config: dict | None = None) -> list:
-    """The examples' ``fit`` callbacks: the learning-rate logger and a backup
-    every epoch in ``out/backup`` (``keras.callbacks.BackupAndRestore``).
-
-    Interrupted (Ctrl-C, a killed job), the same command with the same
-    ``--out`` resumes from the last finished epoch: weights, optimizer state
-    and the learning-rate schedule's position, and says so in one line. The
-    backup stores the run's configuration (``config``: the arguments that
-    shape training); a run with other arguments into the same ``--out`` stops
-    with the differences instead of resuming a run it is not. The backup is
-    deleted when training ends. The random crop stream restarts from the
-    seed, so a resumed run equals an uninterrupted one in distribution, not
-    bit for bit (with in-memory arrays it is bit for bit: ``tests/test_resume.py``).
-    """
-    backup = out / "backup"
-    if config is not None:
-        stored = backup / "run_config.json"
-        current = json.loads(json.dumps(config, default=str))
-        if stored.is_file():
-            previous = json.loads(stored.read_text())
-            changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-            if changed:
-                details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
-                raise SystemExit(f"{out} holds an interrupted run with other arguments ({details}). Resume it with "
-                                 f"its own arguments, choose another --out, or delete {backup} to start afresh.")
-            print(f"resuming the interrupted run in {backup}", flush=True)
-        elif backup.exists() and any(backup.iterdir()):
-            raise SystemExit(f"{backup} holds a backup without its arguments; delete it to start afresh.")
-        backup.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(current, indent=1, sort_keys=True))
-    return [LearningRateLogger(), keras.callbacks.BackupAndRestore(str(backup))]
+    """Trains ``model`` by the library's recipe (``keras_unetpp.training.fit``) with the examples'
+    arguments; returns the History dict (with ``lr``)."""
+    try:
+        return fit(model, loss, metrics, dataset, validation, recipe(args), out, config)
+    except ValueError as error:  # a recipe the arguments cannot make: say it as the command line does
+        raise SystemExit(str(error).replace("frozen_epochs", "--frozen-epochs")) from None
 
 
 def run_config(args) -> dict:
     """The arguments that shape a training run (everything but where it writes and how it talks)."""
     return {k: v for k, v in sorted(vars(args).items()) if k not in ("out", "data", "distribute")}
-
-
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to the epoch logs as ``lr``."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def save_curves(history: dict, out: Path, title: str) -> None:
-    """curves_loss.png, curves_lr.png and one curves_NAME.png per metric (training
-    and validation together, e.g. curves_iou.png) from a History dict."""
-    names = ["loss"] + [k for k in history if k not in ("loss", "lr") and not k.startswith("val_")] + ["lr"]
-    for name in names:
-        series = {k: history[k] for k in (name, f"val_{name}") if k in history}
-        if series:
-            plot_curves(series, out / f"curves_{name}.png", title=title, ylabel={"lr": "learning rate"}.get(name, name))
-
-
-def write_metrics(out: Path, payload: dict) -> None:
-    payload = {
-        "date": time.strftime("%Y-%m-%d"),
-        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, backend {keras.backend.backend()}",
-        "precision": keras.mixed_precision.global_policy().name,
-        **payload,
-    }
-    (out / "metrics.json").write_text(json.dumps(payload, indent=2, default=float))
 
 
 def apply_defaults(args, full: dict, quick: dict) -> None:

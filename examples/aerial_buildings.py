@@ -33,14 +33,12 @@ from _common import (
     apply_defaults,
     fit_model,
     common_parser,
-    data_parallel,
     encoder_options,
     resolve_data,
-    save_curves,
     run_config,
-    write_metrics,
 )
 
+from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp import BinaryIoU, CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, UNetPlusPlus, predict_tiled
 from keras_unetpp.datasets import (
     Sample,

@@ -25,15 +25,13 @@ import numpy as np
 from _common import (
     apply_defaults,
     common_parser,
-    data_parallel,
     encoder_options,
     fit_model,
     resolve_data,
-    save_curves,
     run_config,
-    write_metrics,
 )
 
+from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp import CombinedLoss, FocalDiceLoss, MulticlassIoU, UNetPlusPlus, predict_tiled
 from keras_unetpp.datasets import (
     DUBAI_CLASSES,

@@ -31,17 +31,15 @@ from _common import (
     apply_defaults,
     fit_model,
     common_parser,
-    data_parallel,
     encoder_options,
     resolve_data,
-    save_curves,
     run_config,
-    write_metrics,
 )
 
+from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
 from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arrays, split_fraction
-from keras_unetpp.evaluation import SegmentationReport, segmentation_report
+from keras_unetpp.evaluation import SegmentationReport, paired_comparison, segmentation_report
 from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 from keras_unetpp.layers import xray_augmentation
 from keras_unetpp import with_preprocessing
@@ -161,17 +159,6 @@ def train_and_evaluate(args, data, arm: str, seed: int, out):
           f"post-processed Dice {post.dice:.3f}"
           + (f", without TTA {result['overall_without_tta']['dice']:.3f}" if args.tta else "") + f" ({seconds:.0f} s)")
     return result
-
-
-def paired_comparison(with_aug: dict, without_aug: dict, key: str = "iou") -> dict:
-    """Per-case changes of ``key`` (same validation cases, two models) and a Wilcoxon
-    signed-rank test: one overall IoU from 16 cases says little on its own."""
-    change = np.array([with_aug[name][key] - without_aug[name][key] for name in with_aug])
-    nonzero = change[change != 0]
-    p_value = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else 1.0
-    return {"cases": len(change), "cases_better": int((change > 0).sum()), "cases_worse": int((change < 0).sum()),
-            f"mean_{key}_change": float(change.mean()), f"median_{key}_change": float(np.median(change)),
-            "wilcoxon_p": p_value}
 
 
 def _mean_sd(values):

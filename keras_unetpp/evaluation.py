@@ -367,3 +367,37 @@ def segmentation_report(
     counts = confusion_counts(y_true, y_pred, threshold)
     coverage = compare_coverage(y_true, y_pred, block_size, threshold=threshold) if block_size else None
     return SegmentationReport(counts, coverage)
+
+
+def paired_comparison(first: dict, second: dict, key: str = "iou") -> dict:
+    """Per-case changes of ``key`` from ``second`` to ``first`` (the same cases scored by two models)
+    and a Wilcoxon signed-rank test: one overall score over 16 cases says little on its own.
+
+    Args:
+        first: ``{case: {key: value}}`` of the model under test.
+        second: The same cases of the model it is compared with.
+        key: The score compared (``"iou"``, ``"dice"``, ...).
+
+    Returns:
+        ``cases``, ``cases_better``, ``cases_worse``, ``mean_KEY_change``, ``median_KEY_change`` and
+            ``wilcoxon_p`` (1.0 with fewer than two non-zero changes).
+
+    Raises:
+        ValueError: If the two do not score the same cases.
+
+    Examples:
+        >>> a = {"x": {"iou": 0.9}, "y": {"iou": 0.8}, "z": {"iou": 0.7}}
+        >>> b = {"x": {"iou": 0.8}, "y": {"iou": 0.8}, "z": {"iou": 0.6}}
+        >>> r = paired_comparison(a, b)
+        >>> r["cases"], r["cases_better"], round(r["mean_iou_change"], 3)
+        (3, 2, 0.067)
+    """
+    if set(first) != set(second):
+        raise ValueError(f"paired_comparison needs the same cases on both sides; only one side has "
+                         f"{sorted(set(first) ^ set(second))[:5]}.")
+    change = np.array([first[name][key] - second[name][key] for name in first])
+    nonzero = change[change != 0]
+    p_value = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else 1.0
+    return {"cases": len(change), "cases_better": int((change > 0).sum()), "cases_worse": int((change < 0).sum()),
+            f"mean_{key}_change": float(change.mean()), f"median_{key}_change": float(np.median(change)),
+            "wilcoxon_p": p_value}

@@ -69,25 +69,15 @@ def test_an_interrupted_run_without_backup_differs(data, uninterrupted):
     assert any(not np.allclose(a, b, atol=1e-4) for a, b in zip(uninterrupted.get_weights(), shorter.get_weights()))
 
 
-def _common():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "_common.py"
-    spec = importlib.util.spec_from_file_location("examples_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_an_interrupted_run_resumes_only_with_its_own_arguments(tmp_path, capsys):
-    """The examples keep their backup in --out: the same arguments resume it (and say so),
+    """The recipe keeps its backup in the run's folder: the same arguments resume it (and say so),
     other arguments stop with the differences instead of resuming a run they are not."""
-    common = _common()
+    from keras_unetpp.training import training_callbacks
+
     config = {"epochs": 30, "seed": 0, "filters": [8, 16]}
-    common.training_callbacks(tmp_path, config)
+    training_callbacks(tmp_path, config)
     (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"stand-in for a backup")  # as if interrupted
-    common.training_callbacks(tmp_path, config)
+    training_callbacks(tmp_path, config)
     assert "resuming the interrupted run" in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"other arguments \(epochs: 30 -> 15\)"):
-        common.training_callbacks(tmp_path, {**config, "epochs": 15})
+        training_callbacks(tmp_path, {**config, "epochs": 15})

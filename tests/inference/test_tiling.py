@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from keras_unetpp import UNetPlusPlus, predict_tiled
 from keras_unetpp.inference import MIRROR_TTA, count_windows, gaussian_weights, predict_augmented, window_starts
-from keras_unetpp.inference.tiling import window_stride
+from keras_unetpp.inference.tiling import tiled_bands, window_stride
 from keras_unetpp.visualization import scene_report
 
 
@@ -338,3 +338,46 @@ def test_tiled_bands_checks_before_reading():
         tiled_bands(model, read, 50, 50, tile_size=16, blend="max")
     with pytest.raises(ValueError, match="channel"):
         tiled_bands(model, read, 50, 50, tile_size=16, channels=4)
+
+
+_SEAM_MODELS = {}
+
+
+def _seam_model(depth: int):
+    if depth not in _SEAM_MODELS:
+        keras.utils.set_random_seed(depth)
+        _SEAM_MODELS[depth] = UNetPlusPlus((None, None, 2), filters=(4, 8, 16)[: depth + 1])
+    return _SEAM_MODELS[depth]
+
+
+@given(depth=st.sampled_from([1, 2]), height=st.integers(20, 170), width=st.integers(20, 170),
+       tile=st.integers(48, 130), seed=st.integers(0, 1000))
+def test_tiles_of_any_scene_and_tile_size_equal_whole_image_prediction(depth, height, width, tile, seed):
+    """The reference is the model on the whole scene (it pads it to its own grid once). Windows on that
+    grid, with a margin wider than the model's context (depth 1: 12 px, depth 2: 24 px), give the same."""
+    if depth == 2:
+        tile = max(tile, 96)
+    model = _seam_model(depth)
+    scene = np.random.default_rng(seed).random((height, width, 2)).astype("float32")
+    whole = model.predict(scene[None], verbose=0)[0]
+    tiled = predict_tiled(model, scene, tile_size=tile, overlap=0.5, progress=False)
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+
+
+@given(height=st.integers(1, 300), width=st.integers(1, 300), tile=st.integers(16, 128),
+       overlap=st.sampled_from([0.0, 0.25, 0.5, 0.7]))
+def test_count_windows_counts_the_windows_tiling_reads(height, width, tile, overlap):
+    model = _seam_model(2)
+    reads = []
+
+    def read(top, left, bottom, right):
+        reads.append((top, left))
+        return np.zeros((bottom - top, right - left, 2), np.float32)
+
+    bands = tiled_bands(model, read, height, width, tile_size=tile, overlap=overlap, batch_size=64)
+    covered = np.zeros((height, width), bool)
+    for top, bottom, band in bands:
+        covered[top:bottom] = True
+        assert band.shape[:2] == (bottom - top, width)
+    assert covered.all()
+    assert count_windows(height, width, tile, overlap, model) == len(reads)

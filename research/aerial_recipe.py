@@ -9,8 +9,8 @@ full-resolution probabilities out) and scores every pixel. Because the budget
 is a step count, the same table can be computed on a faster machine and the
 quality still describes the CPU budget.
 
-    python benchmarks/aerial_recipe.py --time-steps baseline half         # CPU seconds per step
-    python benchmarks/aerial_recipe.py --configs baseline half --budget-minutes 15
+    python research/aerial_recipe.py --time-steps baseline half         # CPU seconds per step
+    python research/aerial_recipe.py --configs baseline half --budget-minutes 15
 
 Training data come from the same ``tf.data`` pipeline as the example
 (``crop_dataset`` + ``RandomDihedral``, TensorFlow backend). Writes one JSON line per configuration to ``--out`` (default
@@ -125,11 +125,11 @@ def build(cfg):
 
 
 def compile_model(model, cfg, steps):
-    warmup = int(cfg["warmup"] * steps)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg["lr"] if not warmup else cfg["lr"] / 10, steps - warmup, alpha=0.05,
-        warmup_target=cfg["lr"] if warmup else None, warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=make_loss(cfg["loss"]))
+    """Adam on the library's schedule (keras_unetpp.training): warm-up from 0, cosine decay to 5 %."""
+    from keras_unetpp.training import Recipe, learning_rate_schedule
+
+    recipe = Recipe(epochs=1, steps_per_epoch=steps, learning_rate=cfg["lr"], warmup_steps=int(cfg["warmup"] * steps))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(recipe)), loss=make_loss(cfg["loss"]))
 
 
 def prepared_training_set(tiles, cfg, val_tile):
@@ -168,23 +168,18 @@ def time_steps(names, repeats=6):
     path.write_text(json.dumps(known, indent=2))
 
 
-def counts(truth, prob, threshold):
-    pred = prob >= threshold
-    t = truth.astype(bool)
-    return np.array([np.sum(pred & t), np.sum(pred & ~t), np.sum(~pred & t), np.sum(~pred & ~t)], np.int64)
+def scores(counts):
+    """IoU, precision, recall and Dice of summed confusion counts (keras_unetpp.evaluation)."""
+    from keras_unetpp.evaluation import SegmentationReport
 
-
-def scores(c):
-    tp, fp, fn, _ = (int(v) for v in c)
-    iou = tp / max(tp + fp + fn, 1)
-    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    return dict(iou=round(iou, 4), precision=round(precision, 4), recall=round(recall, 4),
-                dice=round(2 * tp / max(2 * tp + fp + fn, 1), 4))
+    report = SegmentationReport(counts)
+    return dict(iou=round(report.iou, 4), precision=round(report.precision, 4), recall=round(report.recall, 4),
+                dice=round(report.dice, 4))
 
 
 def evaluate(model, tiles, cfg, val_tile, tta=False, heads=("mean", "deepest")):
-    from keras_unetpp import predict_tiled
-    from keras_unetpp import with_preprocessing
+    from keras_unetpp import predict_tiled, with_preprocessing
+    from keras_unetpp.evaluation import ConfusionCounts, confusion_counts
 
     depth = len(cfg["filters"]) - 1
     cores = {"mean": model, "deepest": model.prune(depth)}
@@ -192,14 +187,14 @@ def evaluate(model, tiles, cfg, val_tile, tta=False, heads=("mean", "deepest")):
     for head in heads:
         core = cores[head]
         wrapped = with_preprocessing(core, median_kernel=5, downsample=cfg["downsample"])
-        total = {t: np.zeros(4, np.int64) for t in THRESHOLDS}
+        total = {t: ConfusionCounts(0, 0, 0, 0) for t in THRESHOLDS}
         for _, tile, image, mask in tiles:
             if tile != f"Tile {val_tile}":
                 continue
             prob = predict_tiled(wrapped, image, tile_size=cfg["crop"] * cfg["downsample"], overlap=0.25,
                                  batch_size=8, tta=tta, progress=False)[..., 0]
             for t in THRESHOLDS:
-                total[t] += counts(mask, prob, t)
+                total[t] = total[t] + confusion_counts(mask, prob, t)
         out[head] = {str(t): scores(c) for t, c in total.items()}
     return out
 

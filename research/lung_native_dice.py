@@ -8,7 +8,7 @@ preprocessing, with the mirror TTA when the model records it, against the
 original masks. It prints per-film Dice for each model, the mean, the worst
 film and, for two models, the paired Wilcoxon test over films.
 
-    python benchmarks/lung_native_dice.py outputs/lungs/model.keras outputs/lung_384/model.keras \\
+    python research/lung_native_dice.py outputs/lungs/model.keras outputs/lung_384/model.keras \\
         --split-seed 0 --out outputs/lung_native.json
 """
 
@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_unetpp.datasets import load_folder_pairs, split_fraction
-from keras_unetpp.evaluation import segmentation_report
+from keras_unetpp.datasets import data_root, load_folder_pairs, split_fraction
+from keras_unetpp.evaluation import paired_comparison, segmentation_report
 from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from _common import resolve_data  # noqa: E402  (the examples' data-directory rule)
-from lung_xray import paired_comparison  # noqa: E402  (the example's own per-film test)
 
 
 def native_dice(model_path: Path, films: list, tta: bool) -> dict[str, float]:
@@ -49,7 +45,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-tta", dest="tta", action="store_false", help="plain predictions only")
     parser.add_argument("--out", type=Path, default=None, help="write the per-film Dice as JSON here")
     args = parser.parse_args(argv)
-    samples = load_folder_pairs(resolve_data(args.data, "lung-xray"), channels=1)
+    samples = load_folder_pairs(data_root(args.data, subdir="lung-xray"), channels=1)
     _, val = split_fraction(samples, 0.2, seed=args.split_seed)
     results = {str(path): native_dice(path, val, args.tta) for path in args.models}
     for path, scores in results.items():

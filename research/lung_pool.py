@@ -9,7 +9,7 @@ the worst film, and each shift. Against ``--reference`` it adds the paired test
 per film: each film's Dice averaged over the seeds of its split, films of
 different splits counted apart, Wilcoxon signed-rank over films.
 
-    python benchmarks/lung_pool.py outputs/lung_cmp_s0/metrics.json outputs/lung_cmp_s1/metrics.json \\
+    python research/lung_pool.py outputs/lung_cmp_s0/metrics.json outputs/lung_cmp_s1/metrics.json \\
         outputs/lung_lite0_s0/metrics.json:lite0 --reference all --out outputs/lung_pool.json
 
 ``PATH:LABEL`` renames the arms of that file to LABEL (for a file of one arm,
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from lung_xray import paired_comparison  # noqa: E402  (the example's own per-film test)
+from keras_unetpp.evaluation import paired_comparison
+
 
 SHIFTS = ("rotated +10", "rotated -10", "brighter", "low contrast", "noisy", "low resolution")
 

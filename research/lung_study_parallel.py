@@ -7,13 +7,13 @@ own ``main`` with one arm, one seed and one split), a few at a time, and merges
 their ``metrics.json`` into ``--out/lung_study.json`` as they finish (a run cut off
 by ``--deadline`` is listed as unfinished, never guessed).
 
-Where TensorFlow is not installed (a JAX or PyTorch machine), the example's
-``tf.data`` array pipeline is replaced by ``ArrayBatches``, a
-``keras.utils.PyDataset`` that shuffles the same arrays and runs the same
-augmentation layers on each batch with the active backend (on the GPU). Model,
-loss, optimizer, schedule, budget and scoring are the example's own.
+On the JAX and PyTorch backends the example's array pipeline is the library's
+``BatchStream`` (a ``keras.utils.PyDataset`` that shuffles the same arrays and runs
+the same augmentation layers on each batch with the active backend, on the GPU).
+Model, loss, optimizer, schedule, budget and scoring are the example's own: each
+run is the example itself, started as a process.
 
-    KERAS_BACKEND=jax python benchmarks/lung_study_parallel.py --data ../shared/data/lung-xray \\
+    KERAS_BACKEND=jax python research/lung_study_parallel.py --data ../shared/data/lung-xray \\
         --runs none:0:0 all:0:0 all+lite0:0:0 --parallel 8 --out outputs/lung_study
 
 Measured on one H200 with 16 CPU cores: 24 runs at once starve XLA compilation (first epoch 106-262 s,
@@ -46,50 +46,6 @@ def _example_argv(spec: str, data: Path, out: Path, quick: bool) -> list[str]:
     return argv + (["--quick"] if quick else [])
 
 
-def _array_batches():
-    import keras
-    import numpy as np
-
-    class ArrayBatches(keras.utils.PyDataset):
-        """Endless shuffled batches of in-memory arrays, each augmented by ``augmentation``
-        (called on the batch with the active backend): ``array_dataset`` without tf.data."""
-
-        def __init__(self, images, masks, batch_size, augmentation=None, seed=0):
-            super().__init__()
-            self.images, self.masks = np.asarray(images, np.float32), np.asarray(masks, np.float32)
-            self.batch_size, self.augmentation = batch_size, augmentation
-            self.rng = np.random.default_rng(seed)
-            self.order, self.position = self.rng.permutation(len(self.images)), 0
-
-        @property
-        def num_batches(self):
-            return None  # endless: fit(steps_per_epoch=...) sets the budget
-
-        def __getitem__(self, index):  # drawn in order by one worker; the index is not needed
-            if self.position + self.batch_size > len(self.order):
-                self.order, self.position = self.rng.permutation(len(self.images)), 0
-            take = self.order[self.position:self.position + self.batch_size]
-            self.position += self.batch_size
-            x, y = self.images[take], self.masks[take]
-            if self.augmentation is not None:
-                x, y = self.augmentation(x, y)
-            return x, y
-
-    return ArrayBatches
-
-
-def run_one(argv: list[str]) -> None:
-    """Runs the example's main in this process (tf.data replaced where TensorFlow is absent)."""
-    sys.path.insert(0, str(ROOT / "examples"))
-    import lung_xray
-
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        lung_xray.array_dataset = _array_batches()
-    lung_xray.main(argv)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
@@ -99,11 +55,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/lung_study"), help="each run's own --out")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--one", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.one is not None:
-        run_one(args.one)
-        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     start, pending, running, results = time.monotonic(), list(args.runs), {}, {}
     logs = args.out / "logs"
@@ -122,8 +74,8 @@ def main(argv=None) -> int:
             spec = pending.pop(0)
             out = args.work / spec.replace(":", "_").replace("+", "_")
             log = open(logs / (spec.replace(":", "_").replace("+", "_") + ".log"), "w")
-            cmd = [sys.executable, "-u", __file__, "--data", str(args.data), "--runs", spec, "--out", str(out),
-                   "--one", *_example_argv(spec, args.data, out, args.quick)]
+            cmd = [sys.executable, "-u", str(ROOT / "examples" / "lung_xray.py"),
+                   *_example_argv(spec, args.data, out, args.quick)]
             running[spec] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), out, log)
             print(f"[{time.monotonic() - start:6.0f} s] started {spec}", flush=True)
         for spec, (process, out, log) in list(running.items()):

@@ -6,7 +6,7 @@ tile's images whole (with ``--tta`` also with 8-fold dihedral test-time augmenta
 and scores every pixel at several thresholds and minimum region areas
 (``keras_unetpp.postprocessing.remove_small_regions``).
 
-    python benchmarks/aerial_decision.py outputs/aerial/model.keras --tile-size 512
+    python research/aerial_decision.py outputs/aerial/model.keras --tile-size 512
 
 Prints a table and writes ``benchmarks/results/aerial_decision.json``.
 """
