@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def tiling_options(command):
-        command.add_argument("--tile", type=int, default=256, help="window edge in pixels (default 256)")
-        command.add_argument("--overlap", type=float, default=0.25, help="window overlap in [0, 1) (default 0.25)")
-        command.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
+        command.add_argument("--tile", type=_at_least(1), default=256, help="window edge in pixels (default 256)")
+        command.add_argument("--overlap", type=_overlap, default=0.25, help="window overlap in [0, 1) (default 0.25)")
+        command.add_argument("--batch-size", type=_at_least(1), default=8, help="windows per model call (default 8)")
         command.add_argument("--tta", action="store_true",
                              help="test-time augmentation over the symmetries the model was saved with "
                                   "(with_preprocessing(symmetries=...): the lung example's models mirror "
@@ -72,12 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "images: NAME_probabilities.png, probability x 255)")
     predict.add_argument("--polygons", type=Path, default=None,
                          help="write the foreground regions as GeoJSON polygons (map coordinates for GeoTIFFs)")
-    predict.add_argument("--min-area", type=int, default=0,
+    predict.add_argument("--min-area", type=_at_least(0), default=0,
                          help="regions of fewer pixels are left out of the polygons and of PNG masks")
-    predict.add_argument("--simplify", type=float, default=0.0,
+    predict.add_argument("--simplify", type=_non_negative, default=0.0,
                          help="polygon simplification tolerance in map units (default 0: pixel outlines)")
     predict.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
-    predict.add_argument("--keep-largest", type=int, default=0, metavar="N",
+    predict.add_argument("--keep-largest", type=_at_least(0), default=0, metavar="N",
                          help="keep the N largest regions of a binary mask (2 for lungs; default 0: all)")
     predict.add_argument("--fill-holes", action="store_true", help="fill holes inside the regions of a binary mask")
 
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)")
     evaluate.add_argument("--mask-color", default=None, metavar="#RRGGBB",
                           help="colour-coded masks: the foreground colour (e.g. #3C1098 for Dubai buildings)")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace metrics.json and error maps that exist already in --out")
     tiling_options(evaluate)
 
     export = commands.add_parser("export", help="export to SavedModel, ONNX or LiteRT")
@@ -95,9 +97,38 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx", "litert"])
     export.add_argument("--out", type=Path, default=None,
                         help="output path (default: next to the model, MODEL_savedmodel/, MODEL.onnx or MODEL.tflite)")
-    export.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an existing file, or write into a SavedModel folder that is not empty")
+    export.add_argument("--input-size", type=_at_least(1), nargs=2, default=None, metavar=("H", "W"),
                         help="fix the input size (LiteRT default 256 256; SavedModel and ONNX: any size)")
     return parser
+
+
+def _at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (checked before any work)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _overlap(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"the overlap is a fraction in [0, 1), got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _probability(text: str) -> float:
@@ -250,6 +281,22 @@ def _polygons(mask, prob, transform, args) -> list[dict]:
     return features
 
 
+def refuse_replacing(targets: list[Path], inputs: list[Path], overwrite: bool, option: str = "--out") -> None:
+    """The one rule for every file a command writes: it never replaces an input (whatever
+    ``--overwrite`` says) and replaces an existing output only with ``--overwrite``; a folder where
+    a file goes is refused by name. Checked before any work."""
+    protected = {Path(p).resolve() for p in inputs}
+    for target in targets:
+        resolved = Path(target).resolve()
+        if resolved in protected:
+            raise ValueError(f"{option}: the output {resolved} would replace an input; choose another path.")
+        if resolved.is_dir():
+            raise ValueError(f"{option}: {resolved} is a folder, but a file is written there; choose a file name.")
+        if resolved.exists() and not overwrite:
+            raise ValueError(f"{resolved} exists (from an earlier run?); pass --overwrite to replace it, "
+                             f"or choose another {option}.")
+
+
 def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff, probabilities: bool = True,
                  classes: int = 1) -> list[str]:
     """The output stem of each input; refuses, before anything is written, names that collide,
@@ -261,20 +308,15 @@ def plan_outputs(files: list[Path], out: Path, overwrite: bool, geotiff, probabi
             raise ValueError(f"{seen[stem]} and {path} would both write {stem}_mask.*: give them distinct "
                              "names or segment them into separate --out folders.")
         seen[stem] = path
-    inputs = {path.resolve() for path in files}
+    targets = []
     for path, stem in zip(files, stems):
         suffix = ".tif" if geotiff(path) else ".png"
         names = [f"{stem}_mask{suffix}"]
         if probabilities:
             names += ([f"{stem}_probabilities{suffix}"] if suffix == ".tif" or classes == 1 else
                       [f"{stem}_probabilities_class{k}{suffix}" for k in range(classes)])
-        for name in names:
-            target = (out / name).resolve()
-            if target in inputs:
-                raise ValueError(f"The output {target} would replace an input; choose another --out folder.")
-            if target.exists() and not overwrite:
-                raise ValueError(f"{target} exists (from an earlier run?); pass --overwrite to replace it, "
-                                 "or choose another --out folder.")
+        targets += [out / name for name in names]
+    refuse_replacing(targets, files, overwrite, "--out")
     return stems
 
 
@@ -305,8 +347,8 @@ def predict(args) -> int:
     from keras_unetpp.geo import is_geotiff, write_geojson
 
     files = collect_inputs(args.inputs)
-    if args.polygons is not None and args.polygons.exists() and not args.overwrite:
-        raise ValueError(f"{args.polygons} exists; pass --overwrite to replace it.")
+    if args.polygons is not None:
+        refuse_replacing([args.polygons], files + [args.model], args.overwrite, "--polygons")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file, not a folder.")
     model = load_model(args.model, compile=False)
@@ -379,6 +421,10 @@ def evaluate(args) -> int:
     from keras_unetpp.visualization import save_error_map
 
     pairs = match_pairs(args.images, args.masks, extra_masks=True)  # every image needs its mask
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder.")
+    refuse_replacing([args.out / "metrics.json"] + [args.out / f"{stem}_error_map.png" for stem, _, _ in pairs],
+                     [p for _, image, mask in pairs for p in (image, mask)] + [args.model], args.overwrite, "--out")
     unused = len(list_images(args.masks)) - len(pairs)
     if unused:
         print(f"evaluate: scoring the {len(pairs)} images of {args.images}; {unused} masks of {args.masks} have no "
@@ -389,7 +435,10 @@ def evaluate(args) -> int:
     if info.classes != 1:
         raise ValueError(f"{args.model} has {info.classes} classes; evaluate scores binary models "
                          "(per-class scores: keras_unetpp.evaluation in Python).")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"Cannot create the output folder {args.out}: {error.strerror}.") from None
     reports, per_image = [], {}
     for number, (stem, image_path, mask_path) in enumerate(pairs, 1):
         image = _model_values(read_image(image_path, info.channels or 3, allow_16bit=True), info, image_path, args)
@@ -414,14 +463,19 @@ def evaluate(args) -> int:
 
 def export(args) -> int:
     from keras_unetpp import describe_model, load_model
-    from keras_unetpp.export import SUFFIXES, export_model
+    from keras_unetpp.export import SUFFIXES, check_export_path, export_model
 
-    model = load_model(args.model, compile=False)
     out = args.out or args.model.with_name(args.model.stem + (SUFFIXES[args.format] or "_savedmodel"))
+    if SUFFIXES[args.format] and out.suffix != SUFFIXES[args.format]:
+        out = out.with_suffix(SUFFIXES[args.format])
+    if out.resolve() == args.model.resolve():
+        raise ValueError(f"--out {out} would replace the model being exported; choose another path.")
+    check_export_path(out, args.format, args.overwrite)  # before the model is loaded
+    model = load_model(args.model, compile=False)
     shape = None
     if args.input_size:
         shape = (*args.input_size, describe_model(model).channels)
-    written = export_model(model, out, args.format, input_shape=shape)
+    written = export_model(model, out, args.format, input_shape=shape, overwrite=args.overwrite)
     print(f"{args.format}: {written}")
     return 0
 

@@ -57,6 +57,7 @@ def export_model(
     format: str = "tf_saved_model",
     input_shape: Sequence[int | None] | None = None,
     verbose: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Exports a trained model with ``keras.Model.export``.
 
@@ -78,12 +79,15 @@ def export_model(
         input_shape: ``(H, W, C)`` of the exported input; default the
             model's own, for LiteRT ``(256, 256, C)`` where it is free.
         verbose: Let Keras print what it exports.
+        overwrite: Replace an existing file, or write into a SavedModel folder that is not empty
+            (refused otherwise, before anything is exported).
 
     Returns:
         The path written.
 
     Raises:
-        ValueError: For an unknown format.
+        ValueError: For an unknown format, or an output path that exists (without ``overwrite``)
+            or is of the wrong kind (a folder where a file goes, or the reverse).
         ImportError: When the format's converter is not installed, naming it.
 
     Examples:
@@ -107,6 +111,7 @@ def export_model(
     path = Path(path)
     if SUFFIXES[format] and path.suffix != SUFFIXES[format]:
         path = path.with_suffix(SUFFIXES[format])
+    check_export_path(path, format, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     own = model_input_shape(model)
     target = model if (shape == own and batch_size is None) else inference_model(model, shape, batch_size)
@@ -114,3 +119,34 @@ def export_model(
         target(np.zeros((1,) + tuple(64 if s is None else s for s in shape), "float32"), training=False)
     target.export(str(path), format=format, verbose=verbose)
     return path
+
+
+def check_export_path(path: Path, format: str, overwrite: bool = False) -> None:
+    """Refuses, before any work, an output that exists (without ``overwrite``) or is of the wrong kind.
+
+    Args:
+        path: The output file (ONNX, LiteRT) or folder (SavedModel).
+        format: One of ``EXPORT_FORMATS``.
+        overwrite: Allow replacing a file or writing into a non-empty folder.
+
+    Raises:
+        ValueError: Naming the path and what to do.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> check_export_path(folder / "new.onnx", "onnx")  # nothing there: fine
+    """
+    path = Path(path)
+    if format == "tf_saved_model":
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} is a file; a SavedModel is a folder: choose another output path.")
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise ValueError(f"{path} is a folder that is not empty; pass overwrite=True (--overwrite) to write "
+                             "into it, or choose a new folder.")
+        return
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; {format} export writes one file: name a file (e.g. {path / 'model'}"
+                         f"{SUFFIXES[format]}).")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists; pass overwrite=True (--overwrite) to replace it, or choose another path.")

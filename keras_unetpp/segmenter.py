@@ -28,6 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_unetpp.checks import whole_number
 from keras_unetpp.layers.median_blur import MedianBlur
 from keras_unetpp.layers.symmetries import Symmetries, symmetry_transforms
 from keras_unetpp.models.blocks import BilinearUpsampling, CropToReference
@@ -153,12 +154,12 @@ class Segmenter(keras.Model):
                  working_size: Sequence[int] | None = None, symmetries=None,
                  class_names: Sequence[str] | None = None, threshold: float = 0.5, name: str = "segmenter",
                  **kwargs):
-        channels = _positive_int(channels, "channels")
+        channels = whole_number(channels, "channels", 1)
         if median_kernel is None:
             raise ValueError("Segmenter needs median_kernel: the median blur the model was trained with "
                              "(5 for the aerial recipe, 0 for none). It must match training.")
-        median_kernel = _whole(median_kernel, "median_kernel")
-        downsample = _whole(downsample, "downsample")
+        median_kernel = whole_number(median_kernel, "median_kernel", 0)
+        downsample = whole_number(downsample, "downsample", 1)
         try:
             low, high = (float(v) for v in input_range)
         except (TypeError, ValueError):
@@ -169,7 +170,7 @@ class Segmenter(keras.Model):
         if working_size is not None:
             if downsample != 1:
                 raise ValueError("working_size and downsample are two ways to set the working scale: pass one.")
-            working_size = tuple(_positive_int(v, "working_size") for v in working_size)
+            working_size = tuple(whole_number(v, "working_size", 1) for v in working_size)
             if len(working_size) != 2:
                 raise ValueError(f"working_size must be (height, width), got {working_size!r}.")
         transforms = None if symmetries is None else symmetry_transforms(symmetries)
@@ -286,23 +287,6 @@ class Segmenter(keras.Model):
         model = keras.saving.deserialize_keras_object(config)
         model.load_weights(directory / PRESET_WEIGHTS)
         return model
-
-
-def _positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1; a fractional or non-numeric value is refused, never floored."""
-    number = _whole(value, name)
-    if number < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}.")
-    return number
-
-
-def _whole(value, name: str) -> int:
-    """``value`` as an int; a fractional, boolean or non-numeric value is refused, never floored."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a whole number, got {value!r}.")
-    if not float(value).is_integer():
-        raise ValueError(f"{name} must be a whole number, got {value!r} (it would be floored to {int(value)}).")
-    return int(value)
 
 
 def with_preprocessing(model: keras.Model, channels: int = 3, input_scale: float = 1 / 255,

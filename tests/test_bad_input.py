@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, load_model, predict_tiled
+from keras_unetpp import BinaryIoU, FocalDiceLoss, MulticlassIoU, UNetPlusPlus, load_model, predict_tiled
 from keras_unetpp.datasets import load_dubai, load_folder_pairs
 from keras_unetpp.datasets.io import read_image
 from keras_unetpp.evaluation import segmentation_report
@@ -195,8 +195,122 @@ CASES = [
     ("cli-colour-mask", lambda t: _evaluate_with_mask(t, np.dstack([png((8, 8), 60), png((8, 8), 16), png((8, 8), 152)])),
      lambda r: r[0] == 2 and "--mask-color" in r[1]),
     ("cli-probability-mask", lambda t: _evaluate_with_mask(t, np.arange(64, dtype=np.uint8).reshape(8, 8)),
-     lambda r: r[0] == 2 and "64 distinct values" in r[1]),
+     lambda r: r[0] == 2 and "probability map saved as 8 bits" in r[1]),
+    ("cli-jpeg-mask", lambda t: _evaluate_with_mask(t, _jpeg_noise(), suffix=".jpg"),
+     lambda r: r[0] == 2 and "JPEG" in r[1]),
+    ("loader-jpeg-mask", lambda t: load_folder_pairs(folder(t, [("a.png", png((32, 32)))], [("a.jpg", _jpeg_noise())])),
+     (ValueError, "JPEG")),
+    # files a command writes never replace an input, and replace an earlier output only with --overwrite
+    ("cli-polygons-is-input", lambda t: _polygons_onto_input(t),
+     lambda r: r[0] == 2 and "would replace an input" in r[1] and r[2]),
+    ("cli-polygons-is-folder", lambda t: _cli(t, ["predict", _saved(t), _img(t / "in" / "a.png"), "--out",
+                                                  str(t / "o"), "--polygons", str(t / "in")]),
+     lambda r: r[0] == 2 and "is a folder" in r[1]),
+    ("cli-evaluate-twice", lambda t: _evaluate_twice(t), lambda r: r[0] == 2 and "--overwrite" in r[1]),
+    ("cli-evaluate-out-is-file", lambda t: _cli(t, ["evaluate", _saved(t), "--images", str(t / "i"), "--masks",
+                                                    str(t / "m"), "--out", _img(t / "f.png")]) if _pair(t) else None,
+     lambda r: r[0] == 2 and "is a file" in r[1]),
+    ("cli-export-existing-file", lambda t: _cli(t, ["export", _saved(t), "--format", "onnx", "--out",
+                                                    str(_write(t / "old.onnx", b"an earlier export"))]),
+     lambda r: r[0] == 2 and "exists" in r[1]),
+    ("cli-export-nonempty-folder", lambda t: _cli(t, ["export", _saved(t), "--format", "tf_saved_model", "--out",
+                                                      str(_write_in(t / "dirA", "keep.txt"))]),
+     lambda r: r[0] == 2 and "not empty" in r[1]),
+    ("cli-keep-largest-negative", lambda t: _cli(t, ["predict", _saved(t), _img(t / "a.png"), "--out", str(t / "o"),
+                                                     "--keep-largest", "-1"]),
+     (SystemExit, "2")),
+    # one rule for labels, NaN and weights in the loss, the metrics and the report
+    ("loss-ignore-255", lambda t: _multiclass_loss_with_ignored(), lambda pair: pair[0] == pytest.approx(pair[1], rel=1e-5)),
+    ("metric-zero-one-hot-rows", lambda t: _multiclass_iou(np.array([[[1, 0, 0], [0, 0, 0]]], np.float32),
+                                                           np.array([[[1, 0, 0], [0, 1, 0]]], np.float32)),
+     lambda v: v == pytest.approx(1.0)),
+    ("metric-multiclass-255-only", lambda t: _multiclass_iou(np.full((1, 2, 1), 255), np.array([[[1, 0, 0], [1, 0, 0]]], np.float32)),
+     lambda v: v == 0.0),
+    ("metric-multiclass-nan", lambda t: _multiclass_iou(np.zeros((1, 2, 1)), np.full((1, 2, 3), np.nan, np.float32)),
+     lambda v: np.isnan(v)),
+    ("loss-negative-weight", lambda t: FocalDiceLoss()(ones(2, 4, 4, 1), ones(2, 4, 4, 1) * 0.5,
+                                                       sample_weight=np.array([1.0, -1.0])),
+     (ValueError, "negative")),
+    # values by one rule at every entry point
+    ("tiled-float-out-of-range", lambda t: predict_tiled(model(), np.full((20, 20, 3), 4000.0), tile_size=16),
+     (ValueError, "the model takes 0..1")),
+    ("tiled-uint8-bare-model", lambda t: _uint8_like_command(), lambda gap: gap < 1e-5),
+    ("tiled-scene-off-grid", lambda t: _off_grid_seam(), lambda gap: gap < 1e-5),
+    # arguments that are whole numbers
+    ("model-fractional-filters", lambda t: UNetPlusPlus((None, None, 3), filters=(8.7, 16)),
+     (ValueError, "would be floored to 8")),
+    ("model-nan-head-weight", lambda t: UNetPlusPlus((None, None, 3), filters=(2, 4, 8), deep_supervision=True,
+                                                     head_weights=(1.0, float("nan"))),
+     (ValueError, "finite number")),
 ]
+
+
+def _jpeg_noise():
+    mask = np.zeros((32, 32), np.uint8)
+    cv2.circle(mask, (16, 16), 9, 255, -1)
+    return cv2.imdecode(np.frombuffer(encoded(".jpg", mask), np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
+def _polygons_onto_input(tmp):
+    image = Path(_img(tmp / "in" / "a.png"))
+    before = image.read_bytes()
+    code, err, _ = _cli(tmp, ["predict", _saved(tmp), str(image), "--out", str(tmp / "o"), "--polygons", str(image),
+                              "--overwrite"])
+    return code, err, image.read_bytes() == before
+
+
+def _pair(tmp):
+    _img(tmp / "i" / "a.png")
+    (tmp / "m").mkdir(exist_ok=True)
+    cv2.imwrite(str(tmp / "m" / "a.png"), png((12, 12), 255))
+    return True
+
+
+def _evaluate_twice(tmp):
+    _pair(tmp)
+    args = ["evaluate", _saved(tmp), "--images", str(tmp / "i"), "--masks", str(tmp / "m"), "--out", str(tmp / "e")]
+    assert _cli(tmp, args)[0] == 0
+    return _cli(tmp, args)
+
+
+def _write_in(folder_path, name):
+    folder_path.mkdir(parents=True, exist_ok=True)
+    (folder_path / name).write_text("mine")
+    return folder_path
+
+
+def _multiclass_iou(labels, prob):
+    metric = MulticlassIoU(3)
+    metric.update_state(labels, prob)
+    return float(metric.result())
+
+
+def _multiclass_loss_with_ignored():
+    """Label 255 on half the pixels against the same pixels weighted 0 (any valid label there)."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, (1, 8, 8, 1))
+    ignored = rng.random((1, 8, 8)) < 0.5
+    prob = rng.dirichlet(np.ones(3), (1, 8, 8)).astype("float32")
+    with_255 = float(keras.ops.convert_to_numpy(FocalDiceLoss()(np.where(ignored[..., None], 255, labels), prob)))
+    weighted = float(keras.ops.convert_to_numpy(FocalDiceLoss()(labels, prob, sample_weight=(~ignored).astype("float32"))))
+    return with_255, weighted
+
+
+def _uint8_like_command():
+    """predict_tiled on a uint8 scene with a bare UNet++ feeds what the command feeds: values / 255."""
+    net = model()
+    scene = np.random.default_rng(0).integers(0, 256, (20, 28, 3)).astype(np.uint8)
+    expected = net.predict((scene / 255.0).astype("float32")[None], verbose=0)[0]
+    return float(np.abs(predict_tiled(net, scene, tile_size=64) - expected).max())
+
+
+def _off_grid_seam():
+    """A 150 x 170 scene in tiles of 98: the last windows start on the model's grid, as whole-image prediction
+    pools it (a depth-1 UNet++, whose context fits the overlap)."""
+    net = model()
+    scene = np.random.default_rng(1).random((150, 170, 3)).astype("float32")
+    whole = net.predict(scene[None], verbose=0)[0]
+    return float(np.abs(predict_tiled(net, scene, tile_size=98, overlap=0.5) - whole).max())
 
 
 def _after_several_sizes(net):
@@ -289,10 +403,10 @@ def _twice(tmp):
     return _cli(tmp, args)
 
 
-def _evaluate_with_mask(tmp, mask):
+def _evaluate_with_mask(tmp, mask, suffix=".png"):
     _img(tmp / "images" / "a.png")
     (tmp / "masks").mkdir()
-    cv2.imwrite(str(tmp / "masks" / "a.png"), mask)
+    cv2.imwrite(str(tmp / "masks" / f"a{suffix}"), mask)
     return _cli(tmp, ["evaluate", _saved(tmp), "--images", str(tmp / "images"), "--masks", str(tmp / "masks"),
                       "--out", str(tmp / "e")])
 

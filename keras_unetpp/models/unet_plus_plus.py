@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
+from keras_unetpp.checks import finite_number, whole_number
 from keras_unetpp.models import encoders as encoder_lib
 from keras_unetpp.models.blocks import (
     UPSAMPLING_MODES,
@@ -164,8 +165,7 @@ class UNetPlusPlus(keras.Model):
         filters = _check_filters(filters)
         depth = len(filters) - 1
         input_shape = _check_input_shape(input_shape)
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        num_classes = whole_number(num_classes, "num_classes", 1)
         if upsampling not in UPSAMPLING_MODES:
             raise ValueError(
                 f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}."
@@ -175,14 +175,14 @@ class UNetPlusPlus(keras.Model):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         if inference_head != "mean" and not (
-            isinstance(inference_head, int) and 1 <= inference_head <= depth
+            isinstance(inference_head, int) and not isinstance(inference_head, bool) and 1 <= inference_head <= depth
         ):
             raise ValueError(
                 f"inference_head must be 'mean' or an integer in 1..{depth}, "
                 f"got {inference_head!r}."
             )
         weights = _check_head_weights(head_weights, depth)
-        multiple = 2**depth if pad_to_multiple is None else int(pad_to_multiple)
+        multiple = 2**depth if pad_to_multiple is None else whole_number(pad_to_multiple, "pad_to_multiple", 1)
         if multiple < 2**depth or multiple % 2**depth:
             raise ValueError(
                 f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
@@ -581,7 +581,7 @@ def _resolve_encoder(encoder, weights, channels: int, depth: int, policy):
 
 def _check_filters(filters) -> tuple[int, ...]:
     try:
-        filters = tuple(int(f) for f in filters)
+        filters = tuple(whole_number(f, "each of filters", 1) for f in filters)
     except TypeError as err:
         raise ValueError(f"filters must be a sequence of positive integers, got {filters!r}.") from err
     if len(filters) < 2 or min(filters) < 1:
@@ -598,18 +598,19 @@ def _check_input_shape(input_shape) -> tuple:
             f"input_shape must be (height, width, channels), got {input_shape!r}."
         )
     height, width, channels = shape
-    if channels is None or int(channels) < 1:
+    if channels is None:
         raise ValueError(f"input_shape needs a positive channel count, got {input_shape!r}.")
+    whole_number(channels, "the channel count of input_shape", 1)
     for size in (height, width):
-        if size is not None and int(size) < 1:
-            raise ValueError(f"input_shape has a non-positive size: {input_shape!r}.")
+        if size is not None:
+            whole_number(size, "a size of input_shape", 1)
     return tuple(None if s is None else int(s) for s in shape)
 
 
 def _check_head_weights(head_weights, depth: int) -> tuple[float, ...]:
     if head_weights is None:
         return (1.0,) * depth
-    weights = tuple(float(w) for w in head_weights)
+    weights = tuple(finite_number(w, "each of head_weights", 0.0) for w in head_weights)
     if len(weights) != depth:
         raise ValueError(f"head_weights needs {depth} entries (heads 1..{depth}), got {len(weights)}.")
     if min(weights) < 0 or sum(weights) <= 0:

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_unetpp.checks import finite_number, whole_number
 from keras_unetpp.visualization import plot_curves
 
 #: Keras dtype policies a run may use (the model keeps its heads in float32).
@@ -57,15 +58,9 @@ class Recipe:
     verbose: int | None = None
 
     def __post_init__(self):
-        for name in ("epochs", "steps_per_epoch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Recipe.{name} must be a whole number >= 1, got {value!r}.")
-        for name in ("warmup_steps", "frozen_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"Recipe.{name} must be a whole number >= 0, got {value!r}.")
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+        for name, minimum in (("epochs", 1), ("steps_per_epoch", 1), ("warmup_steps", 0), ("frozen_epochs", 0)):
+            object.__setattr__(self, name, whole_number(getattr(self, name), f"Recipe.{name}", minimum))
+        if finite_number(self.learning_rate, "Recipe.learning_rate") <= 0:
             raise ValueError(f"Recipe.learning_rate must be a positive number, got {self.learning_rate!r}.")
 
     @property
