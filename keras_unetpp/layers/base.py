@@ -87,6 +87,13 @@ class ImageMaskLayer(keras.layers.Layer):
                 f"{type(self).__name__}: masks must have the images' rank (with a channel axis), "
                 f"got images {images.shape} and masks {masks.shape}."
             )
+        if masks is not None and any(a is not None and b is not None and a != b
+                                     for a, b in zip(images.shape[:-1], masks.shape[:-1])):
+            raise ValueError(
+                f"{type(self).__name__}: images and masks must have the same batch size, height and width "
+                f"(a mask of another size would be moved about another centre), got images {tuple(images.shape)} "
+                f"and masks {tuple(masks.shape)}."
+            )
         if rank == 3:
             images = images[None]
             masks = None if masks is None else masks[None]

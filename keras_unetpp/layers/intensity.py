@@ -5,7 +5,10 @@ Why our own and not ``keras.layers.RandomBrightness``/``RandomContrast``/
 layer that would add noise to a mask too, if handed one), and the Keras image
 layers write back into the caller's dict. These three are a few lines each on
 the shared `RandomImageMaskLayer`, with one
-``value_range`` convention, and clip to it.
+``value_range`` convention, and clip to it. Without a ``value_range`` they take
+the range of the images' dtype (``keras_unetpp.values.dtype_range``: 0..255 for
+uint8, [0, 1] for floats), so a uint8 film stays a 0..255 film; other integer
+types are refused by name.
 """
 
 from __future__ import annotations
@@ -14,32 +17,37 @@ import keras
 from keras import ops
 
 from keras_unetpp.layers.base import RandomImageMaskLayer
+from keras_unetpp.values import dtype_range
 
 
 class _IntensityLayer(RandomImageMaskLayer):
     """Adjusts the images (float32 math, clipped to ``value_range``, cast
     back); masks pass through. Subclasses draw in ``get_random_transformation``
-    and implement ``adjust(x, transformation)``."""
+    (amounts as fractions of the range) and implement ``adjust(x, transformation, low, high)``."""
 
-    def __init__(self, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+    def __init__(self, value_range=None, seed: int | None = None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        low, high = (float(v) for v in value_range)
-        if not low < high:
-            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
-        self.value_range = (low, high)
+        if value_range is not None:
+            low, high = (float(v) for v in value_range)
+            if not low < high:
+                raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
+            value_range = (low, high)
+        self.value_range = value_range
 
-    @property
-    def span(self) -> float:
-        return self.value_range[1] - self.value_range[0]
+    def range_of(self, dtype) -> tuple[float, float]:
+        """The range the images are clipped to: ``value_range``, else their dtype's."""
+        return self.value_range if self.value_range is not None else dtype_range(
+            keras.backend.standardize_dtype(dtype))
 
     def transform_images(self, images, transformation):
         dtype = images.dtype
-        x = ops.clip(self.adjust(ops.cast(images, "float32"), transformation), *self.value_range)
+        low, high = self.range_of(dtype)
+        x = ops.clip(self.adjust(ops.cast(images, "float32"), transformation, low, high), low, high)
         if "int" in keras.backend.standardize_dtype(dtype):
             x = ops.round(x)
         return ops.cast(x, dtype)
 
-    def adjust(self, x, transformation):
+    def adjust(self, x, transformation, low: float, high: float):
         raise NotImplementedError
 
     def uniform_per_sample(self, images, limit: float):
@@ -48,7 +56,8 @@ class _IntensityLayer(RandomImageMaskLayer):
         return self.per_sample(draws)
 
     def get_config(self):
-        return {**super().get_config(), "value_range": list(self.value_range)}
+        return {**super().get_config(),
+                "value_range": None if self.value_range is None else list(self.value_range)}
 
 
 def _check_factor(factor: float, below_one: bool = False) -> float:
@@ -64,7 +73,7 @@ class RandomBrightness(_IntensityLayer):
 
     Args:
         factor: Largest shift as a fraction of the value range.
-        value_range: The images' (low, high) range, e.g. (0, 1) or (0, 255).
+        value_range: The images' (low, high) range, e.g. (0, 1) or (0, 255); None: their dtype's.
         seed: Seed for reproducibility.
         **kwargs: Standard layer arguments.
 
@@ -77,15 +86,15 @@ class RandomBrightness(_IntensityLayer):
         (1, 2, 2, 1)
     """
 
-    def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+    def __init__(self, factor: float, value_range=None, seed: int | None = None, **kwargs):
         super().__init__(value_range, seed, **kwargs)
         self.factor = _check_factor(factor)
 
     def get_random_transformation(self, images):
-        return self.uniform_per_sample(images, self.factor) * self.span
+        return self.uniform_per_sample(images, self.factor)
 
-    def adjust(self, x, transformation):
-        return x + transformation
+    def adjust(self, x, transformation, low, high):
+        return x + transformation * (high - low)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
@@ -98,7 +107,7 @@ class RandomContrast(_IntensityLayer):
 
     Args:
         factor: Largest relative contrast change, in [0, 1).
-        value_range: The images' (low, high) range.
+        value_range: The images' (low, high) range; None: their dtype's.
         seed: Seed for reproducibility.
         **kwargs: Standard layer arguments.
 
@@ -111,14 +120,14 @@ class RandomContrast(_IntensityLayer):
         (1, 2, 2, 3)
     """
 
-    def __init__(self, factor: float, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+    def __init__(self, factor: float, value_range=None, seed: int | None = None, **kwargs):
         super().__init__(value_range, seed, **kwargs)
         self.factor = _check_factor(factor, below_one=True)
 
     def get_random_transformation(self, images):
         return 1.0 + self.uniform_per_sample(images, self.factor)
 
-    def adjust(self, x, transformation):
+    def adjust(self, x, transformation, low, high):
         mean = ops.mean(x, axis=(1, 2), keepdims=True)  # per image and channel
         return mean + (x - mean) * transformation
 
@@ -133,7 +142,7 @@ class RandomGaussianNoise(_IntensityLayer):
 
     Args:
         stddev: Noise standard deviation as a fraction of the value range.
-        value_range: The images' (low, high) range.
+        value_range: The images' (low, high) range; None: their dtype's.
         seed: Seed for reproducibility.
         **kwargs: Standard layer arguments.
 
@@ -146,17 +155,17 @@ class RandomGaussianNoise(_IntensityLayer):
         (1, 2, 2, 1)
     """
 
-    def __init__(self, stddev: float = 0.03, value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+    def __init__(self, stddev: float = 0.03, value_range=None, seed: int | None = None, **kwargs):
         super().__init__(value_range, seed, **kwargs)
         if stddev < 0:
             raise ValueError(f"stddev must be >= 0, got {stddev}.")
         self.stddev = float(stddev)
 
     def get_random_transformation(self, images):
-        return self.stddev * self.span * keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        return self.stddev * keras.random.normal(ops.shape(images), seed=self.seed_generator)
 
-    def adjust(self, x, transformation):
-        return x + transformation
+    def adjust(self, x, transformation, low, high):
+        return x + transformation * (high - low)
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev}

@@ -68,7 +68,7 @@ class RandomOpacity(_IntensityLayer):
         patches: Patches per augmented image.
         radius: (smallest, largest) patch radius as a fraction of the shorter side.
         probability: Chance that an image is augmented at all.
-        value_range: The images' (low, high) range.
+        value_range: The images' (low, high) range; None: their dtype's.
         seed: Seed for reproducibility.
         **kwargs: Standard layer arguments.
 
@@ -86,7 +86,7 @@ class RandomOpacity(_IntensityLayer):
     """
 
     def __init__(self, factor: float = 0.6, patches: int = 2, radius=(0.05, 0.2), probability: float = 0.5,
-                 value_range=(0.0, 1.0), seed: int | None = None, **kwargs):
+                 value_range=None, seed: int | None = None, **kwargs):
         super().__init__(value_range, seed, **kwargs)
         if not 0 < factor <= 1:
             raise ValueError(f"factor must be in (0, 1], got {factor}.")
@@ -124,8 +124,8 @@ class RandomOpacity(_IntensityLayer):
         chosen = keras.random.uniform((n, 1), seed=self.seed_generator) < self.probability
         return opacity_map(height, width, centers, sigmas, strengths * ops.cast(chosen, "float32"))
 
-    def adjust(self, x, transformation):
-        return x + (self.value_range[1] - x) * transformation
+    def adjust(self, x, transformation, low, high):
+        return x + (high - x) * transformation
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "patches": self.patches,

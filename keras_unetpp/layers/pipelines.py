@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_unetpp.layers.base import ImageMaskLayer
+from keras_unetpp.layers.base import IMAGES, MASKS, ImageMaskLayer
 from keras_unetpp.layers.dihedral import RandomDihedral, RandomFlip
 from keras_unetpp.layers.intensity import RandomBrightness, RandomContrast, RandomGaussianNoise
 from keras_unetpp.layers.opacity import RandomOpacity
@@ -19,10 +19,18 @@ class AugmentationPipeline(ImageMaskLayer):
     Takes what its layers take: an image tensor, ``(images, masks)`` (also as
     two arguments, so ``ds.map(pipeline)`` works on a data set of pairs) or a
     ``{"images", "segmentation_masks"}`` dict; batched or not. Usable in
-    ``tf.data`` (TensorFlow backend) and inside a model (any backend).
+    ``tf.data`` (TensorFlow backend), in a ``BatchStream`` and inside a model
+    (any backend).
+
+    Keras' own image augmentation layers (``keras.layers.RandomZoom``,
+    ``RandomTranslation``, ``RandomElasticTransform``, ``RandomFlip``, ...) compose with
+    ours: each gets a fresh ``{"images", "segmentation_masks"}`` dict (Keras' layers write
+    their results back into the dict they are given, never into the caller's here) and
+    moves the mask with the image, as it does on its own.
 
     Args:
-        layers: [`ImageMaskLayer`][keras_unetpp.layers.ImageMaskLayer] instances.
+        layers: [`ImageMaskLayer`][keras_unetpp.layers.ImageMaskLayer] instances and Keras
+            image preprocessing layers (those that transform segmentation masks).
         **kwargs: Standard layer arguments.
 
     Returns:
@@ -39,9 +47,11 @@ class AugmentationPipeline(ImageMaskLayer):
     def __init__(self, layers, **kwargs):
         super().__init__(**kwargs)
         for layer in layers:
-            if not isinstance(layer, ImageMaskLayer):
+            if not (isinstance(layer, ImageMaskLayer) or _moves_masks(layer)):
                 raise ValueError(
-                    f"AugmentationPipeline takes keras_unetpp image/mask layers, got {type(layer).__name__}."
+                    f"AugmentationPipeline takes keras_unetpp image/mask layers and Keras image augmentation "
+                    f"layers that move segmentation masks; {type(layer).__name__} does neither (a layer that "
+                    f"would treat a mask as an image would corrupt it)."
                 )
         self.layers = list(layers)
 
@@ -54,8 +64,11 @@ class AugmentationPipeline(ImageMaskLayer):
         for layer in self.layers:
             if masks is None:
                 images = layer(images, training=training)
-            else:
+            elif isinstance(layer, ImageMaskLayer):
                 images, masks = layer(images, masks, training=training)
+            else:  # a Keras image layer: a dict of our own, so its write-back touches nobody else's
+                out = layer({IMAGES: images, MASKS: masks}, training=training)
+                images, masks = out[IMAGES], out[MASKS]
         context.set_value("training", outer)
         return images, masks
 
@@ -67,6 +80,12 @@ class AugmentationPipeline(ImageMaskLayer):
         config = dict(config)
         config["layers"] = [keras.layers.deserialize(layer) for layer in config["layers"]]
         return cls(**config)
+
+
+def _moves_masks(layer) -> bool:
+    """True for a Keras image preprocessing layer, which transforms ``segmentation_masks`` with
+    the image (it defines ``transform_segmentation_masks``, as Keras' base class of them does)."""
+    return isinstance(layer, keras.layers.Layer) and callable(getattr(layer, "transform_segmentation_masks", None))
 
 
 def _seed(seed, offset):
@@ -110,7 +129,7 @@ def xray_augmentation(
     brightness: float = 0.1,
     contrast: float = 0.2,
     noise: float = 0.02,
-    value_range=(0.0, 1.0),
+    value_range=None,
     flip: bool = True,
     fill_mode: str = "nearest",
     opacity: float = 0.0,
@@ -125,7 +144,7 @@ def xray_augmentation(
         brightness: Brightness factor (fraction of the value range; 0: none).
         contrast: Contrast factor (0: none).
         noise: Noise standard deviation (fraction of the value range; 0: none).
-        value_range: The images' value range.
+        value_range: The images' value range (None: their dtype's, 0..255 for uint8, [0, 1] for floats).
         flip: Random left-right flips.
         fill_mode: How rotation fills the corners it uncovers: ``"nearest"``
             (default: repeats the film's edge, no black wedges that real films

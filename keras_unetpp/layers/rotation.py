@@ -29,8 +29,9 @@ class RandomRotation(RandomImageMaskLayer):
 
     Images are interpolated (bilinear by default); masks use nearest-neighbour
     sampling in float32 and are cast back to their dtype, so a mask keeps
-    exactly its set of values (plus ``mask_fill_value`` where the rotation
-    uncovers the border).
+    exactly its set of values. Where the rotation uncovers the border, image and
+    mask are filled the same way (``fill_mode``: a reflected object is labelled in the
+    reflected mask too); with ``fill_mode="constant"`` the mask gets ``mask_fill_value``.
 
     Why not ``keras.layers.RandomRotation``: it transforms masks with the
     image's interpolation settings and returned the value 2 for a uint8 0/1
@@ -42,7 +43,7 @@ class RandomRotation(RandomImageMaskLayer):
         fill_mode: How images are filled outside the input:
             ``"reflect"``, ``"constant"``, ``"nearest"`` or ``"wrap"``.
         fill_value: Image fill value for ``fill_mode="constant"``.
-        mask_fill_value: Mask value where the rotation leaves the input.
+        mask_fill_value: Mask value where the rotation leaves the input, with ``fill_mode="constant"``.
         seed: Seed for reproducibility.
         **kwargs: Standard layer arguments.
 
@@ -83,7 +84,9 @@ class RandomRotation(RandomImageMaskLayer):
         return self._rotate(images, transformation, self.interpolation, self.fill_mode, self.fill_value)
 
     def transform_segmentation_masks(self, masks, transformation):
-        return self._rotate(masks, transformation, "nearest", "constant", self.mask_fill_value)
+        # the same fill as the image: a building reflected into a corner of the image is reflected into the
+        # mask too (labelled as what it shows); only fill_mode="constant" gives the mask its own fill value
+        return self._rotate(masks, transformation, "nearest", self.fill_mode, self.mask_fill_value)
 
     @staticmethod
     def _rotate(x, transforms, interpolation, fill_mode, fill_value):
