@@ -79,7 +79,8 @@ def main(argv=None):
                                     capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
             if result.returncode:
                 raise SystemExit(result.stderr[-3000:])
-            row = {"size": size, "scene_mb_uint8": round(size * size * 3 / 2**20), **json.loads(result.stdout.splitlines()[-1])}
+            measured = json.loads(result.stdout.splitlines()[-1])
+            row = {"size": size, "scene_mb_uint8": round(size * size * 3 / 2**20), **measured}
             rows.append(row)
             print(row, flush=True)
             scene.unlink()

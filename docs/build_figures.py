@@ -228,7 +228,6 @@ def lung_worst_cases_figure(data, run: Path, count: int = 3):
 
     from keras_unetpp.datasets import load_folder_pairs
     from keras_unetpp.evaluation import segmentation_report
-
     from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 
     model_path = run / "model.keras"

@@ -31,15 +31,22 @@ import _quiet  # noqa: F401  (first: starts the backend without its start-up lin
 import keras
 from _common import (
     apply_defaults,
-    fit_model,
     common_parser,
     encoder_options,
+    fit_model,
     resolve_data,
     run_config,
 )
 
-from keras_unetpp.training import data_parallel, save_curves, write_metrics
-from keras_unetpp import BinaryIoU, CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, UNetPlusPlus, predict_tiled
+from keras_unetpp import (
+    BinaryIoU,
+    CombinedLoss,
+    FocalDiceLoss,
+    HaloWeightedCrossEntropy,
+    UNetPlusPlus,
+    predict_tiled,
+    with_preprocessing,
+)
 from keras_unetpp.datasets import (
     Sample,
     crop_dataset,
@@ -51,10 +58,10 @@ from keras_unetpp.datasets import (
     split_fraction,
 )
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
-from keras_unetpp.masks import save_mask
 from keras_unetpp.layers import aerial_augmentation
-from keras_unetpp import with_preprocessing
+from keras_unetpp.masks import save_mask
 from keras_unetpp.models import downsample_masks, preprocess_images
+from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp.visualization import overlay, save_error_map, save_png
 
 
@@ -91,7 +98,8 @@ def main(argv=None):
     parser.add_argument("--crop", type=int, default=None,
                         help="training crop at the working scale (prediction tiles are crop x downsample pixels)")
     parser.add_argument("--downsample", type=int, default=None,
-                        help="working scale 1/N: train and predict at 1/N resolution (default 1 = full size; 2 measured worse, docs/research-log.md)")
+                        help="working scale 1/N: train and predict at 1/N resolution "
+                             "(default 1 = full size; 2 measured worse, docs/research-log.md)")
     parser.add_argument("--median-kernel", type=int, default=5, help="median blur window (0 disables)")
     parser.add_argument("--val-tile", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="8-fold dihedral test-time augmentation")

@@ -31,8 +31,7 @@ from _common import (
     run_config,
 )
 
-from keras_unetpp.training import data_parallel, save_curves, write_metrics
-from keras_unetpp import CombinedLoss, FocalDiceLoss, MulticlassIoU, UNetPlusPlus, predict_tiled
+from keras_unetpp import CombinedLoss, FocalDiceLoss, MulticlassIoU, UNetPlusPlus, predict_tiled, with_preprocessing
 from keras_unetpp.datasets import (
     DUBAI_CLASSES,
     Sample,
@@ -43,8 +42,8 @@ from keras_unetpp.datasets import (
     split_by_group,
 )
 from keras_unetpp.layers import RandomDihedral
-from keras_unetpp import with_preprocessing
 from keras_unetpp.models import preprocess_images
+from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp.visualization import panel_grid, save_png
 
 #: RGB colour of each class index, as in the data set's mask files; unknown pixels grey-black.

@@ -23,27 +23,25 @@ import argparse
 import time
 
 import _quiet  # noqa: F401  (first: starts the backend without its start-up lines)
-import keras
 import cv2
+import keras
 import numpy as np
-import scipy.stats
 from _common import (
     apply_defaults,
-    fit_model,
     common_parser,
     encoder_options,
+    fit_model,
     resolve_data,
     run_config,
 )
 
-from keras_unetpp.training import data_parallel, save_curves, write_metrics
-from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
+from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, with_preprocessing
 from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arrays, split_fraction
 from keras_unetpp.evaluation import SegmentationReport, paired_comparison, segmentation_report
 from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 from keras_unetpp.layers import xray_augmentation
-from keras_unetpp import with_preprocessing
 from keras_unetpp.postprocessing import fill_holes, keep_largest_regions
+from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp.visualization import comparison_figure, save_figure, save_prediction_grid
 
 #: Augmentation arms: keyword arguments of xray_augmentation(), None for no augmentation.

@@ -9,4 +9,20 @@ from keras_unetpp.saving import load_model
 from keras_unetpp.segmenter import Segmenter, describe_model, with_preprocessing
 
 __version__ = "0.1.0"
-__all__ = ["BinaryDice", "BinaryIoU", "CombinedLoss", "FocalDiceLoss", "HaloWeightedCrossEntropy", "MulticlassIoU", "UNetPlusPlus", "evaluation", "layers", "load_model", "predict_tiled", "Segmenter", "describe_model", "with_preprocessing", "__version__"]
+__all__ = [
+    "BinaryDice",
+    "BinaryIoU",
+    "CombinedLoss",
+    "FocalDiceLoss",
+    "HaloWeightedCrossEntropy",
+    "MulticlassIoU",
+    "Segmenter",
+    "UNetPlusPlus",
+    "describe_model",
+    "evaluation",
+    "layers",
+    "load_model",
+    "predict_tiled",
+    "with_preprocessing",
+    "__version__",
+]

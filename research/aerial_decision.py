@@ -20,7 +20,6 @@ import os
 import time
 from pathlib import Path
 
-
 import keras_unetpp  # registers the classes the saved model needs
 from keras_unetpp import predict_tiled
 from keras_unetpp.datasets import load_dubai
@@ -34,8 +33,10 @@ MIN_AREAS = (0, 64, 256, 1024)
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai")
-    parser.add_argument("--tile", type=int, default=7, help="validation tile (or a training tile: how well the model fits it)")
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai")
+    parser.add_argument("--tile", type=int, default=7,
+                        help="validation tile (or a training tile: how well the model fits it)")
     parser.add_argument("--target", default="building", help="class the model segments (vegetation for the trees model)")
     parser.add_argument("--tile-size", type=int, default=512, help="prediction window at full resolution")
     parser.add_argument("--tta", action="store_true", help="also measure 8-fold dihedral TTA (8x the prediction time)")

@@ -109,7 +109,8 @@ def make_loss(name):
     from keras_unetpp.losses import HaloWeightedCrossEntropy
 
     focal_dice = FocalDiceLoss()
-    bce = HaloWeightedCrossEntropy(halo_weight=4.0, halo_width=9) if name == "halo_dice" else keras.losses.BinaryCrossentropy()
+    bce = (HaloWeightedCrossEntropy(halo_weight=4.0, halo_width=9) if name == "halo_dice"
+           else keras.losses.BinaryCrossentropy())
 
     def bce_dice(y_true, y_pred):
         return focal_dice(y_true, y_pred) + bce(y_true, y_pred)
@@ -201,7 +202,8 @@ def evaluate(model, tiles, cfg, val_tile, tta=False, heads=("mean", "deepest")):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai")
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("KERAS_UNETPP_DATA", "../shared/data")) / "aerial-dubai")
     parser.add_argument("--configs", nargs="+", default=[])
     parser.add_argument("--time-steps", nargs="+", default=[])
     parser.add_argument("--budget-minutes", type=float, default=15.0)

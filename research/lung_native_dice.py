@@ -26,7 +26,6 @@ from keras_unetpp.evaluation import paired_comparison, segmentation_report
 from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 
 
-
 def native_dice(model_path: Path, films: list, tta: bool) -> dict[str, float]:
     """``{film name: Dice}`` of one saved model on ``films`` at their own size."""
     model = keras.models.load_model(model_path)

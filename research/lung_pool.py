@@ -28,7 +28,6 @@ import numpy as np
 
 from keras_unetpp.evaluation import paired_comparison
 
-
 SHIFTS = ("rotated +10", "rotated -10", "brighter", "low contrast", "noisy", "low resolution")
 
 

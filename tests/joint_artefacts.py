@@ -9,8 +9,7 @@ import cv2
 import keras
 import numpy as np
 
-from keras_unetpp import UNetPlusPlus
-from keras_unetpp import with_preprocessing
+from keras_unetpp import UNetPlusPlus, with_preprocessing
 
 KINDS = ["plain", "deep_supervision", "pruned", "encoder", "segmenter", "multiclass", "mixed_precision"]
 SIZE = 64  # one window of --tile 64 covers a scene: the tiled paths must equal whole-image predict

@@ -51,7 +51,8 @@ def test_error_map_colours_and_large_masks(tmp_path):
     emap = vis.error_map(truth, pred)
     names = ["TN", "FP", "FN", "TP"]
     assert [tuple(c) for c in emap[0]] == [vis.ERROR_COLORS[n] for n in names]
-    big_t = np.zeros((3072, 4608), np.uint8); big_t[1000:2000, 100:4000] = 1
+    big_t = np.zeros((3072, 4608), np.uint8)
+    big_t[1000:2000, 100:4000] = 1
     big_p = np.roll(big_t, 50, axis=0)
     path = vis.save_error_map(tmp_path / "e.png", big_t, big_p)
     image = cv2.imread(str(path))

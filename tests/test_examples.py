@@ -40,7 +40,8 @@ DATA = Path(os.environ.get("KERAS_UNETPP_DATA", Path(__file__).resolve().parents
 
 def needs_data(name: str):
     """Skip a test with a clear reason when the real data set ``name`` is absent."""
-    return pytest.mark.skipif(not (DATA / name).is_dir(), reason=f"real data not found at {DATA / name} (set KERAS_UNETPP_DATA)")
+    return pytest.mark.skipif(not (DATA / name).is_dir(),
+                              reason=f"real data not found at {DATA / name} (set KERAS_UNETPP_DATA)")
 
 
 needs_aerial_data = needs_data("aerial-dubai")
@@ -129,9 +130,8 @@ def test_lung_example_trains_just_the_arms_asked_for(tmp_path):
     # default (TTA) on the mean of each film and its mirror: recomputed here from the saved model with numpy
     import keras
 
-    from keras_unetpp.datasets import load_folder_pairs, resized_arrays, split_fraction
-
     from keras_unetpp import UNetPlusPlus
+    from keras_unetpp.datasets import load_folder_pairs, resized_arrays, split_fraction
 
     saved = keras.saving.load_model(tmp_path / "noise" / "seed1" / "model.keras")
     model = next(layer for layer in saved.layers if isinstance(layer, UNetPlusPlus))  # the network inside

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unetpp import UNetPlusPlus
+from keras_unetpp import UNetPlusPlus, with_preprocessing
 from keras_unetpp.cli import main
 from keras_unetpp.export import export_model
-from keras_unetpp import with_preprocessing
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exports are tested on TensorFlow")]
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exports are tested on TensorFlow")]
 
 
 def raw_segmenter(deep_supervision=True, prune=None):

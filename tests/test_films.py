@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from keras_unetpp import UNetPlusPlus
+from keras_unetpp import UNetPlusPlus, with_preprocessing
 from keras_unetpp.cli import main
-from keras_unetpp import with_preprocessing
 
 WORK = 64
 

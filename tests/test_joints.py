@@ -20,7 +20,6 @@ import keras
 import numpy as np
 import pytest
 import scipy.ndimage
-
 from joint_artefacts import KINDS, SIZE, scene
 
 from keras_unetpp import load_model, predict_tiled

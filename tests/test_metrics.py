@@ -48,9 +48,11 @@ def test_reset_and_empty_value():
     m.update_state(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)))
     assert float(m.result()) == 1.0
     # keras' BinaryIoU averages both classes; ours is foreground only
-    y = np.array([[1, 0, 0, 0]]); p = np.array([[0.9, 0.9, 0.1, 0.1]])
+    y = np.array([[1, 0, 0, 0]])
+    p = np.array([[0.9, 0.9, 0.1, 0.1]])
     ours, theirs = BinaryIoU(), keras.metrics.BinaryIoU()
-    ours.update_state(y, p); theirs.update_state(y, p)
+    ours.update_state(y, p)
+    theirs.update_state(y, p)
     assert float(ours.result()) == pytest.approx(0.5)
     assert float(theirs.result()) == pytest.approx((0.5 + 2 / 3) / 2)
 

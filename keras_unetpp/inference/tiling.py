@@ -1,8 +1,10 @@
 """Tiled prediction of scenes larger than a model's tile, with overlap
 blending and test-time augmentation, in bounded memory.
 
-After MONAI's ``sliding_window_inference``: windows cover the scene, the last
-ones shifted back to end at the border; predictions are accumulated with a
+After MONAI's ``sliding_window_inference``: windows cover the scene (on the
+model's pooling grid, the last ones shorter where the scene ends, for a model
+that pools; else the last ones shifted back to end at the border); predictions
+are accumulated with a
 weight map and divided by the accumulated weights. The default weight map is
 the overlap-tile strategy of the original U-Net (Ronneberger et al. 2015): each
 window keeps only its centre, a margin of half the overlap is discarded on

@@ -107,7 +107,8 @@ class ImageMaskLayer(keras.layers.Layer):
         raise NotImplementedError
 
     def compute_output_spec(self, inputs, masks=None, training=None):
-        return keras.tree.map_structure(lambda t: keras.KerasTensor(t.shape, t.dtype), (inputs, masks) if masks is not None else inputs)
+        structure = (inputs, masks) if masks is not None else inputs
+        return keras.tree.map_structure(lambda t: keras.KerasTensor(t.shape, t.dtype), structure)
 
 
 class RandomImageMaskLayer(ImageMaskLayer):

@@ -7,7 +7,6 @@ from keras import ops
 
 from keras_unetpp.layers.base import RandomImageMaskLayer
 
-
 #: The 8 symmetries of the square as ``(transpose, flip_up_down, flip_left_right)``
 #: triples, applied in that order by [`apply_dihedral()`][keras_unetpp.layers.apply_dihedral]; the first is the identity.
 DIHEDRAL_TRANSFORMS = tuple((t, v, h) for t in (False, True) for v in (False, True) for h in (False, True))

@@ -97,7 +97,8 @@ class RandomOpacity(_IntensityLayer):
             raise ValueError(f"radius must be (smallest, largest) with 0 < smallest <= largest, got {radius}.")
         if not 0 <= probability <= 1:
             raise ValueError(f"probability must be in [0, 1], got {probability}.")
-        self.factor, self.patches, self.radius, self.probability = float(factor), int(patches), (smallest, largest), float(probability)
+        self.factor, self.patches = float(factor), int(patches)
+        self.radius, self.probability = (smallest, largest), float(probability)
 
     def transform(self, images, masks, training):
         if not training:

@@ -7,8 +7,8 @@ import keras
 from keras_unetpp.layers.base import IMAGES, MASKS, ImageMaskLayer
 from keras_unetpp.layers.dihedral import RandomDihedral, RandomFlip
 from keras_unetpp.layers.intensity import RandomBrightness, RandomContrast, RandomGaussianNoise
-from keras_unetpp.layers.opacity import RandomOpacity
 from keras_unetpp.layers.median_blur import MedianBlur
+from keras_unetpp.layers.opacity import RandomOpacity
 from keras_unetpp.layers.rotation import RandomRotation
 
 
@@ -119,7 +119,8 @@ def aerial_augmentation(
     layers = [MedianBlur(median_kernel)] if median_kernel and median_kernel > 1 else []
     layers.append(RandomDihedral(seed=seed))
     if color_jitter:
-        layers += [RandomBrightness(color_jitter / 2, seed=_seed(seed, 1)), RandomContrast(color_jitter, seed=_seed(seed, 2))]
+        layers += [RandomBrightness(color_jitter / 2, seed=_seed(seed, 1)),
+                   RandomContrast(color_jitter, seed=_seed(seed, 2))]
     return AugmentationPipeline(layers, name="aerial_augmentation")
 
 

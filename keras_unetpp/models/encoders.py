@@ -20,8 +20,6 @@ preprocessing inside the model (``ENCODERS`` lists the mode of each).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 import numpy as np
 from keras import layers, ops
@@ -62,7 +60,8 @@ class EncoderPreprocessing(layers.Layer):
     Scales to 0-255, then: ``"caffe"`` reverses the channels (RGB -> BGR) and
     subtracts the ImageNet mean; ``"torch"`` divides by 255, subtracts the mean
     and divides by the standard deviation; ``"tf"`` maps to [-1, 1];
-    ``"lite"`` computes ``(x - 127) / 128`` (EfficientNet-Lite); ``"none"`` passes through. With other than 3 channels, the RGB statistics
+    ``"lite"`` computes ``(x - 127) / 128`` (EfficientNet-Lite); ``"none"`` passes through.
+    With other than 3 channels, the RGB statistics
     are used cyclically (channel k gets those of RGB channel k mod 3) and a
     single channel gets their means, matching how the first convolution's
     weights are adapted ([`adapt_first_kernel()`][keras_unetpp.models.first_conv.adapt_first_kernel]).

@@ -112,7 +112,8 @@ def load_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         with open(path, "rb") as file:
             if file.read(2) == b"PK":
                 raise ValueError(f"{path} is a zip-format PyTorch file (torch >= 1.6); this reader takes the legacy "
-                                 "format. Load it with torch and save the state dict with _use_new_zipfile_serialization=False.")
+                                 "format. Load it with torch and save the state dict with "
+                                 "_use_new_zipfile_serialization=False.")
             file.seek(0)
             try:
                 magic = pickle.load(file)

@@ -34,7 +34,8 @@ def make_dubai(root, tiles=2, size=(20, 30)):
         for k in range(2):
             labels = rng.integers(0, 2, size)
             mask = np.where(labels[..., None] == 1, building, road).astype(np.uint8)
-            write_rgb(root / f"Tile {t}" / "images" / f"image_part_00{k}.jpg", rng.integers(0, 255, size + (3,), dtype=np.uint8))
+            image = rng.integers(0, 255, size + (3,), dtype=np.uint8)
+            write_rgb(root / f"Tile {t}" / "images" / f"image_part_00{k}.jpg", image)
             write_rgb(root / f"Tile {t}" / "masks" / f"image_part_00{k}.png", mask)
             truth[f"Tile {t}/image_part_00{k}"] = labels
     return truth

@@ -11,11 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keras_unetpp import UNetPlusPlus
+from keras_unetpp import UNetPlusPlus, describe_model, with_preprocessing
 from keras_unetpp.inference import DIHEDRAL_TRANSFORMS, MIRROR_TTA, predict_augmented, tta_transforms
 from keras_unetpp.layers import Symmetries, symmetry_transforms
-from keras_unetpp import describe_model
-from keras_unetpp import with_preprocessing
 
 MIRROR = ((False, False, False), (False, False, True))
 

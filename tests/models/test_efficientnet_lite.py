@@ -10,12 +10,12 @@ import importlib.util
 import io
 import pickle
 
+import keras
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import keras
 from keras_unetpp import UNetPlusPlus
 from keras_unetpp.models import efficientnet_lite as lite
 from keras_unetpp.models import encoders

@@ -2,13 +2,13 @@
 weights come from .weights.h5 files saved from randomly initialised
 keras.applications models (how machines without internet load them)."""
 
+import keras
 import numpy as np
 import pytest
+from perturb import perturb_weights
 
-import keras
 from keras_unetpp import UNetPlusPlus
 from keras_unetpp.models import encoders
-from perturb import perturb_weights
 
 FILTERS6 = (4, 8, 8, 16, 16, 16)
 

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keras_unetpp import UNetPlusPlus
-from keras_unetpp import with_preprocessing
+from keras_unetpp import UNetPlusPlus, with_preprocessing
 from keras_unetpp.models import downsample_masks, preprocess_images
 
 
@@ -93,7 +92,8 @@ def test_saved_model_predicts_the_same_from_raw_uint8(tmp_path, rng):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(downsample=0), "downsample"), (dict(downsample=1.5), "downsample"),
-    (dict(median_kernel=4), "median_kernel"), (dict(median_kernel=None), "median blur the model was trained with"), (dict(input_scale=0.0), "input_scale"), (dict(channels=0), "channels"),
+    (dict(median_kernel=4), "median_kernel"), (dict(median_kernel=None), "median blur the model was trained with"),
+    (dict(input_scale=0.0), "input_scale"), (dict(channels=0), "channels"),
 ])
 def test_bad_arguments_name_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from perturb import perturb_weights
 
 from keras_unetpp import UNetPlusPlus
-from perturb import perturb_weights
 
 
 def tiny(**kwargs):
