@@ -347,6 +347,12 @@ def predict(args) -> int:
     from keras_unetpp.geo import is_geotiff, write_geojson
 
     files = collect_inputs(args.inputs)
+    scenes = [path for path in files if is_geotiff(path)]
+    if scenes and (args.keep_largest or args.fill_holes):
+        raise ValueError(f"--keep-largest and --fill-holes work on a whole mask; GeoTIFF scenes ({scenes[0]}"
+                         f"{' and more' if len(scenes) > 1 else ''}) are segmented and written window by window, "
+                         "so they would be left out silently. Run without them, or post-process the mask "
+                         "GeoTIFF yourself (keras_unetpp.postprocessing).")
     if args.polygons is not None:
         refuse_replacing([args.polygons], files + [args.model], args.overwrite, "--polygons")
     if args.out.exists() and not args.out.is_dir():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -126,11 +128,15 @@ def predict_geotiff(
     if not source.is_file():
         raise FileNotFoundError(f"No GeoTIFF at {source}.")
     try:
-        opened = rasterio.open(source)
+        with _georeference_said_once(rasterio):
+            opened = rasterio.open(source)
     except rasterio.errors.RasterioIOError as error:
         raise ValueError(f"{source} is not a readable GeoTIFF ({error}).") from None
     bounds = None
-    with opened as src:
+    with _georeference_said_once(rasterio), opened as src:
+        if src.crs is None and src.transform.is_identity:
+            print(f"{source} has no georeference (no CRS, no transform): it is segmented as an image, and its "
+                  "mask and polygons are in pixel coordinates.", file=sys.stderr, flush=True)
         bands, height, width = src.count, src.height, src.width
         info = describe_model(model)
         if info.channels is not None and info.channels != bands:
@@ -183,6 +189,14 @@ def predict_geotiff(
                     prob_dst.write(np.moveaxis(np.where(valid[..., None], prob, np.nan).astype(np.float32), -1, 0),
                                    window=window)
     return destination
+
+
+@contextlib.contextmanager
+def _georeference_said_once(rasterio):
+    """rasterio's NotGeoreferencedWarning silenced: a TIFF without georeference is said once, in words."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        yield
 
 
 #: The class value of nodata pixels in a multi-class mask (and that file's nodata value).
@@ -274,13 +288,23 @@ def write_geojson(path: str | Path, features: list[dict], crs=None) -> Path:
         features: GeoJSON features (e.g. from [`mask_polygons()`][keras_unetpp.geo.mask_polygons]).
         crs: The coordinates' CRS (a ``rasterio.crs.CRS`` or anything with
             ``to_epsg()``), written as the ``crs`` member that QGIS and GDAL
-            read; ``None`` for pixel coordinates.
+            read; ``None`` for pixel coordinates. A CRS without an EPSG code
+            (``+proj=lcc ...``) cannot be named in GeoJSON: the features are
+            reprojected to WGS 84 (EPSG:4326, GeoJSON's own CRS) and a note says so.
 
     Returns:
         ``path``.
     """
     collection = {"type": "FeatureCollection", "features": features}
     epsg = crs.to_epsg() if crs is not None else None
+    if crs is not None and epsg is None:
+        from rasterio.warp import transform_geom
+
+        print(f"{path}: the scene's CRS has no EPSG code ({crs.to_string()[:60]}), which GeoJSON cannot name: "
+              "the polygons are reprojected to WGS 84 (EPSG:4326).", file=sys.stderr, flush=True)
+        for feature in features:
+            feature["geometry"] = transform_geom(crs, "EPSG:4326", feature["geometry"])
+        epsg = 4326
     if epsg is not None:
         collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
     path = Path(path)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_unetpp.values import binary_targets, label_targets
+from keras_unetpp.checks import finite_number
+from keras_unetpp.values import binary_targets, binary_truth, label_targets
 from keras_unetpp.weights import pixel_weights
 
 
@@ -290,15 +291,19 @@ class HaloWeightedCrossEntropy(keras.losses.Loss):
         if y_pred.shape[-1] != 1:
             raise ValueError(f"HaloWeightedCrossEntropy is binary: one output channel, got shape {y_pred.shape}.")
         y_true, probabilities, _ = prepare_targets(y_true, y_pred, self.from_logits)
-        y_true = ops.cast(y_true >= 0.5, "float32")
-        dilated = ops.max_pool(y_true, self.halo_width, strides=1, padding="same")
-        weights = 1.0 + self.halo_weight * (dilated - y_true)
+        y_true = binary_truth(y_true)
+        # pixels of weight 0 have no effect: no halo is drawn around them and they are not counted
+        counts = 1.0 if pixel_weight is None else ops.cast(pixel_weight > 0, "float32")
+        seen = y_true * counts
+        dilated = ops.max_pool(seen, self.halo_width, strides=1, padding="same")
+        weights = 1.0 + self.halo_weight * ops.maximum(dilated - y_true, 0.0)
         eps = keras.config.epsilon()
         p = ops.clip(probabilities, eps, 1.0 - eps)
         bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
         axes = tuple(range(1, len(y_pred.shape)))
         scale = 1.0 if pixel_weight is None else pixel_weight
-        return ops.sum(scale * weights * bce, axis=axes) / ops.sum(weights, axis=axes)
+        counted = ops.sum(ops.broadcast_to(weights * counts, ops.shape(weights)), axis=axes)
+        return ops.sum(scale * weights * bce, axis=axes) / ops.maximum(counted, keras.config.epsilon())
 
     def get_config(self):
         return {
@@ -325,7 +330,9 @@ class CombinedLoss(keras.losses.Loss):
         losses: The parts: Keras loss objects (or their registered names,
             e.g. ``"binary_crossentropy"``).
         weights: One weight per part (default: all 1).
-        reduction: Keras loss reduction of the sum (each part reduces first).
+        reduction: ``"none"`` gives the sum once per sample; any other reduction gives the sum
+            itself (each part reduces first, so ``"sum"`` and ``"sum_over_batch_size"`` agree, with
+            sample weights or without).
         name: Loss name.
         dtype: Dtype of the returned loss.
 
@@ -348,7 +355,7 @@ class CombinedLoss(keras.losses.Loss):
     def __init__(self, losses, weights=None, reduction: str = "sum_over_batch_size",
                  name: str = "combined_loss", dtype=None):
         parts = [keras.losses.get(loss) for loss in losses]
-        weights = [1.0] * len(parts) if weights is None else [float(w) for w in weights]
+        weights = [1.0] * len(parts) if weights is None else [finite_number(w, "each of weights") for w in weights]
         if not parts or len(weights) != len(parts):
             raise ValueError(
                 f"CombinedLoss needs at least one loss and one weight per loss; got {len(parts)} loss(es) "
@@ -363,10 +370,13 @@ class CombinedLoss(keras.losses.Loss):
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """Each part gets ``sample_weight`` itself (loss objects apply it by their own rule, loss
-        functions per pixel), so a sample or pixel of weight 0 drives none of the parts."""
-        if sample_weight is None:
-            return super().__call__(y_true, y_pred)
-        return ops.cast(self._total(y_true, y_pred, sample_weight), self.dtype or "float32")
+        functions per pixel), so a sample or pixel of weight 0 drives none of the parts. The parts
+        reduce themselves: the result is their weighted sum, reduced once, the same way with and
+        without weights (``"none"``: one copy per sample)."""
+        total = ops.cast(self._total(y_true, y_pred, sample_weight), self.dtype or "float32")
+        if self.reduction in (None, "none"):
+            return ops.broadcast_to(total, (ops.shape(ops.convert_to_tensor(y_pred))[0],))
+        return total
 
     def _total(self, y_true, y_pred, sample_weight=None):
         total = 0.0

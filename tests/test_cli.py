@@ -260,3 +260,53 @@ def test_sixteen_bit_geotiff_needs_its_range_and_then_matches_the_eight_bit_scen
                  "--input-range", "percentile"]) == 0
     with rasterio.open(tmp_path / "c" / "twelve_mask.tif") as c:
         assert c.read(1).shape == image.shape[:2] and c.read(1).any()
+
+
+def test_crs_without_epsg_code_gives_geojson_in_wgs84_and_says_so(tmp_path, capsys):
+    from rasterio.crs import CRS as RasterCRS
+    from rasterio.warp import transform as reproject_points
+
+    image, _ = scene()
+    lcc = RasterCRS.from_proj4("+proj=lcc +lat_1=24 +lat_2=26 +lat_0=25 +lon_0=55 +x_0=0 +y_0=0 +ellps=WGS84 +units=m")
+    assert lcc.to_epsg() is None
+    tif = tmp_path / "lcc.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=image.shape[0], width=image.shape[1], count=3, dtype="uint8",
+                       crs=lcc, transform=from_origin(1000.0, 2000.0, 0.5, 0.5)) as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    shapes = tmp_path / "shapes.geojson"
+    assert main(["predict", str(red_model(tmp_path / "red.keras")), str(tif), "--out", str(tmp_path / "o"),
+                 "--polygons", str(shapes)]) == 0
+    assert "reprojected to WGS 84" in capsys.readouterr().err
+    collection = json.loads(shapes.read_text())
+    assert collection["crs"]["properties"]["name"].endswith("EPSG::4326")
+    # the corner of the big rectangle (row 20, column 30) lands where rasterio's own transform puts it
+    xs, ys = reproject_points(lcc, "EPSG:4326", [1000.0 + 30 * 0.5], [2000.0 - 20 * 0.5])
+    corners = np.array([c for f in collection["features"] for c in f["geometry"]["coordinates"][0]])
+    assert np.min(np.hypot(corners[:, 0] - xs[0], corners[:, 1] - ys[0])) < 1e-6
+
+
+def test_tiff_without_georeference_is_said_once_in_words(tmp_path, capfd):
+    image, truth = scene()
+    tif = tmp_path / "plain.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=image.shape[0], width=image.shape[1], count=3,
+                       dtype="uint8") as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rasterio.errors.NotGeoreferencedWarning)
+        assert main(["predict", str(red_model(tmp_path / "red.keras")), str(tif), "--out", str(tmp_path / "o")]) == 0
+    err = capfd.readouterr().err
+    assert err.count("has no georeference") == 1 and "NotGeoreferencedWarning" not in err
+    with rasterio.open(tmp_path / "o" / "plain_mask.tif") as src:
+        np.testing.assert_array_equal(src.read(1) > 0, truth)
+
+
+def test_whole_mask_options_on_a_geotiff_are_refused_not_ignored(tmp_path, capsys):
+    image, _ = scene()
+    tif = write_geotiff(tmp_path / "scene.tif", image)
+    for option in (["--keep-largest", "1"], ["--fill-holes"]):
+        assert main(["predict", str(red_model(tmp_path / "red.keras")), str(tif), "--out", str(tmp_path / "o"),
+                     *option]) == 2
+        assert "window by window" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from keras_unetpp import FocalDiceLoss, UNetPlusPlus
+from keras_unetpp import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, UNetPlusPlus
 
 
 def reference(y, p, alpha=0.25, gamma=2.0, smooth=1.0, per_image=False):
@@ -292,3 +292,39 @@ def test_model_compiled_with_combined_loss_loads_with_its_training_state(tmp_pat
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert isinstance(loaded.loss, CombinedLoss)
     np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+def _halo_reference(y, p, w, halo_weight, width):
+    """Halo-weighted BCE by hand (scipy): pixels of weight 0 neither count nor draw halos."""
+    import scipy.ndimage
+
+    out = []
+    for yi, pi, wi in zip(y[..., 0], p[..., 0], w):
+        seen = yi * (wi > 0)
+        dilated = scipy.ndimage.maximum_filter(seen, size=width, mode="constant")
+        halo = 1 + halo_weight * np.maximum(dilated - yi, 0)
+        pc = np.clip(pi, 1e-7, 1 - 1e-7)
+        bce = -(yi * np.log(pc) + (1 - yi) * np.log(1 - pc))
+        out.append((wi * halo * bce).sum() / max((halo * (wi > 0)).sum(), 1e-7))
+    return float(np.mean(out))
+
+
+def test_halo_loss_ignores_zero_weight_pixels_entirely():
+    rng = np.random.default_rng(7)
+    y = (rng.random((2, 12, 12, 1)) > 0.7).astype("float32")
+    p = rng.uniform(0.05, 0.95, y.shape).astype("float32")
+    w = (rng.random((2, 12, 12)) > 0.3).astype("float32")
+    got = float(HaloWeightedCrossEntropy(halo_weight=3.0, halo_width=5)(y, p, sample_weight=w))
+    assert got == pytest.approx(_halo_reference(y, p, w, 3.0, 5), rel=1e-4)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "sum_over_batch_size"])
+def test_combined_loss_reduces_alike_with_and_without_weights(reduction):
+    rng = np.random.default_rng(8)
+    y = (rng.random((3, 8, 8, 1)) > 0.5).astype("float32")
+    p = rng.uniform(0.05, 0.95, y.shape).astype("float32")
+    parts = lambda: [FocalDiceLoss(), HaloWeightedCrossEntropy(halo_weight=1.0)]  # noqa: E731
+    plain = float(CombinedLoss(parts(), reduction=reduction)(y, p))
+    weighted = float(CombinedLoss(parts(), reduction=reduction)(y, p, sample_weight=np.ones(3, "float32")))
+    by_hand = float(FocalDiceLoss()(y, p)) + float(HaloWeightedCrossEntropy(halo_weight=1.0)(y, p))
+    assert plain == pytest.approx(by_hand, rel=1e-5) and weighted == pytest.approx(by_hand, rel=1e-5)

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_unetpp.datasets.io import Sample
+from keras_unetpp.values import dtype_range
 
 
 def split_by_group(samples: Sequence[Sample], val_groups: Sequence[str]) -> tuple[list[Sample], list[Sample]]:
@@ -148,7 +149,7 @@ def to_float(images: np.ndarray) -> np.ndarray:
         >>> to_float(np.array([0, 51, 255], np.uint8)).tolist()
         [0.0, 0.20000000298023224, 1.0]
     """
-    return images.astype(np.float32) / 255.0
+    return images.astype(np.float32) / np.float32(dtype_range(images.dtype)[1])
 
 
 def resized_arrays(samples: Sequence[Sample], size: int):
@@ -260,7 +261,7 @@ def crop_dataset(
     if len(dtypes) != 1 or not dtypes <= {np.dtype(np.uint8), np.dtype(np.float32)}:
         raise ValueError(f"crop_dataset needs all images uint8 or all float32, got {sorted(map(str, dtypes))}.")
     image_dtype = dtypes.pop()
-    scale = 1.0 / 255.0 if image_dtype == np.uint8 else 1.0
+    scale = 1.0 / dtype_range(image_dtype)[1]  # uint8: 0..255 onto [0, 1]; floats as they are
     draw = _CropSampler(samples, crop_size, foreground_fraction)
 
     def generate():
