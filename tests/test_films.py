@@ -208,3 +208,24 @@ def test_tta_mirrors_a_film_the_way_the_saved_model_was_trained(lung_model, tmp_
         main(["predict", str(declared), str(tmp_path / "film.png"), "--out", str(tmp_path / "bad"),
               "--tta-set", "rotations"])
     assert "'rotations' names no set of symmetries; one of dihedral, flips, mirror, none" in capsys.readouterr().err
+
+
+def test_dicom_window_is_applied_as_a_viewer_shows_the_film(tmp_path):
+    """The DICOM linear window (PS3.3 C.11.2.1.2.1), written out in numpy, against read_dicom."""
+    pydicom = pytest.importorskip("pydicom", reason="the medical extra is not installed")
+    from keras_unetpp.datasets.dicom import read_dicom
+
+    stored = np.random.default_rng(2).integers(0, 4096, (20, 24))
+    path = _dicom(tmp_path / "w.dcm", stored, 12, "MONOCHROME2", intercept=-1024.0)
+    ds = pydicom.dcmread(path)
+    center, width = 300.0, 1200.0
+    ds.WindowCenter, ds.WindowWidth = center, width
+    ds.save_as(path, enforce_file_format=True)
+    film = read_dicom(path)
+    x = stored - 1024.0
+    y_min, y_max = -1024.0, 4095.0 - 1024.0
+    expected = np.where(x <= center - 0.5 - (width - 1) / 2, y_min,
+                        np.where(x > center - 0.5 + (width - 1) / 2, y_max,
+                                 ((x - (center - 0.5)) / (width - 1) + 0.5) * (y_max - y_min) + y_min))
+    np.testing.assert_allclose(film.image[..., 0], expected, atol=1e-3)
+    assert film.value_range == (y_min, y_max)

@@ -1,11 +1,13 @@
 """DICOM films (radiographs) as arrays, through pydicom (the optional ``medical`` extra).
 
 A film is read as a hospital viewer shows it: the stored pixel data with the
-modality rescale (``RescaleSlope`` / ``RescaleIntercept``) applied, and
-``MONOCHROME1`` films (where a high value is dark) inverted so that bright
-means dense everywhere. The value range is that of the stored bit depth
-(``BitsStored``): 0..4095 for a 12-bit film, so the command line maps it onto
-what a model takes without a guess (``keras_unetpp.values``).
+modality rescale (``RescaleSlope`` / ``RescaleIntercept``) applied, then the
+film's first VOI transform (its window, ``WindowCenter`` / ``WindowWidth``, or
+its VOI LUT) where it has one, and ``MONOCHROME1`` films (where a high value is
+dark) inverted so that bright means dense everywhere. The value range is that of
+the stored bit depth (``BitsStored``, after the rescale; a VOI LUT's own output
+depth): 0..4095 for a 12-bit film, so the command line maps it onto what a model
+takes without a guess (``keras_unetpp.values``).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def read_dicom(path: str | Path) -> DicomFilm:
     if not path.is_file():
         raise FileNotFoundError(f"No DICOM file at {path}.")
     pydicom = require_pydicom()
-    from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
         dataset = pydicom.dcmread(path)
@@ -94,6 +96,12 @@ def read_dicom(path: str | Path) -> DicomFilm:
     values = apply_modality_lut(stored, dataset).astype(np.float64)
     ends = apply_modality_lut(np.array([low, high], stored.dtype), dataset).astype(np.float64)
     low, high = float(ends.min()), float(ends.max())
+    if "VOILUTSequence" in dataset:  # a VOI LUT maps onto its own output depth
+        depth = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
+        values = apply_voi_lut(values, dataset, index=0).astype(np.float64)
+        low, high = 0.0, float(2**depth - 1)
+    elif "WindowCenter" in dataset and "WindowWidth" in dataset:  # the window maps onto the same range
+        values = apply_voi_lut(values, dataset, index=0).astype(np.float64)
     if str(getattr(dataset, "PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
         values = low + high - values  # high values are dark in MONOCHROME1
     identifiers = {key: str(getattr(dataset, key, "")) for key in

@@ -220,8 +220,7 @@ class UNetPlusPlus(keras.Model):
         self.encoder = encoder_name
         self.encoder_trainable = bool(encoder_trainable)
         self.encoder_projection = bool(encoder_projection)
-        self._encoder_spec = None if backbone is None or encoder_name != "custom" else (
-            keras.saving.serialize_keras_object(backbone))
+        self._encoder_spec = None if backbone is None or encoder_name != "custom" else _encoder_spec(backbone)
 
     def _check_input(self, x):
         shape = tuple(x.shape)
@@ -556,7 +555,7 @@ def _resolve_encoder(encoder, weights, channels: int, depth: int, policy):
             raise ValueError("encoder_weights needs an encoder (e.g. encoder='resnet50').")
         return None, None
     if isinstance(encoder, dict):
-        encoder = keras.saving.deserialize_keras_object(encoder)
+        encoder = _encoder_from_spec(encoder)
     if isinstance(encoder, str):
         if encoder == "custom":
             raise ValueError("encoder='custom' is how a model reports your own encoder; pass the keras.Model.")
@@ -577,6 +576,26 @@ def _resolve_encoder(encoder, weights, channels: int, depth: int, policy):
         raise ValueError(f"filters give depth {depth}, but the encoder has features down to stride "
                          f"{2 ** deepest} only (depth <= {deepest}): pass at most {deepest + 1} filters.")
     return backbone, levels_found
+
+
+def _encoder_spec(backbone: keras.Model) -> dict:
+    """A custom encoder's config, with the layers of its keras-hub ``pyramid_outputs`` named (an
+    attribute, which Keras' serialization drops): the reloaded model uses the same feature maps."""
+    spec = keras.saving.serialize_keras_object(backbone)
+    pyramid = getattr(backbone, "pyramid_outputs", None)
+    if pyramid:
+        spec = {**spec, "pyramid_layers": {key: tensor._keras_history[0].name for key, tensor in pyramid.items()}}
+    return spec
+
+
+def _encoder_from_spec(spec: dict) -> keras.Model:
+    """The encoder of ``_encoder_spec``, its ``pyramid_outputs`` restored."""
+    spec = dict(spec)
+    names = spec.pop("pyramid_layers", None)
+    backbone = keras.saving.deserialize_keras_object(spec)
+    if names:
+        backbone.pyramid_outputs = {key: backbone.get_layer(name).output for key, name in names.items()}
+    return backbone
 
 
 def _check_filters(filters) -> tuple[int, ...]:

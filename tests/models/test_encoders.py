@@ -209,3 +209,28 @@ def test_encoder_projection_maps_each_feature_map_to_the_decoder_width(tmp_path)
                                keras.ops.convert_to_numpy(model.head_outputs(x)[0]), atol=1e-6)
     with pytest.raises(ValueError, match="encoder_projection .* needs an encoder"):
         UNetPlusPlus(filters=(4, 8), encoder_projection=True)
+
+
+def test_custom_encoder_keeps_its_pyramid_outputs_through_save_and_prune(tmp_path):
+    """Its pyramid names an earlier map at stride 2 than the stride rule would pick: the reloaded and the
+    pruned model must use the same one (the attribute is not part of Keras' serialization)."""
+    import keras
+    import numpy as np
+
+    from keras_unetpp import UNetPlusPlus, load_model
+
+    x = keras.Input((None, None, 3))
+    first = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="first")(x)
+    later = keras.layers.Conv2D(4, 3, padding="same", name="later_same_stride")(first)
+    deep = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="deep")(later)
+    encoder = keras.Model(x, deep, name="custom_encoder")
+    encoder.pyramid_outputs = {"P1": first, "P2": deep}
+    keras.utils.set_random_seed(0)
+    model = UNetPlusPlus((None, None, 3), filters=(4, 6, 8), encoder=encoder, deep_supervision=True)
+    images = np.random.default_rng(0).random((1, 32, 32, 3)).astype("float32")
+    expected = model.predict(images, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(images, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(again.prune(2).predict(images, verbose=0), model.prune(2).predict(images, verbose=0),
+                               atol=1e-5)
