@@ -31,7 +31,15 @@ from _common import (
     run_config,
 )
 
-from keras_unetpp import CombinedLoss, FocalDiceLoss, MulticlassIoU, UNetPlusPlus, predict_tiled, with_preprocessing
+from keras_unetpp import (
+    CombinedLoss,
+    FocalDiceLoss,
+    LabelCrossEntropy,
+    MulticlassIoU,
+    UNetPlusPlus,
+    predict_tiled,
+    with_preprocessing,
+)
 from keras_unetpp.datasets import (
     DUBAI_CLASSES,
     Sample,
@@ -87,7 +95,7 @@ def main(argv=None):
         model = UNetPlusPlus((None, None, 3), filters=filters, num_classes=classes, deep_supervision=True,
                              **encoder_options(args))
     # Dice per class (every class counts, however rare) + cross-entropy (every pixel counts)
-    loss = CombinedLoss([FocalDiceLoss(), keras.losses.SparseCategoricalCrossentropy(ignore_class=255)])
+    loss = CombinedLoss([FocalDiceLoss(), LabelCrossEntropy()])  # label 255 (unknown colour) ignored by both
     start = time.perf_counter()
     history = fit_model(model, loss, [MulticlassIoU(classes)], train_ds, (val_x, val_y), args, out,
                         run_config(args))

@@ -2,7 +2,7 @@
 
 from keras_unetpp import evaluation, layers
 from keras_unetpp.inference import predict_tiled
-from keras_unetpp.losses import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy
+from keras_unetpp.losses import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, LabelCrossEntropy
 from keras_unetpp.metrics import BinaryDice, BinaryIoU, MulticlassIoU
 from keras_unetpp.models import UNetPlusPlus
 from keras_unetpp.saving import load_model
@@ -15,6 +15,7 @@ __all__ = [
     "CombinedLoss",
     "FocalDiceLoss",
     "HaloWeightedCrossEntropy",
+    "LabelCrossEntropy",
     "MulticlassIoU",
     "Segmenter",
     "UNetPlusPlus",

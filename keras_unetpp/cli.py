@@ -1,5 +1,7 @@
 """The ``keras-unetpp`` command (also ``python -m keras_unetpp``).
 
+    keras-unetpp train --images DIR --masks DIR --out RUN [--time-budget 30m --val-images DIR --val-masks DIR
+                       --classes N --encoder NAME --kind overhead|medical|photo --dry-run]
     keras-unetpp predict MODEL.keras INPUT... --out OUT [--tile 256 --overlap 0.25 --tta [--tta-set SET]
                          --threshold 0.5 --probabilities --polygons SHAPES.geojson --min-area A]
     keras-unetpp evaluate MODEL.keras --images DIR --masks DIR [--out OUT]
@@ -20,6 +22,13 @@ with the mask of the same stem in ``--masks`` (0/1 or 0/255 PNG masks, or the
 pixels of --mask-color; every image needs one, masks of other images are left
 out, with a note), prints the segmentation report and writes error maps and
 ``metrics.json``.
+
+``train``: fingerprints the labelled folders, prints and writes a plan
+(``RUN/plan.json``: every choice with its rule), fits the number of steps to
+``--time-budget`` by timing real steps, trains (a backup every epoch: the same
+command resumes an interrupted run), keeps the best weights by validation IoU,
+and writes ``model.keras`` (ready for ``predict``), ``metrics.json``, curves,
+error maps and ``report.md`` (``keras_unetpp.training.train``).
 
 ``export``: SavedModel, ONNX or LiteRT through ``keras.Model.export``
 (``keras_unetpp.export.export_model``).
@@ -61,6 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--input-range", nargs="+", default=None, metavar="LOW HIGH | percentile",
                              help="map the image values LOW..HIGH (or each band's 2nd-98th percentile) onto the "
                                   "values the model takes; needed for 16-bit and other non-8-bit data")
+
+    train = commands.add_parser("train", help="train a model on folders of labelled images, by a plan")
+    train.add_argument("--images", type=Path, required=True, help="folder of training images")
+    train.add_argument("--masks", type=Path, required=True,
+                       help="folder of masks with the images' stems: 0/1 or 0/255 PNG (or class indices with "
+                            "--classes; 255 = ignore)")
+    train.add_argument("--out", type=Path, required=True, help="the run's folder (resumes a run interrupted there)")
+    train.add_argument("--val-images", type=Path, default=None, help="folder of validation images (default: a split)")
+    train.add_argument("--val-masks", type=Path, default=None, help="their masks")
+    train.add_argument("--val-fraction", type=_overlap, default=0.2,
+                       help="share of file-name groups held out when no validation folders are given (default 0.2)")
+    train.add_argument("--group-separator", default="_",
+                       help="files are grouped for the split by the name's prefix before this (default _: "
+                            "patient_001.png and patient_002.png stay together)")
+    train.add_argument("--time-budget", default="30m", help="the run's wall time, e.g. 30m, 1.5h (default 30m)")
+    train.add_argument("--classes", type=_at_least(2), default=None,
+                       help="class-index masks with N classes (default: binary masks)")
+    train.add_argument("--encoder", default=None,
+                       help="override the planned encoder: efficientnet_lite0/1/2, resnet50, ... or none")
+    train.add_argument("--kind", choices=["overhead", "medical", "photo"], default=None,
+                       help="override the inferred kind of imagery (the plan says what it inferred and why)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the split, crops and weights (default 0)")
+    train.add_argument("--dry-run", action="store_true", help="print and write the plan, train nothing")
 
     predict = commands.add_parser("predict", help="segment images or GeoTIFF scenes")
     predict.add_argument("model", type=Path, help="a .keras model file")
@@ -467,6 +499,22 @@ def evaluate(args) -> int:
     return 0
 
 
+def train(args) -> int:
+    from keras_unetpp.training.run import parse_duration
+    from keras_unetpp.training.run import train as train_run
+
+    parse_duration(args.time_budget)  # a bad budget is refused before anything is read
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder.")
+    if (args.out / "model.keras").exists():
+        raise ValueError(f"{args.out} holds a finished run (model.keras); choose another --out.")
+    train_run(args.images, args.masks, args.out, val_images=args.val_images, val_masks=args.val_masks,
+              val_fraction=args.val_fraction, group_separator=args.group_separator or None,
+              time_budget=args.time_budget, classes=args.classes, encoder=args.encoder, kind=args.kind,
+              seed=args.seed, dry_run=args.dry_run)
+    return 0
+
+
 def export(args) -> int:
     from keras_unetpp import describe_model, load_model
     from keras_unetpp.export import SUFFIXES, check_export_path, export_model
@@ -499,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "tta_set", None):
         args.tta = args.tta_set  # a named set, in the form tta_transforms takes
     try:
-        return {"predict": predict, "evaluate": evaluate, "export": export}[args.command](args)
+        return {"train": train, "predict": predict, "evaluate": evaluate, "export": export}[args.command](args)
     except (FileNotFoundError, ValueError, ImportError) as error:
         print(f"keras-unetpp {args.command}: {error}", file=sys.stderr)
         return 2

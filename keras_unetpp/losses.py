@@ -215,6 +215,64 @@ class FocalDiceLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="keras_unetpp")
+class LabelCrossEntropy(keras.losses.Loss):
+    """Categorical cross-entropy of multi-class labels over the pixels that count.
+
+    Takes integer labels or one-hot rows, as every loss and metric here does, with the one ignore
+    rule of [`label_targets()`][keras_unetpp.values.label_targets]: labels outside ``0..C-1``
+    (255, -1) and all-zero one-hot rows have no effect. Each image's loss is the mean over its
+    counted pixels. Why not ``keras.losses.SparseCategoricalCrossentropy(ignore_class=255)``: it
+    ignores one value only, takes integer labels only, and its backward pass fails on the PyTorch
+    backend ("grad_input must be contiguous", Keras 3.15 with torch 2.14).
+
+    Args:
+        from_logits: ``y_pred`` holds logits (softmax applied here).
+        reduction: Keras loss reduction.
+        name: Loss name.
+        dtype: Dtype of the returned loss.
+
+    Returns:
+        Called as ``loss(y_true, y_pred)``: the reduced loss.
+
+    Examples:
+        >>> import numpy as np
+        >>> p = np.array([[[[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]]], "float32")
+        >>> y = np.array([[[[0], [255]]]])
+        >>> round(float(LabelCrossEntropy()(y, p)), 4) == round(float(-np.log(0.7)), 4)
+        True
+    """
+
+    def __init__(self, from_logits: bool = False, reduction: str = "sum_over_batch_size",
+                 name: str = "label_cross_entropy", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        return self._losses(y_true, y_pred)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            return super().__call__(y_true, y_pred)
+        weights = pixel_weights(sample_weight, ops.convert_to_tensor(y_pred))
+        return reduce_losses(self._losses(y_true, y_pred, weights), self.reduction, self.dtype)
+
+    def _losses(self, y_true, y_pred, weights=None):
+        y_pred = ops.convert_to_tensor(y_pred)
+        if y_pred.shape[-1] in (None, 1):
+            raise ValueError(f"LabelCrossEntropy is multi-class: C >= 2 output channels, got shape {y_pred.shape}.")
+        y_true, probabilities, valid = prepare_targets(y_true, y_pred, self.from_logits)
+        eps = keras.config.epsilon()
+        per_pixel = -ops.sum(y_true * ops.log(ops.clip(probabilities, eps, 1.0)), axis=-1, keepdims=True)
+        counted = valid if weights is None else valid * ops.cast(weights > 0, "float32")
+        scale = valid if weights is None else valid * weights
+        axes = tuple(range(1, len(y_pred.shape)))
+        return ops.sum(scale * per_pixel, axis=axes) / ops.maximum(ops.sum(counted, axis=axes), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+@keras.saving.register_keras_serializable(package="keras_unetpp")
 class HaloWeightedCrossEntropy(keras.losses.Loss):
     """Binary cross-entropy that weighs the background around objects more.
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from keras_unetpp import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, UNetPlusPlus
+from keras_unetpp import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, LabelCrossEntropy, UNetPlusPlus
 
 
 def reference(y, p, alpha=0.25, gamma=2.0, smooth=1.0, per_image=False):
@@ -328,3 +328,17 @@ def test_combined_loss_reduces_alike_with_and_without_weights(reduction):
     weighted = float(CombinedLoss(parts(), reduction=reduction)(y, p, sample_weight=np.ones(3, "float32")))
     by_hand = float(FocalDiceLoss()(y, p)) + float(HaloWeightedCrossEntropy(halo_weight=1.0)(y, p))
     assert plain == pytest.approx(by_hand, rel=1e-5) and weighted == pytest.approx(by_hand, rel=1e-5)
+
+
+@pytest.mark.parametrize("ignored", [255, -1])
+def test_label_cross_entropy_is_the_mean_over_counted_pixels(ignored):
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 3, (2, 5, 6))
+    drop = rng.random(labels.shape) < 0.4
+    prob = rng.dirichlet(np.ones(3), labels.shape).astype("float32")
+    picked = np.take_along_axis(prob, labels[..., None], -1)[..., 0]
+    expected = np.mean([(-np.log(picked[i]) * ~drop[i]).sum() / (~drop[i]).sum() for i in range(2)])
+    got = float(LabelCrossEntropy()(np.where(drop, ignored, labels)[..., None], prob))
+    assert got == pytest.approx(expected, rel=1e-5)
+    one_hot = np.eye(3, dtype="float32")[labels] * ~drop[..., None]  # all-zero rows: ignored alike
+    assert float(LabelCrossEntropy()(one_hot, prob)) == pytest.approx(expected, rel=1e-5)

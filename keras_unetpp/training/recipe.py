@@ -140,7 +140,7 @@ def learning_rate_schedule(recipe: Recipe, steps: int | None = None, devices: in
 
 
 def fit(model: keras.Model, loss, metrics: list, dataset, validation=None, recipe: Recipe | None = None,
-        out: str | Path | None = None, config: dict | None = None) -> dict:
+        out: str | Path | None = None, config: dict | None = None, extra_callbacks: list | None = None) -> dict:
     """Compiles ``model`` with Adam on the recipe's schedule and trains it; returns the history.
 
     With ``recipe.frozen_epochs`` (encoder models) the first epochs train a copy whose encoder is
@@ -160,6 +160,7 @@ def fit(model: keras.Model, loss, metrics: list, dataset, validation=None, recip
         recipe: The schedule and budget.
         out: Folder of the run (backup; None: no backup).
         config: What shapes the run (arguments), stored with the backup.
+        extra_callbacks: More callbacks for the main phase (e.g. a best-weights checkpoint).
 
     Returns:
         The History dict over all phases, with ``lr`` per epoch.
@@ -205,6 +206,7 @@ def fit(model: keras.Model, loss, metrics: list, dataset, validation=None, recip
         schedule = learning_rate_schedule(recipe, (recipe.epochs - frozen_epochs) * recipe.steps_per_epoch, devices)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=_fresh(metrics))
     callbacks = training_callbacks(out, config) if out is not None else [LearningRateLogger()]
+    callbacks += list(extra_callbacks or [])
     histories.append(model.fit(epochs=recipe.epochs, initial_epoch=frozen_epochs, callbacks=callbacks,
                                **fit_args).history)
     return {key: [v for h in histories for v in h.get(key, [])] for key in histories[-1]}

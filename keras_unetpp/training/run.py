@@ -1,0 +1,439 @@
+"""``keras-unetpp train``: from folders of labelled images to a saved model, by a plan.
+
+[`train()`][keras_unetpp.training.run.train] loads the pairs, splits them (a validation folder, or a
+fraction grouped by file-name prefix so that pieces of one scene or patient never land on both
+sides), writes the fingerprint and the plan (``plan.json``, printed first), times a few real steps
+to fit the number of steps to the budget, trains by the library's recipe (a backup every epoch:
+an interrupted run resumes), keeps the best weights by validation IoU, and writes the model
+(a [`Segmenter`][keras_unetpp.Segmenter] carrying its preprocessing and symmetries),
+``metrics.json``, curves, an error map per validation image and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_unetpp.checks import whole_number
+from keras_unetpp.datasets.io import Sample, check_same_size, match_pairs, read_image
+from keras_unetpp.training.plan import RESERVE, describe_plan, fingerprint, make_plan, write_plan
+from keras_unetpp.values import IGNORE_LABEL, mask_from_file
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of ``"30m"``, ``"1.5h"``, ``"90s"`` or ``"600"``.
+
+    Args:
+        text: A number with an optional unit (s, m, h).
+
+    Returns:
+        Seconds.
+
+    Raises:
+        ValueError: For anything else, naming the forms it takes.
+
+    Examples:
+        >>> parse_duration("30m"), parse_duration("1.5h"), parse_duration("90")
+        (1800.0, 5400.0, 90.0)
+    """
+    match = _DURATION.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"A time budget is a positive number with s, m or h (e.g. 30m, 1.5h), got {text!r}.")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def load_pairs(images: str | Path, masks: str | Path, classes: int | None = None) -> list[Sample]:
+    """Image/mask pairs of two folders matched by file stem (PNG, JPEG, BMP, TIFF).
+
+    Args:
+        images: Folder of images (8-bit or 16-bit, grey or colour).
+        masks: Folder of masks: 0/1 or 0/255 (binary), or class indices 0..C-1 with 255 for pixels
+            to ignore (with ``classes``).
+        classes: Class count of class-index masks (None: binary masks).
+
+    Returns:
+        Samples; ``group`` is the file stem.
+
+    Raises:
+        ValueError: For unmatched or unreadable files, sizes that differ, masks that break the rule
+            of ``keras_unetpp.values`` (JPEG masks named), or labels outside 0..C-1 and 255.
+    """
+    samples = []
+    for stem, image_path, mask_path in match_pairs(Path(images), Path(masks)):
+        grey = read_image(image_path, 3, allow_16bit=True)
+        same = np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])
+        image = grey[..., :1] if same else grey
+        raw = read_image(mask_path, 1, allow_16bit=False)
+        check_same_size(image, raw, image_path, mask_path)
+        if classes is None:
+            mask = mask_from_file(raw, mask_path)
+        else:
+            stray = np.setdiff1d(np.unique(raw), np.r_[np.arange(classes), IGNORE_LABEL])
+            if stray.size:
+                raise ValueError(f"{mask_path} holds labels {stray[:5].tolist()} outside 0..{classes - 1} and "
+                                 f"{IGNORE_LABEL} (ignored); is --classes {classes} right?")
+            mask = raw
+        samples.append(Sample(stem, stem, image, mask))
+    return samples
+
+
+def split_by_prefix(samples: Sequence[Sample], fraction: float, seed: int = 0, separator: str | None = "_"):
+    """Validation samples drawn by group: the file-name prefix before ``separator`` (patient, scene),
+    so that pieces of one group never land on both sides.
+
+    Args:
+        samples: The labelled set.
+        fraction: Share of groups for validation, in (0, 1).
+        seed: Seed of the draw.
+        separator: The prefix ends at its first occurrence (None: each file is its own group).
+
+    Returns:
+        ``(train, validation, note)``: ``note`` says how the split was made, with a warning for sets
+            too small to validate on.
+
+    Raises:
+        ValueError: If fewer than two groups exist.
+
+    Examples:
+        >>> s = [Sample(f"p{k // 2}_{k}", f"p{k // 2}_{k}", np.zeros((2, 2, 1)), np.zeros((2, 2, 1))) for k in range(10)]
+        >>> train, val, note = split_by_prefix(s, 0.2)
+        >>> len(train), len(val), {x.name.split("_")[0] for x in train} & {x.name.split("_")[0] for x in val}
+        (8, 2, set())
+    """
+    group_of = (lambda name: name.split(separator)[0]) if separator else (lambda name: name)
+    groups = sorted({group_of(s.name) for s in samples})
+    if len(groups) < 2:
+        raise ValueError(f"Only {len(groups)} group(s) of file names to split by; pass --val-images/--val-masks, "
+                         "or name files PREFIX_rest so that the split can keep each prefix on one side.")
+    count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+    chosen = set(np.random.default_rng(seed).choice(groups, count, replace=False).tolist())
+    val = [s for s in samples if group_of(s.name) in chosen]
+    train = [s for s in samples if group_of(s.name) not in chosen]
+    note = f"{len(val)} validation image(s) from {count} of {len(groups)} file-name groups (prefix before {separator!r})"
+    if len(val) < 4:
+        note += (f"; WARNING: {len(val)} validation image(s) say little about the model: pass --val-images/"
+                 "--val-masks with more, or more data")
+    return train, val, note
+
+
+def train(images: str | Path, masks: str | Path, out: str | Path, val_images: str | Path | None = None,
+          val_masks: str | Path | None = None, val_fraction: float = 0.2, group_separator: str | None = "_",
+          time_budget: str | float = "30m", classes: int | None = None, encoder: str | None = None,
+          kind: str | None = None, seed: int = 0, dry_run: bool = False, overrides: dict | None = None) -> dict:
+    """Trains a segmentation model on folders of labelled images, by a plan fitted to a time budget.
+
+    Args:
+        images: Folder of training images.
+        masks: Folder of their masks (same stems).
+        out: The run's folder (``plan.json``, ``model.keras``, ``metrics.json``, curves, error maps,
+            ``report.md``; a backup while training). Running again into it resumes an interrupted
+            run with the same arguments.
+        val_images: Folder of validation images (with ``val_masks``); default: a split.
+        val_masks: Their masks.
+        val_fraction: Share of file-name groups held out when no validation folders are given.
+        group_separator: File names are grouped by the prefix before it for the split (None: by file).
+        time_budget: ``"30m"``, ``"1h"``, or seconds.
+        classes: Class count of class-index masks (None: binary masks).
+        encoder: Override the planned encoder (``"none"``: the plain UNet++).
+        kind: Override the inferred kind: ``"overhead"``, ``"medical"`` or ``"photo"``.
+        seed: Seed of the split, the crops and the weights.
+        dry_run: Write and print the plan, train nothing.
+        overrides: Plan entries to set by hand (``{"working_size": 128, "filters": [8, 16, 32]}``);
+            the plan records them as set by the caller.
+
+    Returns:
+        The metrics (with the plan).
+
+    Raises:
+        ValueError: For bad folders, files, masks or options, before any training.
+
+    Examples:
+        >>> train("images/", "masks/", "runs/buildings", time_budget="30m")  # doctest: +SKIP
+    """
+    from keras_unetpp.training.recipe import Recipe, fit, save_curves, write_metrics
+
+    seconds = parse_duration(time_budget) if isinstance(time_budget, str) else float(time_budget)
+    if classes is not None:
+        classes = whole_number(classes, "classes", 2)
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+    if (val_images is None) != (val_masks is None):
+        raise ValueError("Pass both --val-images and --val-masks, or neither (a split of the training folders).")
+    out = Path(out)
+    started = time.perf_counter()
+    samples = load_pairs(images, masks, classes)
+    if val_images is not None:
+        train_set, val_set = samples, load_pairs(val_images, val_masks, classes)
+        split_note = f"{len(val_set)} validation image(s) from {val_images}"
+    else:
+        train_set, val_set, split_note = split_by_prefix(samples, val_fraction, seed, group_separator)
+    print_ = fingerprint(train_set, classes)
+
+    def planned(step_seconds=None, left=seconds):
+        made = make_plan(print_, left, step_seconds, kind=kind, encoder=encoder)
+        unknown = set(overrides or {}) - set(made) - {"steps"}
+        if unknown:
+            raise ValueError(f"overrides name no plan entry: {sorted(unknown)} (entries: {sorted(made)}).")
+        made.update({key: {"value": value, "rule": "set by the caller"} for key, value in (overrides or {}).items()})
+        return made
+
+    plan = planned()
+    print(f"{len(train_set)} training image(s); {split_note}", flush=True)
+    if dry_run:
+        out.mkdir(parents=True, exist_ok=True)
+        write_plan(out / "plan.json", print_, plan)
+        print("plan (dry run, nothing trained):\n" + describe_plan(plan), flush=True)
+        return {"plan": plan, "fingerprint": print_}
+
+    keras.utils.set_random_seed(seed)
+    facts = {key: entry["value"] for key, entry in plan.items()}
+    prepared = _Prepared(train_set, val_set, facts, print_, seed)
+    loss, metrics = prepared.loss(), prepared.metrics()
+    interrupted = (out / "backup" / "run_config.json").is_file() and (out / "plan.json").is_file()
+    if interrupted:  # resume with the interrupted run's own plan: timing again would change its step count
+        plan = json.loads((out / "plan.json").read_text())["plan"]
+        print(f"resuming with the plan in {out / 'plan.json'}", flush=True)
+    else:
+        step_seconds, first_step = _time_steps(prepared.model(), loss, prepared.dataset(), facts["learning_rate"])
+        setup = time.perf_counter() - started + first_step  # training compiles its step once more
+        if (seconds - setup) * (1 - RESERVE) < 20 * step_seconds:
+            raise ValueError(f"Loading, planning and timing took {setup:.0f} s and a step takes {step_seconds:.1f} "
+                             f"s: a budget of {seconds:.0f} s leaves too little for training. Give --time-budget at "
+                             f"least {math.ceil((setup + 100 * step_seconds) / 60)}m.")
+        plan = planned(step_seconds, seconds - setup)
+    facts = {key: entry["value"] for key, entry in plan.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    write_plan(out / "plan.json", print_, plan)
+    print("plan:\n" + describe_plan(plan), flush=True)
+
+    steps = facts["steps"]
+    epochs = max(1, min(steps // 10, 100))  # short epochs: progress, backups and the budget guard often
+    recipe = Recipe(epochs=epochs, steps_per_epoch=max(1, steps // epochs), learning_rate=facts["learning_rate"])
+    best = out / "best.weights.h5"
+    callbacks_config = {"images": str(images), "masks": str(masks), "classes": classes, "kind": facts["kind"],
+                        "encoder": facts["encoder"], "steps": recipe.total_steps, "seed": seed}
+    model = prepared.model()  # fresh weights: the timing steps trained the first one
+    guard = BudgetProgress(recipe.total_steps, seconds, started)
+    history = fit(model, loss, metrics, prepared.dataset(), prepared.validation(), recipe, out, callbacks_config,
+                  extra_callbacks=[keras.callbacks.ModelCheckpoint(str(best), monitor=prepared.monitor, mode="max",
+                                                                   save_best_only=True, save_weights_only=True),
+                                   guard])
+    if best.exists():
+        model.load_weights(best)
+    segmenter = prepared.segmenter(model)
+    segmenter.save(out / "model.keras")
+    save_curves(history, out, f"keras-unetpp train: {facts['kind']}")
+    scores = _score(segmenter, val_set, out, classes)
+    steps_done = guard.stopped_at or recipe.total_steps
+    result = {"plan": plan, "fingerprint": print_, "split": split_note, "steps": steps_done,
+              "seconds": round(time.perf_counter() - started, 1), "budget_seconds": seconds, **scores}
+    write_metrics(out, result)
+    _report(out, result)
+    print(f"validation IoU {scores['overall']['iou']:.3f} over {len(val_set)} image(s); "
+          f"{result['seconds']:.0f} s of the {seconds:.0f} s budget; outputs in {out}/", flush=True)
+    return result
+
+
+class BudgetProgress(keras.callbacks.Callback):
+    """One line per epoch: steps done, and the time used and left against the whole run's budget;
+    training stops after an epoch when the next one would end past the budget (less the reserve
+    for validation and saving), and says so."""
+
+    def __init__(self, total_steps: int, budget: float, started: float):
+        super().__init__()
+        self.total_steps, self.budget, self.started = total_steps, budget, started
+        self.training_started = None
+        self.stopped_at = None
+
+    def on_train_begin(self, logs=None):
+        self.training_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        used = now - self.started
+        steps = (epoch + 1) * self.params.get("steps", 0)
+        rate = (now - (self.training_started or self.started)) / max(steps, 1)
+        left = (self.total_steps - steps) * rate
+        print(f"  budget: {used / 60:.1f} of {self.budget / 60:.1f} min used, about {left / 60:.1f} min of "
+              f"training left ({steps}/{self.total_steps} steps)", flush=True)
+        epoch_seconds = rate * self.params.get("steps", 0)
+        if steps < self.total_steps and used + epoch_seconds > self.budget * (1 - RESERVE / 2):
+            self.stopped_at = steps
+            self.model.stop_training = True
+            print(f"  stopping after {steps} of {self.total_steps} steps: the next epoch would end past the "
+                  f"budget (steps ran slower than timed)", flush=True)
+
+
+def _time_steps(model, loss, dataset, learning_rate: float, steps: int = 3) -> tuple[float, float]:
+    """``(seconds per training step, seconds of the first step)`` of ``model``: the first step
+    compiles the step function, which training does once more."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+    batches = iter(dataset)
+    x, y = next(batches)
+    start = time.perf_counter()
+    model.train_on_batch(x, y)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        x, y = next(batches)
+        model.train_on_batch(x, y)
+    return (time.perf_counter() - start) / steps, first
+
+
+class _Prepared:
+    """The data and model of a plan: what differs between overhead crops and whole images."""
+
+    def __init__(self, train_set, val_set, facts: dict, print_: dict, seed: int):
+        from keras_unetpp.datasets import fixed_crops
+        from keras_unetpp.datasets.pipeline import resized_arrays
+        from keras_unetpp.models import preprocess_images
+        from keras_unetpp.values import to_model_values
+
+        self.facts, self.print_, self.seed = facts, print_, seed
+        self.classes = print_["classes"]
+        self.bands = print_["bands"]
+        self.range = (0.0, float(2 ** print_["bit_depth"] - 1))
+
+        def unit(image):  # the file's values onto [0, 1] by its bit depth (the one rule of keras_unetpp.values)
+            return to_model_values(image, (0.0, 1.0), self.range)
+
+        if facts["crop"]:
+            self.train = [Sample(s.name, s.group, preprocess_images(unit(s.image), 1.0, facts["median_kernel"]),
+                                 s.mask) for s in train_set]
+            crops = [Sample(s.name, s.group, preprocess_images(unit(s.image), 1.0, facts["median_kernel"]), s.mask)
+                     for s in val_set]
+            self.val = fixed_crops(crops, facts["crop"], per_image=4, seed=seed)
+        else:
+            size = facts["working_size"]
+            scaled = [Sample(s.name, s.group, (unit(s.image) * 255).round().astype(np.uint8), s.mask)
+                      for s in train_set]
+            self.train = resized_arrays(scaled, size)
+            val_scaled = [Sample(s.name, s.group, (unit(s.image) * 255).round().astype(np.uint8), s.mask)
+                          for s in val_set]
+            self.val = resized_arrays(val_scaled, size)
+        self.monitor = "val_iou" if self.classes == 2 else "val_mean_iou"
+
+    def model(self):
+        from keras_unetpp import UNetPlusPlus
+
+        encoder = self.facts["encoder"]
+        options = {"encoder": encoder, "encoder_weights": "imagenet"} if encoder else {}
+        return UNetPlusPlus((None, None, self.bands), num_classes=1 if self.classes == 2 else self.classes,
+                            filters=self.facts["filters"], deep_supervision=True, **options)
+
+    def loss(self):
+        from keras_unetpp import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, LabelCrossEntropy
+
+        name = self.facts["loss"]
+        if name == "halo_dice":
+            return CombinedLoss([FocalDiceLoss(), HaloWeightedCrossEntropy(halo_weight=4.0, halo_width=9)])
+        if name == "focal_dice+cross_entropy":
+            return CombinedLoss([FocalDiceLoss(), LabelCrossEntropy()])
+        return FocalDiceLoss()
+
+    def metrics(self):
+        from keras_unetpp import BinaryIoU, MulticlassIoU
+
+        return [BinaryIoU()] if self.classes == 2 else [MulticlassIoU(self.classes)]
+
+    def augmentation(self):
+        from keras_unetpp.layers import (
+            AugmentationPipeline,
+            RandomBrightness,
+            RandomContrast,
+            RandomFlip,
+            aerial_augmentation,
+            xray_augmentation,
+        )
+
+        kind = self.facts["augmentation"]
+        if kind == "dihedral":
+            return aerial_augmentation(self.seed, median_kernel=0)
+        if kind == "film":
+            return xray_augmentation(self.seed)
+        return AugmentationPipeline([RandomFlip("horizontal", seed=self.seed),
+                                     RandomBrightness(0.1, seed=self.seed + 1),
+                                     RandomContrast(0.2, seed=self.seed + 2)])
+
+    def dataset(self):
+        from keras_unetpp.datasets import array_dataset, crop_dataset
+
+        batch = self.facts["batch_size"]
+        if self.facts["crop"]:
+            return crop_dataset(self.train, self.facts["crop"], batch, self.augmentation(), self.seed,
+                                foreground_fraction=self.facts["foreground_fraction"])
+        images, masks = self.train
+        return array_dataset(images, masks, batch, self.augmentation(), seed=self.seed)
+
+    def validation(self):
+        return self.val
+
+    def segmenter(self, model):
+        from keras_unetpp import with_preprocessing
+
+        working = self.facts["working_size"]
+        return with_preprocessing(model, channels=self.bands, input_scale=1.0 / self.range[1],
+                                  median_kernel=self.facts["median_kernel"],
+                                  working_size=(working, working) if working else None,
+                                  symmetries=self.facts["symmetries"])
+
+
+def _score(segmenter, val_set, out: Path, classes) -> dict:
+    """Scores on the whole validation images (tiled where large), with an error map per image."""
+    from keras_unetpp import predict_tiled
+    from keras_unetpp.evaluation import SegmentationReport, segmentation_report
+    from keras_unetpp.inference import predict_augmented
+    from keras_unetpp.segmenter import describe_model
+    from keras_unetpp.visualization import save_error_map
+
+    info = describe_model(segmenter)
+    reports, per_image = [], {}
+    for sample in val_set:
+        if info.whole_image:
+            prob = predict_augmented(segmenter, sample.image[None], tta=False)[0]
+        else:
+            prob = predict_tiled(segmenter, sample.image, tile_size=256, overlap=0.25, progress=False)
+        if classes is not None:  # per image: foreground = any class but 0, for the error map and the report
+            labels = sample.mask[..., 0]
+            keep = labels != IGNORE_LABEL
+            truth = ((labels > 0) & keep).astype(np.uint8)
+            prob = (prob.argmax(-1) > 0).astype(np.float32)[..., None] * keep[..., None]
+        else:
+            truth = sample.mask
+        report = segmentation_report(truth, prob)
+        reports.append(report)
+        per_image[sample.name] = {"iou": report.iou, "dice": report.dice, "precision": report.precision,
+                                  "recall": report.recall}
+        save_error_map(out / f"{sample.name}_error_map.png", truth, prob)
+    overall = SegmentationReport.combined(reports)
+    return {"overall": {k: v for k, v in overall.to_dict().items() if k != "fractions"}, "per_image": per_image}
+
+
+def _report(out: Path, result: dict) -> Path:
+    """``report.md``: the plan, the scores per image, the worst images shown."""
+    lines = ["# Training report", "",
+             f"Validation IoU **{result['overall']['iou']:.3f}** (Dice {result['overall']['dice']:.3f}) over "
+             f"{len(result['per_image'])} image(s); {result['steps']} steps in {result['seconds'] / 60:.1f} min of "
+             f"a {result['budget_seconds'] / 60:.0f} min budget. {result['split']}.", "", "## Plan", "",
+             "| choice | value | rule |", "|---|---|---|"]
+    lines += [f"| {key} | {entry['value']} | {entry['rule']} |" for key, entry in result["plan"].items()]
+    lines += ["", "## Per image (worst first)", "", "| image | IoU | Dice | precision | recall |", "|---|---|---|---|---|"]
+    ranked = sorted(result["per_image"].items(), key=lambda item: item[1]["iou"])
+    lines += [f"| {name} | {s['iou']:.3f} | {s['dice']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} |"
+              for name, s in ranked]
+    lines += ["", "## The worst images", ""]
+    lines += [f"![{name}]({name}_error_map.png)" for name, _ in ranked[:3]]
+    lines += ["", "Error maps: true positives white, false positives blue, false negatives red.", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+

@@ -1,0 +1,100 @@
+"""The fingerprint and the plan of ``keras-unetpp train``: numbers checked against scipy, rules
+against the examples they come from, the split never puts one group on both sides."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import scipy.ndimage
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keras_unetpp.datasets.io import Sample
+from keras_unetpp.training.plan import fingerprint, make_plan
+from keras_unetpp.training.run import load_pairs, parse_duration, split_by_prefix
+
+
+def _samples(seed=0, n=3, size=(40, 50), bands=3):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        image = rng.integers(0, 256, (*size, bands)).astype(np.uint8)
+        mask = (scipy.ndimage.uniform_filter(rng.random(size), 7) > 0.55).astype(np.uint8)[..., None]
+        out.append(Sample(f"s{k}", f"s{k}", image, mask))
+    return out
+
+
+def test_fingerprint_counts_what_scipy_counts():
+    samples = _samples()
+    print_ = fingerprint(samples)
+    masks = np.stack([s.mask[..., 0] for s in samples])
+    assert print_["foreground_fraction"] == pytest.approx(masks.mean(), abs=1e-4)
+    areas = []
+    for m in masks:
+        labels, found = scipy.ndimage.label(m, structure=np.ones((3, 3)))
+        areas += np.bincount(labels.ravel())[1:].tolist()
+    assert print_["object_area_median"] == pytest.approx(np.median(areas))
+    images = np.concatenate([s.image.reshape(-1, 3) for s in samples]) / 255.0
+    np.testing.assert_allclose(print_["band_mean"], images.mean(axis=0), atol=0.01)
+    assert (print_["bands"], print_["bit_depth"], print_["images"]) == (3, 8, 3)
+    json.dumps(print_)  # written to plan.json as it is
+
+
+def test_sixteen_bit_depth_is_read_from_the_values():
+    samples = [Sample("a", "a", np.full((8, 8, 1), 3000, np.uint16), np.zeros((8, 8, 1), np.uint8))]
+    assert fingerprint(samples)["bit_depth"] == 12
+
+
+@pytest.mark.parametrize("bands, size, expected", [(1, 512, "medical"), (3, 800, "overhead"), (3, 200, "photo")])
+def test_kind_is_inferred_and_said_why(bands, size, expected):
+    print_ = fingerprint([Sample("a", "a", np.zeros((size, size, bands), np.uint8), np.zeros((size, size, 1), np.uint8))])
+    plan = make_plan(print_, seconds=1000, step_seconds=1.0)
+    assert plan["kind"]["value"] == expected and plan["kind"]["rule"]
+    assert plan["steps"]["value"] == 900  # 90 % of the budget at one second a step
+    assert all(entry["rule"] for entry in plan.values())
+    overridden = make_plan(print_, seconds=1000, kind="photo")
+    assert overridden["kind"]["value"] == "photo" and f"inferred: {expected}" in overridden["kind"]["rule"]
+
+
+def test_overhead_plan_is_the_aerial_recipe_and_films_the_lung_recipe():
+    scene = fingerprint([Sample("a", "a", np.zeros((600, 700, 3), np.uint8), np.zeros((600, 700, 1), np.uint8))])
+    film = fingerprint([Sample("a", "a", np.zeros((512, 400, 1), np.uint8), np.zeros((512, 400, 1), np.uint8))])
+    aerial, lungs = make_plan(scene, 1800), make_plan(film, 1800)
+    assert (aerial["crop"]["value"], aerial["median_kernel"]["value"], aerial["symmetries"]["value"]) == (128, 5, "dihedral")
+    assert aerial["loss"]["value"] == "halo_dice"
+    assert (lungs["working_size"]["value"], lungs["symmetries"]["value"], lungs["loss"]["value"]) == (256, "mirror",
+                                                                                                     "focal_dice")
+    assert lungs["encoder"]["value"] is None
+
+
+@given(st.lists(st.sampled_from("abcdefg"), min_size=2, max_size=30), st.floats(0.1, 0.5), st.integers(0, 99))
+def test_split_keeps_each_prefix_on_one_side(prefixes, fraction, seed):
+    if len(set(prefixes)) < 2:
+        return
+    samples = [Sample(f"{p}_{k}", f"{p}_{k}", np.zeros((1, 1, 1)), np.zeros((1, 1, 1))) for k, p in enumerate(prefixes)]
+    train, val, note = split_by_prefix(samples, fraction, seed)
+    assert train and val and len(train) + len(val) == len(samples)
+    assert not {s.name.split("_")[0] for s in train} & {s.name.split("_")[0] for s in val}
+    assert ("WARNING" in note) == (len(val) < 4)
+
+
+@pytest.mark.parametrize("text, seconds", [("30m", 1800), ("2h", 7200), ("45s", 45), ("100", 100)])
+def test_time_budgets(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "-5m", "thirty", "5 days"])
+def test_bad_time_budgets_are_named(text):
+    with pytest.raises(ValueError, match="time budget"):
+        parse_duration(text)
+
+
+def test_class_masks_with_labels_outside_the_classes_are_refused(tmp_path):
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), np.array([[0, 1, 2, 7] * 2] * 8, np.uint8))
+    with pytest.raises(ValueError, match=r"labels \[7\] outside 0..2"):
+        load_pairs(tmp_path / "images", tmp_path / "masks", classes=3)
+    assert load_pairs(tmp_path / "images", tmp_path / "masks", classes=8)[0].mask.max() == 7

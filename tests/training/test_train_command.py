@@ -1,0 +1,76 @@
+"""``keras-unetpp train`` end to end on a tiny set: the plan, the budget, the outputs, and a model that
+``keras-unetpp predict`` runs; a bad input is refused before any training."""
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from keras_unetpp import describe_model, load_model
+from keras_unetpp.cli import main
+
+pytestmark = pytest.mark.slow  # trains: the full lane only
+
+SMALL = {"working_size": 32, "filters": [4, 8, 16], "batch_size": 4}
+
+
+def _films(root, count=10, suffix=".png"):
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        lungs = np.zeros((48, 40), np.uint8)
+        cv2.ellipse(lungs, (12, 24), (6, 16), 0, 0, 360, 255, -1)
+        cv2.ellipse(lungs, (28, 24), (6, 16), 0, 0, 360, 255, -1)
+        film = np.clip(170 - lungs // 2 + rng.integers(0, 30, lungs.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / f"p{k // 2}_{k}.png"), film)
+        cv2.imwrite(str(root / "masks" / f"p{k // 2}_{k}{suffix}"), lungs)
+    return root
+
+
+def test_train_writes_a_model_that_predict_runs_within_the_budget(tmp_path):
+    from keras_unetpp.training import train
+
+    data = _films(tmp_path / "data")
+    start = time.perf_counter()
+    result = train(data / "images", data / "masks", tmp_path / "run", time_budget="75s", overrides=SMALL)
+    seconds = time.perf_counter() - start
+    run = tmp_path / "run"
+    assert seconds < 75 * 1.1, f"{seconds:.0f} s for a 75 s budget"
+    for name in ("plan.json", "model.keras", "metrics.json", "report.md", "curves_loss.png"):
+        assert (run / name).stat().st_size > 0, name
+    plan = json.loads((run / "plan.json").read_text())["plan"]
+    assert plan["kind"]["value"] == "medical" and plan["steps"]["value"] >= 20
+    assert all(entry["rule"] for entry in plan.values())
+    assert len(list(run.glob("*_error_map.png"))) == len(result["per_image"]) >= 2
+    model = load_model(run / "model.keras")
+    info = describe_model(model)
+    assert info.whole_image and info.input_range == (0.0, 255.0) and info.symmetries == ((False,) * 3,
+                                                                                          (False, False, True))
+    assert result["overall"]["iou"] > 0.5  # ellipses on a noisy film: learnt, not guessed
+    assert main(["predict", str(run / "model.keras"), str(data / "images" / "p0_0.png"), "--out",
+                 str(tmp_path / "masks_out"), "--tta"]) == 0
+    predicted = cv2.imread(str(tmp_path / "masks_out" / "p0_0_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+    truth = cv2.imread(str(data / "masks" / "p0_0.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert (predicted & truth).sum() / (predicted | truth).sum() > 0.5
+
+
+def test_dry_run_plans_and_trains_nothing(tmp_path, capsys):
+    data = _films(tmp_path / "data")
+    assert main(["train", "--images", str(data / "images"), "--masks", str(data / "masks"), "--out",
+                 str(tmp_path / "run"), "--dry-run", "--time-budget", "10m"]) == 0
+    assert "plan (dry run" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["plan.json"]
+
+
+def test_jpeg_masks_and_bad_budgets_are_refused_before_training(tmp_path, capsys):
+    data = _films(tmp_path / "data", suffix=".jpg")
+    assert main(["train", "--images", str(data / "images"), "--masks", str(data / "masks"), "--out",
+                 str(tmp_path / "run")]) == 2
+    assert "JPEG" in capsys.readouterr().err
+    assert main(["train", "--images", str(data / "images"), "--masks", str(data / "masks"), "--out",
+                 str(tmp_path / "run"), "--time-budget", "soon"]) == 2
+    assert "time budget" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
