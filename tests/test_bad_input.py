@@ -239,10 +239,47 @@ CASES = [
     # arguments that are whole numbers
     ("model-fractional-filters", lambda t: UNetPlusPlus((None, None, 3), filters=(8.7, 16)),
      (ValueError, "would be floored to 8")),
+    ("reader-jpeg-trailing-bytes", lambda t: _jpeg_with_trailer(t), lambda same: same),
+    ("loader-unmatched-many", lambda t: load_folder_pairs(folder(t, [(f"i{k}.png", png((4, 4))) for k in range(8)],
+                                                                  [("other.png", png((4, 4)))])),
+     (ValueError, "and 3 more")),
+    ("loss-halo-zero-weight", lambda t: _halo_zero_weight(), lambda pair: pair[0] == pytest.approx(pair[1], rel=1e-5)),
+    ("loss-combined-sum", lambda t: _combined_sum(), lambda pair: pair[0] == pytest.approx(pair[1], rel=1e-5)),
     ("model-nan-head-weight", lambda t: UNetPlusPlus((None, None, 3), filters=(2, 4, 8), deep_supervision=True,
                                                      head_weights=(1.0, float("nan"))),
      (ValueError, "finite number")),
 ]
+
+
+def _jpeg_with_trailer(tmp):
+    """A valid JPEG with bytes after its end marker (a camera trailer) reads as the JPEG itself."""
+    image = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    data = encoded(".jpg", image)
+    plain, trailed = _write(tmp / "plain.jpg", data), _write(tmp / "trailed.jpg", data + b"TRAILER" * 10)
+    return np.array_equal(read_image(plain), read_image(trailed))
+
+
+def _halo_zero_weight():
+    """Pixels of weight 0 change nothing: the loss equals that of the image with them removed (cut off)."""
+    from keras_unetpp.losses import HaloWeightedCrossEntropy
+
+    y = np.zeros((1, 8, 16, 1), np.float32)
+    y[0, 2:5, 2:5] = 1
+    y[0, 2:5, 11:14] = 1  # an object in the right half, which gets weight 0
+    p = np.full_like(y, 0.3)
+    weights = np.ones((1, 8, 16), np.float32)
+    weights[0, :, 8:] = 0
+    loss = HaloWeightedCrossEntropy(halo_weight=2.0, halo_width=3)
+    cut = float(loss(y[:, :, :8], p[:, :, :8]))
+    return float(loss(y, p, sample_weight=weights)), cut
+
+
+def _combined_sum():
+    from keras_unetpp import CombinedLoss
+
+    y, p = ones(2, 4, 4, 1), np.full((2, 4, 4, 1), 0.6, np.float32)
+    loss = CombinedLoss([FocalDiceLoss()], reduction="sum")
+    return float(loss(y, p)), float(loss(y, p, sample_weight=np.ones(2, np.float32)))
 
 
 def _jpeg_noise():

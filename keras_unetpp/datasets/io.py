@@ -102,8 +102,12 @@ def _damage(data: bytes) -> str | None:
     """Why the bytes of a JPEG or PNG file cannot be a whole image, or None."""
     if not data:
         return "the file is empty"
-    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        return "truncated JPEG (no end-of-image marker)"
+    if data[:2] == b"\xff\xd8":
+        # the end-of-image marker after the last scan: an EXIF thumbnail has its own marker before the main
+        # image, and bytes appended after the image (camera trailers) are no damage
+        last_scan = data.rfind(b"\xff\xda")
+        if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
+            return "truncated JPEG (no end-of-image marker after its image data)"
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-12:]:
         return "truncated PNG (no IEND chunk)"
     return None
@@ -146,9 +150,14 @@ def match_pairs(image_dir: Path, mask_dir: Path, extra_masks: bool = False) -> l
     missing_masks = sorted(set(images) - set(masks))
     missing_images = [] if extra_masks else sorted(set(masks) - set(images))
     if missing_masks or missing_images:
+        def some(names):
+            return f"{names[:5]}" + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
         raise ValueError(
-            f"Unmatched files: images without a mask in {mask_dir}: {missing_masks[:5]}; "
-            f"masks without an image in {image_dir}: {missing_images[:5]}."
+            f"Unmatched files: {len(missing_masks)} image(s) without a mask in {mask_dir}: {some(missing_masks)}; "
+            f"{len(missing_images)} mask(s) without an image in {image_dir}: {some(missing_images)}. Images and "
+            f"masks are matched by file stem (the name without its suffix): a.png pairs with a.png or a.jpg, "
+            f"not with a_mask.png."
         )
     return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
 

@@ -28,7 +28,8 @@ class SyncBatchNormalization(layers.BatchNormalization):
     backend instead and leaves the flag out of its config: the same file loads
     everywhere. JAX's ``keras.distribution.DataParallel`` already computes the
     statistics over the global (sharded) batch; outside a strategy the layer
-    equals ``BatchNormalization``.
+    equals ``BatchNormalization`` exactly (with one replica nothing is all-reduced, and the variance is
+    the two-pass one, not ``E[x^2] - E[x]^2``).
 
     Args:
         **kwargs: Any ``keras.layers.BatchNormalization`` argument except
@@ -44,10 +45,31 @@ class SyncBatchNormalization(layers.BatchNormalization):
         kwargs.pop("synchronized", None)
         super().__init__(synchronized=keras.backend.backend() == "tensorflow", **kwargs)
 
+    def _moments(self, inputs, mask):
+        # Keras' synchronized path all-reduces E[x] and E[x^2] through the replica context even where there
+        # is one replica: extra work and E[x^2] - E[x]^2, which loses precision. Synchronise only when a
+        # strategy runs several replicas; decided when the step is traced.
+        wanted = self.synchronized
+        self.synchronized = wanted and _replicas_in_sync() > 1
+        try:
+            return super()._moments(inputs, mask)
+        finally:
+            self.synchronized = wanted
+
     def get_config(self):
         config = super().get_config()
         config.pop("synchronized", None)  # a property of the running backend, not of the model
         return config
+
+
+def _replicas_in_sync() -> int:
+    """Replicas of the TensorFlow distribution strategy in whose scope or step this runs (1 outside one)."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is not None:
+        return int(context.num_replicas_in_sync)
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
 def conv_block(

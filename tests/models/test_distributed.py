@@ -95,3 +95,19 @@ def test_jax_data_parallel_equals_one_device():
     gaps = run("jax", JAX)
     assert gaps["prediction"] < 1e-4 and gaps["tiled"] < 1e-4, gaps
     assert gaps["loss"] < 1e-4 and gaps["iou"] < 1e-4, gaps
+
+
+def test_sync_batch_norm_outside_a_strategy_is_plain_batch_norm():
+    """One replica: the two-pass variance of numpy, not E[x^2] - E[x]^2 (which loses digits at large means)."""
+    import keras
+    import numpy as np
+
+    from keras_unetpp.models import SyncBatchNormalization
+
+    x = (100.0 + np.random.default_rng(0).normal(0, 0.1, (4, 6, 6, 3))).astype("float32")
+    out = keras.ops.convert_to_numpy(SyncBatchNormalization(epsilon=1e-6)(x, training=True))
+    mean, var = x.mean(axis=(0, 1, 2), dtype=np.float64), x.var(axis=(0, 1, 2), dtype=np.float64)
+    expected = (x - mean) / np.sqrt(var + 1e-6)
+    np.testing.assert_allclose(out, expected, atol=2e-3)
+    plain = keras.ops.convert_to_numpy(keras.layers.BatchNormalization(epsilon=1e-6)(x, training=True))
+    np.testing.assert_array_equal(out, plain)
