@@ -1,5 +1,12 @@
 """keras-unetpp: Keras 3 building blocks for image segmentation."""
 
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"]:  # ``python -m keras_unetpp``: the command, whose backend starts without its start-up lines
+    from keras_unetpp_cli import start_backend_quietly as _start_backend_quietly
+
+    _start_backend_quietly()
+
 from keras_unetpp import evaluation, layers
 from keras_unetpp.inference import predict_tiled
 from keras_unetpp.losses import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, LabelCrossEntropy

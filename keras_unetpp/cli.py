@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -50,7 +51,7 @@ DICOM_SUFFIXES = (".dcm",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keras-unetpp", description=__doc__,
+    parser = argparse.ArgumentParser(prog="keras-unetpp", description=_plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -126,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export to SavedModel, ONNX or LiteRT")
     export.add_argument("model", type=Path, help="a .keras model file")
-    export.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx", "litert"])
+    export.add_argument("--format", default="tf_saved_model", choices=["tf_saved_model", "onnx", "litert"],
+                        help="SavedModel folder, .onnx or .tflite file (default tf_saved_model)")
     export.add_argument("--out", type=Path, default=None,
                         help="output path (default: next to the model, MODEL_savedmodel/, MODEL.onnx or MODEL.tflite)")
     export.add_argument("--overwrite", action="store_true",
@@ -134,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--input-size", type=_at_least(1), nargs=2, default=None, metavar=("H", "W"),
                         help="fix the input size (LiteRT default 256 256; SavedModel and ONNX: any size)")
     return parser
+
+
+def _plain(text: str) -> str:
+    """The module's docstring as terminal text: no reStructuredText backticks, no module paths."""
+    text = re.sub(r"\s*\(``keras_unetpp[\w.]*``\)", "", text)
+    text = re.sub(r"\(``(keras_unetpp[\w.]*)``\)", "", text)
+    return text.replace("``", "")
 
 
 def _at_least(minimum: int):

@@ -379,18 +379,27 @@ def save_error_map(path: str | Path, y_true, y_pred, threshold: float = 0.5, leg
     """
     image = error_map(y_true, y_pred, threshold)
     if legend:
-        image = np.concatenate([image, _legend_strip(image.shape[1])], axis=0)
+        strip = _legend_strip(image.shape[1])
+        if strip.shape[1] > image.shape[1]:  # a small image: widened with grey so that the legend is whole
+            image = np.pad(image, ((0, 0), (0, strip.shape[1] - image.shape[1]), (0, 0)), constant_values=128)
+        image = np.concatenate([image, strip], axis=0)
     return write_png(path, image)
 
 
+#: Width of one legend entry: a colour swatch and its two-letter label.
+_LEGEND_CELL = 24 + cv2.getTextSize("TN", cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] + 8
+
+
 def _legend_strip(width: int) -> np.ndarray:
-    height = 28
-    strip = np.full((height, max(width, 1), 3), 128, np.uint8)
-    cell = max(width // 4, 1)
+    """The four colours and their labels, in as many rows as the width needs (never cut off)."""
+    columns = max(1, min(4, width // _LEGEND_CELL))
+    rows = -(-4 // columns)
+    strip = np.full((28 * rows, max(width, columns * _LEGEND_CELL), 3), 128, np.uint8)
+    cell = strip.shape[1] // columns
     for k, (label, color) in enumerate(ERROR_COLORS.items()):
-        x0 = k * cell
-        cv2.rectangle(strip, (x0 + 4, 6), (x0 + 20, 22), color, -1)
-        cv2.putText(strip, label, (x0 + 24, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        x0, y0 = (k % columns) * cell, (k // columns) * 28
+        cv2.rectangle(strip, (x0 + 4, y0 + 6), (x0 + 20, y0 + 22), color, -1)
+        cv2.putText(strip, label, (x0 + 24, y0 + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return strip
 
 

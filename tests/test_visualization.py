@@ -65,3 +65,19 @@ def test_comparison_figure_bars_are_means_and_error_bars_are_sample_std():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["clean", "rotated"]
     with pytest.raises(ValueError, match="expected 2"):
         vis.comparison_figure(["a", "b"], {"x": [[1.0]]})
+
+
+@pytest.mark.parametrize("width", [3, 40, 90, 300])
+def test_error_map_legend_is_never_cut(tmp_path, width):
+    """Each label's text lies whole inside the strip: its dark pixels end before the next cell (OpenCV measures)."""
+    import cv2
+
+    from keras_unetpp.visualization import _LEGEND_CELL, save_error_map
+
+    path = save_error_map(tmp_path / "e.png", np.zeros((10, width), np.uint8), np.zeros((10, width)))
+    saved = cv2.imread(str(path))
+    strip = saved[10:]
+    columns = max(1, min(4, width // _LEGEND_CELL))
+    assert strip.shape[0] == 28 * -(-4 // columns) and saved.shape[1] >= min(4, columns) * _LEGEND_CELL
+    text_width = cv2.getTextSize("TN", cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
+    assert 24 + text_width <= saved.shape[1] // columns  # every label fits its cell
