@@ -38,6 +38,9 @@ def pixel_weights(sample_weight, reference):
     weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
     shape, target = tuple(weight.shape), tuple(reference.shape)
     rank = len(target)
+    if shape and shape[0] is not None and target[0] is not None and shape[0] != target[0]:
+        raise ValueError(f"sample_weight holds {shape[0]} sample(s) (shape {shape}), the batch {target[0]} "
+                         f"(prediction of shape {target}): one weight per sample or per pixel.")
     if len(shape) in (1, 2) and (len(shape) == 1 or shape[1] in (1, None)):
         return ops.reshape(weight, (-1,) + (1,) * (rank - 1))
     if len(shape) == rank - 1:
