@@ -247,8 +247,6 @@ class Segmenter(keras.Model):
             >>> sorted(p.name for p in model.save_to_preset(folder).iterdir())
             ['config.json', 'metadata.json', 'model.weights.h5']
         """
-        from keras_unetpp import __version__
-
         directory = Path(directory)
         if any((directory / name).exists() for name in (PRESET_CONFIG, PRESET_WEIGHTS, PRESET_METADATA)):
             raise FileExistsError(f"{directory} holds a preset already; choose another folder or delete it first.")
@@ -257,7 +255,7 @@ class Segmenter(keras.Model):
         self.save_weights(directory / PRESET_WEIGHTS)
         facts = describe_model(self)
         (directory / PRESET_METADATA).write_text(json.dumps({
-            "keras_unetpp_version": __version__, "keras_version": keras.__version__,
+            "keras_unetpp_version": _installed_version(), "keras_version": keras.__version__,
             "parameter_count": int(self.count_params()), "channels": facts.channels, "classes": facts.classes,
             "input_range": list(facts.input_range), "class_names": facts.class_names,
         }, indent=2))
@@ -371,6 +369,16 @@ def describe_model(model: keras.Model) -> ModelInfo:
         return ModelInfo(**common, has_preprocessing=False, input_range=(0.0, 1.0),
                          size_multiple=_pad_multiple(model))
     return ModelInfo(**common, has_preprocessing=False, input_range=None)
+
+
+def _installed_version() -> str:
+    """This library's version as installed (read without importing the package's top level)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("keras-unetpp")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _pad_multiple(model) -> int:
