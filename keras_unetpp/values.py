@@ -208,10 +208,10 @@ def dtype_range(dtype) -> tuple[float, float]:
         ValueError: For integer types other than uint8 (their range is the data's, not the type's).
 
     Examples:
-        >>> dtype_range("uint8"), dtype_range("float32")
-        ((0.0, 255.0), (0.0, 1.0))
+        >>> dtype_range("uint8"), dtype_range(np.float32), dtype_range("bfloat16")
+        ((0.0, 255.0), (0.0, 1.0), (0.0, 1.0))
     """
-    name = np.dtype(getattr(dtype, "name", dtype) if not isinstance(dtype, str) else dtype).name
+    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", None) or np.dtype(dtype).name
     if name == "uint8":
         return 0.0, 255.0
     if name.startswith(("float", "bfloat")):
