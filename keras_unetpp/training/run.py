@@ -232,7 +232,7 @@ def train(images: str | Path, masks: str | Path, out: str | Path, val_images: st
     segmenter = prepared.segmenter(model)
     segmenter.save(out / "model.keras")
     save_curves(history, out, f"keras-unetpp train: {facts['kind']}")
-    scores = _score(segmenter, val_set, out, classes)
+    scores = _score(segmenter, val_set, out, classes, prepared.range)
     steps_done = guard.stopped_at or recipe.total_steps
     result = {"plan": plan, "fingerprint": print_, "split": split_note, "steps": steps_done,
               "seconds": round(time.perf_counter() - started, 1), "budget_seconds": seconds, **scores}
@@ -387,8 +387,9 @@ class _Prepared:
                                   symmetries=self.facts["symmetries"])
 
 
-def _score(segmenter, val_set, out: Path, classes) -> dict:
-    """Scores on the whole validation images (tiled where large), with an error map per image."""
+def _score(segmenter, val_set, out: Path, classes, value_range) -> dict:
+    """Scores on the whole validation images (tiled where large), with an error map per image; the
+    files' values mapped by their bit depth, as training mapped them."""
     from keras_unetpp import predict_tiled
     from keras_unetpp.evaluation import SegmentationReport, segmentation_report
     from keras_unetpp.inference import predict_augmented
@@ -399,9 +400,10 @@ def _score(segmenter, val_set, out: Path, classes) -> dict:
     reports, per_image = [], {}
     for sample in val_set:
         if info.whole_image:
-            prob = predict_augmented(segmenter, sample.image[None], tta=False)[0]
+            prob = predict_augmented(segmenter, sample.image[None], tta=False, input_range=value_range)[0]
         else:
-            prob = predict_tiled(segmenter, sample.image, tile_size=256, overlap=0.25, progress=False)
+            prob = predict_tiled(segmenter, sample.image, tile_size=256, overlap=0.25, progress=False,
+                                 input_range=value_range)
         if classes is not None:  # per image: foreground = any class but 0, for the error map and the report
             labels = sample.mask[..., 0]
             keep = labels != IGNORE_LABEL
