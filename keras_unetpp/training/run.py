@@ -273,20 +273,23 @@ class BudgetProgress(keras.callbacks.Callback):
                   f"budget (steps ran slower than timed)", flush=True)
 
 
-def _time_steps(model, loss, dataset, learning_rate: float, steps: int = 3) -> tuple[float, float]:
+def _time_steps(model, loss, dataset, learning_rate: float, steps: int = 5) -> tuple[float, float]:
     """``(seconds per training step, seconds of the first step)`` of ``model``: the first step
-    compiles the step function, which training does once more."""
+    compiles the step function, which training does once more; a step is the median of ``steps``
+    timed ones (a passing load on the machine moves it less than a mean)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     batches = iter(dataset)
     x, y = next(batches)
     start = time.perf_counter()
     model.train_on_batch(x, y)
     first = time.perf_counter() - start
-    start = time.perf_counter()
+    timed = []
     for _ in range(steps):
         x, y = next(batches)
+        start = time.perf_counter()
         model.train_on_batch(x, y)
-    return (time.perf_counter() - start) / steps, first
+        timed.append(time.perf_counter() - start)
+    return float(np.median(timed)), first
 
 
 class _Prepared:
