@@ -154,8 +154,8 @@ def match_pairs(image_dir: Path, mask_dir: Path, extra_masks: bool = False) -> l
             return f"{names[:5]}" + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
         raise ValueError(
-            f"Unmatched files: {len(missing_masks)} image(s) without a mask in {mask_dir}: {some(missing_masks)}; "
-            f"{len(missing_images)} mask(s) without an image in {image_dir}: {some(missing_images)}. Images and "
+            f"Unmatched files: images without a mask in {mask_dir} ({len(missing_masks)}): {some(missing_masks)}; "
+            f"masks without an image in {image_dir} ({len(missing_images)}): {some(missing_images)}. Images and "
             f"masks are matched by file stem (the name without its suffix): a.png pairs with a.png or a.jpg, "
             f"not with a_mask.png."
         )
