@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 
@@ -22,18 +21,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 from scipy import ndimage
+from timing import best_seconds  # benchmarks/timing.py, beside this script
 
 from keras_unetpp.layers import aerial_augmentation, median_blur, xray_augmentation
 
 
 def images_per_s(fn, count, repeats=3):
-    fn()  # warm-up / trace
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return round(count / best, 1)
+    return round(count / best_seconds({"fn": fn}, repeats)["fn"], 1)
 
 
 def naive_sort_median(x, k):

@@ -18,6 +18,7 @@ import time
 import keras
 import numpy as np
 from keras import layers
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 from keras_unetpp import UNetPlusPlus
 
@@ -58,18 +59,6 @@ def conv_gflop(model, size):
                 per_pixel = k if isinstance(sub, layers.Conv2D) else k // 4  # stride-2 transpose
                 total += 2 * h * w * per_pixel
     return total / 1e9
-
-
-def median_seconds(fns, repeats):
-    """Times each callable ``repeats`` times, interleaved (a, b, a, b, ...) so
-    that drifts of the machine hit all of them alike; returns the medians."""
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: float(np.median(s)) for name, s in samples.items()}
 
 
 def main():

@@ -12,6 +12,7 @@ import platform
 import time
 
 import keras
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus, evaluation
 from keras_unetpp.datasets import make_shapes
@@ -35,11 +36,7 @@ def main():
     candidates.append((f"L{model.depth} (full, mean of heads)", model))
     for name, m in candidates:
         prob = m.predict(vx, batch_size=32, verbose=0)
-        m.predict(vx[:32], batch_size=32, verbose=0)
-        start = time.perf_counter()
-        for _ in range(3):
-            m.predict(vx, batch_size=32, verbose=0)
-        seconds = (time.perf_counter() - start) / 3
+        seconds = median_seconds({name: lambda m=m: m.predict(vx, batch_size=32, verbose=0)}, repeats=3)[name]
         iou = evaluation.segmentation_report(vy.reshape(-1, args.size), prob.reshape(-1, args.size)).iou
         rows.append({"model": name, "params": m.count_params(), "val_iou": round(iou, 4),
                      "predict_images_per_s": round(len(vx) / seconds, 1)})
