@@ -27,14 +27,55 @@ _LEGACY_MARK = "layers/functional"
 
 
 def is_legacy_file(archive: zipfile.ZipFile) -> bool:
-    """True for a file whose config holds a UNetPlusPlus saved with its graph nested."""
+    """True for a file whose config holds a UNetPlusPlus saved with its graph nested.
+
+    Only the weights file's group structure is read: Keras stores the members of a ``.keras``
+    archive uncompressed, so h5py reads the member in place (``StoredMember``), not all of it."""
     config = archive.read("config.json").decode()
     if '"UNetPlusPlus"' not in config:
         return False
     import h5py
 
-    with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as store:
+    info = archive.getinfo("model.weights.h5")
+    source = StoredMember(archive, info) if info.compress_type == zipfile.ZIP_STORED and archive.fp else None
+    with h5py.File(source or io.BytesIO(archive.read(info)), "r") as store:
         return any(is_nested_unetpp(group) for group in weight_groups(store))
+
+
+class StoredMember(io.RawIOBase):
+    """An uncompressed zip member as a seekable, read-only file, read in place (no copy of the whole)."""
+
+    def __init__(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+        super().__init__()
+        self._file = archive.fp
+        self._file.seek(info.header_offset)
+        header = self._file.read(30)  # the local file header: its name and extra field lengths at 26..30
+        self._start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + \
+            int.from_bytes(header[28:30], "little")
+        self._size, self._position, self.bytes_read = info.file_size, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, min(self._size, base + offset))
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self._size - self._position))
+        self._file.seek(self._start + self._position)
+        data = self._file.read(count)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        self.bytes_read += len(data)
+        return len(data)
 
 
 def load_legacy(archive: zipfile.ZipFile, compile: bool = True) -> keras.Model:

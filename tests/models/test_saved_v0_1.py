@@ -52,3 +52,24 @@ def test_old_file_saved_again_is_a_file_of_today(tmp_path):
     x = np.load(HERE / "inputs.npy")
     np.testing.assert_allclose(load_model(tmp_path / "again.keras").predict(x, verbose=0),
                                np.load(HERE / "deep_supervision_expected.npy"), atol=1e-6)
+
+
+def test_telling_old_files_apart_reads_the_weights_structure_not_the_weights(tmp_path, monkeypatch):
+    """A model of today is loaded without a read of its whole weights file (it was read twice)."""
+    from keras_unetpp import _legacy_files
+
+    opened = []
+
+    class Counting(_legacy_files.StoredMember):
+        def __init__(self, *args):
+            super().__init__(*args)
+            opened.append(self)
+
+    monkeypatch.setattr(_legacy_files, "StoredMember", Counting)
+    UNetPlusPlus((None, None, 3), filters=(16, 32, 64, 128)).save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        assert not is_legacy_file(archive)
+        size = archive.getinfo("model.weights.h5").file_size
+    assert opened and opened[0].bytes_read < size / 3  # group headers and indexes; 15 % for this small model
+    with zipfile.ZipFile(HERE / "plain.keras") as archive:  # an old file is still found through the same reader
+        assert is_legacy_file(archive)
