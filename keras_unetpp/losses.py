@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_unetpp.checks import finite_number
+from keras_unetpp.checks import finite_number, whole_number
 from keras_unetpp.values import binary_targets, binary_truth, label_targets
 from keras_unetpp.weights import pixel_weights
 
@@ -322,7 +322,8 @@ class HaloWeightedCrossEntropy(keras.losses.Loss):
         name: str = "halo_weighted_cross_entropy",
         dtype=None,
     ):
-        if halo_weight < 0 or int(halo_width) < 1 or int(halo_width) % 2 == 0:
+        halo_width = whole_number(halo_width, "halo_width", 1)
+        if halo_weight < 0 or halo_width % 2 == 0:
             raise ValueError(
                 f"HaloWeightedCrossEntropy needs halo_weight >= 0 and an odd halo_width >= 1; "
                 f"got halo_weight={halo_weight}, halo_width={halo_width}."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_unetpp.checks import whole_number
 from keras_unetpp.losses import check_same_shape
 from keras_unetpp.values import binary_truth, label_targets
 from keras_unetpp.weights import pixel_weights
@@ -192,7 +193,8 @@ class MulticlassIoU(keras.metrics.Metric):
     """
 
     def __init__(self, num_classes: int, name: str = "mean_iou", dtype=None):
-        if int(num_classes) < 2:
+        num_classes = whole_number(num_classes, "num_classes")
+        if num_classes < 2:
             raise ValueError(f"MulticlassIoU needs num_classes >= 2 (use BinaryIoU for one channel), got {num_classes}.")
         super().__init__(name=name, dtype=dtype)
         self.num_classes = int(num_classes)

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 import keras
 import numpy as np
 
+from keras_unetpp.checks import whole_number
 from keras_unetpp.layers.dihedral import DIHEDRAL_TRANSFORMS, apply_dihedral, invert_dihedral
 from keras_unetpp.layers.symmetries import NAMED_SYMMETRIES, symmetry_transforms
 from keras_unetpp.segmenter import UNKNOWN, ModelInfo, describe_model
@@ -432,8 +433,8 @@ def _check_tiling(tile_size, batch_size, overlap, blend) -> None:
     """A named error for a tile, batch, overlap or blend the tiling cannot take."""
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
-    if int(tile_size) < 1 or int(batch_size) < 1:
-        raise ValueError(f"tile_size and batch_size must be >= 1, got {tile_size} and {batch_size}.")
+    whole_number(tile_size, "tile_size", 1)
+    whole_number(batch_size, "batch_size", 1)
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_unetpp.checks import whole_number
 from keras_unetpp.layers.base import ImageMaskLayer
 from keras_unetpp.layers.selection_network import apply_network, median_plan
 
@@ -93,8 +94,9 @@ class MedianBlur(ImageMaskLayer):
 
     def __init__(self, kernel_size: int = 5, **kwargs):
         super().__init__(**kwargs)
-        median_plan(int(kernel_size))  # validates
-        self.kernel_size = int(kernel_size)
+        kernel_size = whole_number(kernel_size, "kernel_size", 1)
+        median_plan(kernel_size)  # validates
+        self.kernel_size = kernel_size
 
     def transform(self, images, masks, training):
         return median_blur(images, self.kernel_size), masks
