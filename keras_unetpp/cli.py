@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write probabilities (GeoTIFF: float32 NAME_probabilities.tif; "
                               "images: NAME_probabilities.png, probability x 255)")
     predict.add_argument("--polygons", type=Path, default=None,
-                         help="write the foreground regions as GeoJSON polygons (map coordinates for GeoTIFFs)")
+                         help="write the foreground regions as polygons, streamed as they are complete: .geojson, "
+                              ".gpkg (GeoPackage) or .fgb (FlatGeobuf); map coordinates for GeoTIFFs")
     predict.add_argument("--min-area", type=_at_least(0), default=0,
                          help="regions of fewer pixels are left out of the polygons and of PNG masks")
     predict.add_argument("--simplify", type=_non_negative, default=0.0,
@@ -260,7 +261,7 @@ def predict_image(model, info, image, args):
     return predict_augmented(model, np.asarray(image, np.float32)[None], tta=tta)[0]
 
 
-def _predict_plain(model, info, path: Path, stem: str, args):
+def _predict_plain(model, info, path: Path, stem: str, args, polygons=None):
     from keras_unetpp.datasets.dicom import is_dicom, read_dicom
     from keras_unetpp.datasets.io import read_image
     from keras_unetpp.masks import write_png
@@ -283,43 +284,80 @@ def _predict_plain(model, info, path: Path, stem: str, args):
         for k in range(prob.shape[-1]):
             suffix = "" if prob.shape[-1] == 1 else f"_class{k}"
             write_png(args.out / f"{stem}_probabilities{suffix}.png", (prob[..., k] * 255).round().astype("uint8"))
-    return labels, prob, None, None
+    if polygons is not None:   # the whole image is one band
+        polygons.start(path.name, prob.shape[-1], labels.shape[1])
+        polygons.add(labels, prob, np.ones(labels.shape, bool))
+        polygons.finish_scene()
 
 
-def _predict_geotiff(model, info, path: Path, stem: str, args):
+def _predict_geotiff(model, info, path: Path, stem: str, args, polygons=None):
     from keras_unetpp.geo import predict_geotiff, require_geo
 
     rasterio = require_geo()
-    prob_path = args.out / f"{stem}_probabilities.tif" if args.probabilities or args.polygons else None
-    mask_path = predict_geotiff(model, path, args.out / f"{stem}_mask.tif", tile_size=args.tile,
-                                overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
-                                threshold=args.threshold, probabilities_to=prob_path,
-                                progress=None, input_range=_input_range(args.input_range))
-    if not args.polygons:
-        return None, None, None, None
-    with rasterio.open(mask_path) as mask_file, rasterio.open(prob_path) as prob_file:
-        mask, prob = mask_file.read(1), np.moveaxis(prob_file.read(), 0, -1)
-        transform, crs = mask_file.transform, mask_file.crs
-        if prob.shape[-1] == 1:  # nodata pixels never become polygons (multi-class: they hold class 255)
-            mask = np.where(mask_file.dataset_mask() > 0, mask, 0)
-    if not args.probabilities:
-        prob_path.unlink()
-    return mask, prob, transform, crs
+    on_band = None
+    if polygons is not None:   # streamed: each band of the mask feeds the polygons as it is written
+        with rasterio.open(path) as src:
+            polygons.start(path.name, info.classes, src.width, src.transform, src.crs)
+        on_band = polygons.add
+    predict_geotiff(model, path, args.out / f"{stem}_mask.tif", tile_size=args.tile, overlap=args.overlap,
+                    batch_size=args.batch_size, tta=args.tta, threshold=args.threshold,
+                    probabilities_to=args.out / f"{stem}_probabilities.tif" if args.probabilities else None,
+                    progress=None, input_range=_input_range(args.input_range),
+                    on_band=None if on_band is None else lambda top, labels, prob, valid: on_band(labels, prob, valid))
+    if polygons is not None:
+        polygons.finish_scene()
 
 
-def _polygons(mask, prob, transform, args) -> list[dict]:
-    """Features of a binary mask, or of every class of a multi-class one (property ``class``)."""
-    from keras_unetpp.geo import mask_polygons
+class PolygonOutput:
+    """``--polygons``: the regions of every input, written to one file as they are complete.
 
-    if prob.shape[-1] == 1:
-        return mask_polygons(mask != 0, prob[..., 0], transform, min_area=args.min_area, simplify=args.simplify)
-    features = []
-    for k in range(prob.shape[-1]):
-        for feature in mask_polygons(mask == k, prob[..., k], transform, min_area=args.min_area,
-                                     simplify=args.simplify):
-            feature["properties"]["class"] = k
-            features.append(feature)
-    return features
+    Each scene's mask arrives in bands (one band for an image, the written bands for a GeoTIFF);
+    [`BandPolygons`][keras_unetpp.polygons.BandPolygons] joins each class's regions across them,
+    and [`FeatureWriter`][keras_unetpp.feature_files.FeatureWriter] writes each feature as it comes
+    (GeoJSON, GeoPackage or FlatGeobuf by the suffix). Memory follows the bands, not the scene.
+    """
+
+    #: Past this many features without --min-area, a note suggests it (a speckled mask).
+    SPECKLE_NOTE = 1_000_000
+
+    def __init__(self, path: Path, args):
+        from keras_unetpp.feature_files import FeatureWriter
+
+        self.writer = FeatureWriter(path)
+        self.min_area, self.simplify = args.min_area, args.simplify
+        self.streams, self.source, self.noted = [], None, False
+
+    def start(self, source: str, classes: int, width: int, transform=None, crs=None) -> None:
+        from keras_unetpp.polygons import BandPolygons
+
+        self.writer.set_crs(crs)   # one file holds one CRS: another is refused before the scene is predicted
+        self.source = source
+        self.streams = [BandPolygons(width, transform, self.min_area, self.simplify) for _ in range(classes)]
+
+    def add(self, labels, prob, valid) -> None:
+        """One band: the uint8 mask as written (255/0, or class indices), probabilities, valid pixels."""
+        for k, stream in enumerate(self.streams):
+            region = ((labels != 0) & valid) if len(self.streams) == 1 else (labels == k)
+            self._write(stream.add(region, prob[..., k]), k)
+
+    def finish_scene(self) -> None:
+        for k, stream in enumerate(self.streams):
+            self._write(stream.finish(), k)
+
+    def close(self) -> int:
+        return self.writer.close()
+
+    def _write(self, features, k: int) -> None:
+        for feature in features:
+            if len(self.streams) > 1:
+                feature["properties"]["class"] = k
+            feature["properties"]["source"] = self.source
+            self.writer.write(feature)
+            if self.writer.count == self.SPECKLE_NOTE and self.min_area == 0 and not self.noted:
+                self.noted = True
+                print(f"{self.writer.path}: {self.SPECKLE_NOTE:,} polygons so far; a speckled mask? --min-area N leaves "
+                      "out regions of fewer than N pixels (memory stays flat either way; the file grows).",
+                      file=sys.stderr, flush=True)
 
 
 def refuse_replacing(targets: list[Path], inputs: list[Path], overwrite: bool, option: str = "--out") -> None:
@@ -385,7 +423,8 @@ def _announce_tta(info, args) -> None:
 
 def predict(args) -> int:
     from keras_unetpp import describe_model, load_model
-    from keras_unetpp.geo import is_geotiff, write_geojson
+    from keras_unetpp.feature_files import check_feature_path
+    from keras_unetpp.geo import is_geotiff
 
     files = collect_inputs(args.inputs)
     scenes = [path for path in files if is_geotiff(path)]
@@ -396,41 +435,33 @@ def predict(args) -> int:
                          "GeoTIFF yourself (keras_unetpp.postprocessing).")
     if args.polygons is not None:
         refuse_replacing([args.polygons], files + [args.model], args.overwrite, "--polygons")
+        check_feature_path(args.polygons)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file, not a folder.")
     model = load_model(args.model, compile=False)
     info = describe_model(model)  # the model's facts, read once and passed on
     _announce_tta(info, args)
-    stems = plan_outputs(files, args.out, args.overwrite, is_geotiff, args.probabilities or bool(args.polygons),
+    stems = plan_outputs(files, args.out, args.overwrite, is_geotiff, args.probabilities,
                          info.classes)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"Cannot create the output folder {args.out}: {error.strerror}.") from None
-    features, crs_seen, failed = [], set(), []
-    crs = None
-    for number, (path, stem) in enumerate(zip(files, stems), 1):
-        print(f"[{number}/{len(files)}] {path}", flush=True)
-        try:
-            mask, prob, transform, crs = (_predict_geotiff if is_geotiff(path) else _predict_plain)(
-                model, info, path, stem, args)
-        except (ValueError, FileNotFoundError) as error:
-            if len(files) == 1:
-                raise
-            print(f"  skipped: {error}", file=sys.stderr, flush=True)
-            failed.append(path)
-            continue
-        if args.polygons:
-            crs_seen.add(crs.to_string() if crs is not None else None)
-            for feature in _polygons(mask, prob, transform, args):
-                feature["properties"]["source"] = path.name
-                features.append(feature)
-    if args.polygons:
-        if len(crs_seen) > 1:
-            raise SystemExit(f"The inputs have different coordinate systems ({sorted(map(str, crs_seen))}): "
-                             "write their polygons to separate files.")
-        write_geojson(args.polygons, features, crs)
-        print(f"{len(features)} polygons in {args.polygons}")
+    failed = []
+    polygons = PolygonOutput(args.polygons, args) if args.polygons else None
+    try:
+        for number, (path, stem) in enumerate(zip(files, stems), 1):
+            print(f"[{number}/{len(files)}] {path}", flush=True)
+            try:
+                (_predict_geotiff if is_geotiff(path) else _predict_plain)(model, info, path, stem, args, polygons)
+            except (ValueError, FileNotFoundError) as error:
+                if len(files) == 1:
+                    raise
+                print(f"  skipped: {error}", file=sys.stderr, flush=True)
+                failed.append(path)
+    finally:
+        if polygons is not None:
+            print(f"{polygons.close()} polygons in {args.polygons}")
     print(f"outputs in {args.out}/")
     if failed:
         print(f"keras-unetpp predict: {len(failed)} of {len(files)} inputs failed (see above): "

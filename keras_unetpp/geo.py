@@ -10,7 +10,6 @@ and simplifies the polygons that ``rasterio.features.shapes`` traces.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -66,6 +65,7 @@ def predict_geotiff(
     probabilities_to: str | Path | None = None,
     progress: bool | None = None,
     input_range=None,
+    on_band=None,
 ) -> Path:
     """Segments a GeoTIFF window by window into a GeoTIFF with the same
     CRS, transform and size.
@@ -101,6 +101,11 @@ def predict_geotiff(
             ``"percentile"`` (each band's 2nd-98th percentile of the pixels that are
             not nodata, computed once over the whole raster from a reduced read, so
             every window gets the same stretch).
+        on_band: Optional ``on_band(top, labels, probabilities, valid)``, called for every band of
+            rows as it is written (``top``: its first row; ``labels``: the uint8 mask band as written;
+            ``probabilities``: float32 (rows, width, classes); ``valid``: bool, False at nodata).
+            ``keras-unetpp predict --polygons`` feeds
+            [`BandPolygons`][keras_unetpp.polygons.BandPolygons] with it.
 
     Returns:
         ``destination``: one uint8 band, 255 foreground / 0 background for a
@@ -188,6 +193,8 @@ def predict_geotiff(
                 if prob_dst is not None:
                     prob_dst.write(np.moveaxis(np.where(valid[..., None], prob, np.nan).astype(np.float32), -1, 0),
                                    window=window)
+                if on_band is not None:
+                    on_band(top, labels, prob, valid)
     return destination
 
 
@@ -223,7 +230,8 @@ def mask_polygons(
     [`remove_small_regions()`][keras_unetpp.postprocessing.remove_small_regions]);
     their outlines follow the pixel edges, mapped by ``transform`` (an
     affine pixel-to-map transform such as a raster's; default: pixel
-    coordinates, x to the right and y down).
+    coordinates, x to the right and y down). A mask too large for memory goes
+    to [`BandPolygons`][keras_unetpp.polygons.BandPolygons] band by band (the same features).
 
     Args:
         mask: (H, W) foreground mask: bool, or any numbers (non-zero = foreground).
@@ -234,8 +242,9 @@ def mask_polygons(
         simplify: Douglas-Peucker tolerance in map units (0: exact pixel outlines).
 
     Returns:
-        GeoJSON features; properties ``id``, ``pixels``, ``area`` (in map
-            units squared) and, with ``probabilities``, ``mean_probability``.
+        GeoJSON features in scan order (of each region's first pixel); properties
+            ``id`` (1, 2, ...), ``pixels``, ``area`` (in map units squared) and, with
+            ``probabilities``, ``mean_probability``.
 
     Raises:
         ImportError: Without the ``geo`` extra.
@@ -246,46 +255,30 @@ def mask_polygons(
         >>> [f["properties"]["area"] for f in mask_polygons(m)]
         [6.0]
     """
-    rasterio = require_geo()
-    import scipy.ndimage
-    import shapely.geometry
+    require_geo()
+    from keras_unetpp.polygons import BandPolygons
 
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
     if mask.ndim != 2:
         raise ValueError(f"mask_polygons needs an (H, W) mask, got shape {mask.shape}.")
-    labels, count = scipy.ndimage.label(mask != 0, structure=np.ones((3, 3)))
-    if count == 0:
-        return []
-    index = np.arange(1, count + 1)
-    pixels = scipy.ndimage.sum_labels(np.ones_like(labels), labels, index)
-    means = None
     if probabilities is not None:
-        probabilities = np.asarray(probabilities, np.float64).reshape(mask.shape[0], mask.shape[1], -1)[..., 0]
-        means = scipy.ndimage.mean(probabilities, labels, index)
-    kwargs = {} if transform is None else {"transform": transform}
-    features = []
-    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=labels > 0, connectivity=8, **kwargs):
-        label = int(value)
-        if pixels[label - 1] < min_area:
-            continue
-        shape = shapely.geometry.shape(geometry)
-        if simplify > 0:
-            shape = shape.simplify(simplify, preserve_topology=True)
-        properties = {"id": label, "pixels": int(pixels[label - 1]), "area": float(shape.area)}
-        if means is not None:
-            properties["mean_probability"] = round(float(means[label - 1]), 4)
-        features.append({"type": "Feature", "geometry": shapely.geometry.mapping(shape), "properties": properties})
-    return features
+        probabilities = np.asarray(probabilities, np.float64)
+        if probabilities.shape[:2] != mask.shape:
+            raise ValueError(f"probabilities of shape {probabilities.shape} do not match the mask's {mask.shape}.")
+    stream = BandPolygons(mask.shape[1], transform, min_area=min_area, simplify=simplify)
+    return list(stream.add(mask, probabilities)) + list(stream.finish())
 
 
-def write_geojson(path: str | Path, features: list[dict], crs=None) -> Path:
-    """Writes features as a GeoJSON FeatureCollection.
+def write_geojson(path: str | Path, features, crs=None) -> Path:
+    """Writes features as a GeoJSON FeatureCollection, one at a time
+    ([`FeatureWriter`][keras_unetpp.feature_files.FeatureWriter], which also writes GeoPackage and FlatGeobuf).
 
     Args:
         path: Output file.
-        features: GeoJSON features (e.g. from [`mask_polygons()`][keras_unetpp.geo.mask_polygons]).
+        features: GeoJSON features, a list or any iterable (e.g. from
+            [`mask_polygons()`][keras_unetpp.geo.mask_polygons]).
         crs: The coordinates' CRS (a ``rasterio.crs.CRS`` or anything with
             ``to_epsg()``), written as the ``crs`` member that QGIS and GDAL
             read; ``None`` for pixel coordinates. A CRS without an EPSG code
@@ -295,19 +288,9 @@ def write_geojson(path: str | Path, features: list[dict], crs=None) -> Path:
     Returns:
         ``path``.
     """
-    collection = {"type": "FeatureCollection", "features": features}
-    epsg = crs.to_epsg() if crs is not None else None
-    if crs is not None and epsg is None:
-        from rasterio.warp import transform_geom
+    from keras_unetpp.feature_files import FeatureWriter
 
-        print(f"{path}: the scene's CRS has no EPSG code ({crs.to_string()[:60]}), which GeoJSON cannot name: "
-              "the polygons are reprojected to WGS 84 (EPSG:4326).", file=sys.stderr, flush=True)
+    with FeatureWriter(path, crs) as out:
         for feature in features:
-            feature["geometry"] = transform_geom(crs, "EPSG:4326", feature["geometry"])
-        epsg = 4326
-    if epsg is not None:
-        collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(collection))
-    return path
+            out.write(feature)
+    return Path(path)

@@ -83,6 +83,62 @@ def test_geotiff_in_geotiff_and_polygons_out_in_map_coordinates(tmp_path):
     assert feature["properties"]["source"] == "scene.tif"
 
 
+def blob_scene(height=230, width=150, seed=3):
+    """Red blobs of every size (rings with islands, regions tall enough to span several bands)."""
+    rng = np.random.default_rng(seed)
+    truth = cv2.resize((rng.random((height // 6, width // 6)) < 0.45).astype(np.uint8), (width, height),
+                       interpolation=cv2.INTER_NEAREST).astype(bool)
+    truth[100:140, 20:60] = True
+    truth[110:130, 30:50] = False   # a hole
+    truth[118:122, 38:42] = True    # an island in it
+    image = rng.integers(0, 100, (height, width, 3), dtype=np.uint8)
+    image[truth, 0] = rng.integers(200, 256, int(truth.sum()), dtype=np.uint8)
+    return image, truth
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".fgb"])
+def test_streamed_geotiff_polygons_equal_whole_scene_polygons(tmp_path, suffix):
+    import pyogrio
+    import rasterio.features
+    import scipy.ndimage
+    import shapely
+
+    image, truth = blob_scene()
+    tif = write_geotiff(tmp_path / "scene.tif", image)
+    shapes = tmp_path / f"shapes{suffix}"
+    # tiles of 32: the mask is written (and its polygons joined) in bands of a few dozen rows
+    assert main(["predict", str(red_model(tmp_path / "red.keras")), str(tif), "--out", str(tmp_path / "out"),
+                 "--tile", "32", "--polygons", str(shapes), "--min-area", "3"]) == 0
+    # the reference: the whole known mask, labelled by scipy and traced by rasterio in one call
+    labels, count = scipy.ndimage.label(truth, structure=np.ones((3, 3)))
+    prob = 1 / (1 + np.exp(-0.2 * (image[..., 0].astype(np.float64) - 128.5)))
+    want = []
+    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=labels > 0, connectivity=8,
+                                                    transform=TRANSFORM):
+        region = labels == value
+        if region.sum() >= 3:
+            want.append((shapely.geometry.shape(geometry), int(region.sum()), prob[region].mean()))
+    info = pyogrio.read_info(str(shapes))
+    assert info["crs"] == CRS and info["features"] == len(want) >= 10
+    meta, _, wkb, fields = pyogrio.raw.read(str(shapes))
+    geometries, columns = shapely.from_wkb(wkb), dict(zip(meta["fields"], fields))
+    for geometry, pixels, mean in zip(geometries, columns["pixels"], columns["mean_probability"]):
+        match = [w for w in want if w[1] == pixels and w[0].equals(geometry)]
+        assert len(match) == 1, f"no whole-scene region equals {geometry.wkt[:80]}"
+        assert mean == pytest.approx(match[0][2], abs=1e-4)
+        want.remove(match[0])
+    assert not want
+
+
+def test_polygons_need_a_known_suffix(tmp_path, capsys):
+    image, _ = scene()
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    code = main(["predict", str(red_model(tmp_path / "red.keras")), str(tmp_path / "a.png"), "--out",
+                 str(tmp_path / "out"), "--polygons", str(tmp_path / "shapes.shp")])
+    assert code != 0 and ".gpkg (GeoPackage)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()   # refused before any work
+
+
 def test_png_folder_in_png_masks_out_with_small_regions_removed(tmp_path):
     image, truth = scene()
     folder = tmp_path / "images"

