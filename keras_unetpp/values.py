@@ -418,3 +418,55 @@ def valid_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
     if array.ndim and array.shape[-1] == num_classes and num_classes > 1:
         return np.any(array > 0, axis=-1)
     return (array >= 0) & (array < num_classes)
+
+
+def labels_from_file(values: np.ndarray, num_classes: int, source: str | Path) -> np.ndarray:
+    """A class-index mask read from a file: labels ``0..C-1``, and ``IGNORE_LABEL`` for pixels to leave out.
+
+    Args:
+        values: The file's pixels, (H, W) or (H, W, 1).
+        num_classes: ``C``.
+        source: The file (named in messages).
+
+    Returns:
+        (H, W, 1) uint8 array of the labels.
+
+    Raises:
+        ValueError: For labels outside ``0..C-1`` other than ``IGNORE_LABEL`` (the class count named).
+
+    Examples:
+        >>> labels_from_file(np.array([[0, 2, 255]], np.uint8), 3, "m.png")[..., 0].tolist()
+        [[0, 2, 255]]
+    """
+    labels = single_channel(values, str(source))
+    stray = np.setdiff1d(np.unique(labels), np.r_[np.arange(num_classes), IGNORE_LABEL])
+    if stray.size:
+        raise ValueError(f"{source} holds labels {stray[:5].tolist()} outside 0..{num_classes - 1} and "
+                         f"{IGNORE_LABEL} (ignored); is --classes {num_classes} right?")
+    return labels.astype(np.uint8)[..., None]
+
+
+def any_class_foreground(labels: np.ndarray, probabilities: np.ndarray, num_classes: int):
+    """A multi-class truth and prediction as one binary pair, for a report and an error map: foreground
+    is any class but 0 (the background), and ignored pixels count on neither side.
+
+    Args:
+        labels: (H, W) or (H, W, 1) integer labels of the truth.
+        probabilities: (H, W, C) class probabilities.
+        num_classes: ``C``.
+
+    Returns:
+        ``(truth, prediction)``: (H, W) uint8 0/1 and (H, W, 1) float32 0/1, 0 where the label is ignored.
+
+    Examples:
+        >>> truth, pred = any_class_foreground(np.array([[0, 2, 255]]), np.eye(3)[[[1, 2, 2]]], 3)
+        >>> truth.tolist(), pred[..., 0].tolist()
+        ([[0, 1, 0]], [[1.0, 1.0, 0.0]])
+    """
+    labels = np.asarray(labels)
+    labels = labels[..., 0] if labels.ndim == 3 else labels
+    keep = valid_labels(labels[..., None], num_classes)[..., 0]   # a channel axis: never read as one-hot rows
+    truth = ((labels > 0) & keep).astype(np.uint8)
+    prediction = ((np.asarray(probabilities).argmax(-1) > 0) & keep).astype(np.float32)[..., None]
+    return truth, prediction
+

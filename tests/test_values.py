@@ -10,7 +10,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keras_unetpp import FocalDiceLoss, MulticlassIoU, UNetPlusPlus, predict_tiled, with_preprocessing
@@ -176,3 +176,27 @@ def test_one_image_through_python_tiling_command_and_geotiff_gives_the_same_numb
     iou = (predicted & actual).sum() / (predicted | actual).sum()
     assert command["iou"] == pytest.approx(iou, abs=1e-9)
     assert segmentation_report(truth, python).iou == pytest.approx(iou, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 6), st.integers(0, 2**31 - 1))
+def test_any_class_foreground_counts_ignored_pixels_on_neither_side(classes, seed):
+    from keras_unetpp.values import any_class_foreground
+
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(np.r_[np.arange(classes), 255], size=(7, classes))   # width == C: never one-hot rows
+    prob = rng.random((7, classes, classes))
+    truth, pred = any_class_foreground(labels, prob, classes)
+    for (r, c), label in np.ndenumerate(labels):   # pixel by pixel, the rule in words
+        counted = label != 255
+        assert truth[r, c] == int(counted and label != 0)
+        assert pred[r, c, 0] == float(counted and int(np.argmax(prob[r, c])) != 0)
+
+
+def test_labels_from_file_keeps_classes_and_the_ignore_label_and_names_strays():
+    from keras_unetpp.values import labels_from_file
+
+    good = np.array([[0, 1, 2], [255, 2, 0]], np.uint8)
+    np.testing.assert_array_equal(labels_from_file(good, 3, "m.png")[..., 0], good)
+    with pytest.raises(ValueError, match=r"m\.png holds labels \[3\] outside 0\.\.2.*--classes 3"):
+        labels_from_file(np.array([[0, 3]], np.uint8), 3, "m.png")

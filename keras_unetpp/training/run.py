@@ -24,7 +24,7 @@ import numpy as np
 from keras_unetpp.checks import whole_number
 from keras_unetpp.datasets.io import Sample, check_same_size, match_pairs, read_image
 from keras_unetpp.training.plan import RESERVE, describe_plan, fingerprint, make_plan, write_plan
-from keras_unetpp.values import IGNORE_LABEL, mask_from_file
+from keras_unetpp.values import any_class_foreground, labels_from_file, mask_from_file
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 
@@ -74,14 +74,7 @@ def load_pairs(images: str | Path, masks: str | Path, classes: int | None = None
         image = grey[..., :1] if same else grey
         raw = read_image(mask_path, 1, allow_16bit=False)
         check_same_size(image, raw, image_path, mask_path)
-        if classes is None:
-            mask = mask_from_file(raw, mask_path)
-        else:
-            stray = np.setdiff1d(np.unique(raw), np.r_[np.arange(classes), IGNORE_LABEL])
-            if stray.size:
-                raise ValueError(f"{mask_path} holds labels {stray[:5].tolist()} outside 0..{classes - 1} and "
-                                 f"{IGNORE_LABEL} (ignored); is --classes {classes} right?")
-            mask = raw
+        mask = mask_from_file(raw, mask_path) if classes is None else labels_from_file(raw, classes, mask_path)
         samples.append(Sample(stem, stem, image, mask))
     return samples
 
@@ -407,11 +400,8 @@ def _score(segmenter, val_set, out: Path, classes, value_range) -> dict:
         else:
             prob = predict_tiled(segmenter, sample.image, tile_size=256, overlap=0.25, progress=False,
                                  input_range=value_range)
-        if classes is not None:  # per image: foreground = any class but 0, for the error map and the report
-            labels = sample.mask[..., 0]
-            keep = labels != IGNORE_LABEL
-            truth = ((labels > 0) & keep).astype(np.uint8)
-            prob = (prob.argmax(-1) > 0).astype(np.float32)[..., None] * keep[..., None]
+        if classes is not None:  # per image, for the error map and the report
+            truth, prob = any_class_foreground(sample.mask, prob, classes)
         else:
             truth = sample.mask
         report = segmentation_report(truth, prob)
