@@ -17,7 +17,7 @@ What it prints, from one run:
    training step: forward, and backward for inputs and weights).
 
     pip install -e ".[peers,pretrained]"       # smp, timm, torch, torchvision (never the library's dependencies)
-    python benchmarks/peers.py                  # the full run (about 25 min on a 2-core CPU)
+    python benchmarks/peers.py                  # the full run (33 min on a 2-core CPU)
     python benchmarks/peers.py --quick          # 64 px, batch 1 and 2, one round: a smoke run
 
 Writes the JSON of the run to ``--out`` (default ``benchmarks/results/peers.json``).
@@ -268,7 +268,10 @@ def report(result: dict) -> str:
     for key, label in names.items():
         lines.append(f"| {label} | {flops['params'][key] / 1e6:.2f} M | {flops['gflop'][key]:.2f} |")
     lines += ["", "| where the work goes (GFLOP) | ours: aerial default | smp default |", "|---|---|---|"]
-    keys = sorted(set(flops["gflop_by_stride"]["ours"]) | set(flops["gflop_by_stride"]["smp"]))
+    def order(key):   # encoder first, then the decoder by stride, heads last
+        return (key != "encoder", key == "heads", int(key.split()[-1]) if key[-1].isdigit() else 0, key)
+
+    keys = sorted(set(flops["gflop_by_stride"]["ours"]) | set(flops["gflop_by_stride"]["smp"]), key=order)
     for key in keys:
         lines.append(f"| {key} | {flops['gflop_by_stride']['ours'].get(key, 0):.2f} | "
                      f"{flops['gflop_by_stride']['smp'].get(key, 0):.2f} |")
