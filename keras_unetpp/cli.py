@@ -73,10 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                                   "values the model takes; needed for 16-bit and other non-8-bit data")
 
     train = commands.add_parser("train", help="train a model on folders of labelled images, by a plan")
-    train.add_argument("--images", type=Path, required=True, help="folder of training images")
-    train.add_argument("--masks", type=Path, required=True,
+    train.add_argument("--images", type=Path, default=None, help="folder of training images")
+    train.add_argument("--masks", type=Path, default=None,
                        help="folder of masks with the images' stems: 0/1 or 0/255 PNG (or class indices with "
                             "--classes; 255 = ignore)")
+    train.add_argument("--scenes", type=Path, default=None,
+                       help="instead of --images/--masks: a folder of GeoTIFF scenes (or one), with --labels")
+    train.add_argument("--labels", type=Path, default=None,
+                       help="vector footprints of the foreground (.geojson, .gpkg, .fgb), rasterised on each scene's "
+                            "grid; chips holding nodata are left out")
     train.add_argument("--out", type=Path, required=True, help="the run's folder (resumes a run interrupted there)")
     train.add_argument("--val-images", type=Path, default=None, help="folder of validation images (default: a split)")
     train.add_argument("--val-masks", type=Path, default=None, help="their masks")
@@ -551,7 +556,7 @@ def train(args) -> int:
     train_run(args.images, args.masks, args.out, val_images=args.val_images, val_masks=args.val_masks,
               val_fraction=args.val_fraction, group_separator=args.group_separator or None,
               time_budget=args.time_budget, classes=args.classes, encoder=args.encoder, kind=args.kind,
-              seed=args.seed, dry_run=args.dry_run)
+              seed=args.seed, dry_run=args.dry_run, scenes=args.scenes, labels=args.labels)
     return 0
 
 

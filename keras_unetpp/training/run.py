@@ -118,14 +118,15 @@ def split_by_prefix(samples: Sequence[Sample], fraction: float, seed: int = 0, s
     return train, val, note
 
 
-def train(images: str | Path, masks: str | Path, out: str | Path, val_images: str | Path | None = None,
+def train(images: str | Path | None, masks: str | Path | None, out: str | Path, val_images: str | Path | None = None,
           val_masks: str | Path | None = None, val_fraction: float = 0.2, group_separator: str | None = "_",
           time_budget: str | float = "30m", classes: int | None = None, encoder: str | None = None,
-          kind: str | None = None, seed: int = 0, dry_run: bool = False, overrides: dict | None = None) -> dict:
+          kind: str | None = None, seed: int = 0, dry_run: bool = False, overrides: dict | None = None,
+          scenes: str | Path | None = None, labels: str | Path | None = None) -> dict:
     """Trains a segmentation model on folders of labelled images, by a plan fitted to a time budget.
 
     Args:
-        images: Folder of training images.
+        images: Folder of training images (``None`` with ``scenes``).
         masks: Folder of their masks (same stems).
         out: The run's folder (``plan.json``, ``model.keras``, ``metrics.json``, curves, error maps,
             ``report.md``; a backup while training). Running again into it resumes an interrupted
@@ -142,6 +143,11 @@ def train(images: str | Path, masks: str | Path, out: str | Path, val_images: st
         dry_run: Write and print the plan, train nothing.
         overrides: Plan entries to set by hand (``{"working_size": 128, "filters": [8, 16, 32]}``);
             the plan records them as set by the caller.
+        scenes: Instead of ``images``/``masks``: a folder of GeoTIFF scenes (or one), with ``labels``.
+        labels: Vector footprints of the foreground (GeoJSON, GeoPackage, FlatGeobuf), rasterised on
+            each scene's grid; chips with nodata are left out and the split keeps each scene (or, from
+            one scene, each quarter) on one side
+            ([`load_scene_chips`][keras_unetpp.datasets.scenes.load_scene_chips]).
 
     Returns:
         The metrics (with the plan).
@@ -161,9 +167,21 @@ def train(images: str | Path, masks: str | Path, out: str | Path, val_images: st
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
     if (val_images is None) != (val_masks is None):
         raise ValueError("Pass both --val-images and --val-masks, or neither (a split of the training folders).")
+    if (scenes is None) != (labels is None) or (scenes is None) == (images is None or masks is None):
+        raise ValueError("Pass --images and --masks (folders of labelled images), or --scenes and --labels "
+                         "(GeoTIFF scenes and vector footprints).")
+    if scenes is not None and (classes is not None or val_images is not None):
+        raise ValueError("--scenes/--labels train a binary model on a split of the scenes: --classes and "
+                         "--val-images do not apply.")
     out = Path(out)
     started = time.perf_counter()
-    samples = load_pairs(images, masks, classes)
+    if scenes is not None:
+        from keras_unetpp.datasets.scenes import CHIP_SEPARATOR, load_scene_chips
+
+        samples, group_separator = load_scene_chips(scenes, labels), CHIP_SEPARATOR
+        images, masks = scenes, labels   # what the run records
+    else:
+        samples = load_pairs(images, masks, classes)
     if val_images is not None:
         train_set, val_set = samples, load_pairs(val_images, val_masks, classes)
         split_note = f"{len(val_set)} validation image(s) from {val_images}"

@@ -1,0 +1,124 @@
+"""Training samples from GeoTIFF scenes and vector footprints, checked against masks known by
+construction (rectangles on the pixel grid, cut with numpy slicing)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio", reason="the geo extra is not installed: pip install -e '.[geo]'")
+pytest.importorskip("pyogrio", reason="the geo extra is not installed: pip install -e '.[geo]'")
+import pyogrio  # noqa: E402
+import shapely  # noqa: E402
+from rasterio.transform import from_origin  # noqa: E402
+from rasterio.warp import transform_geom  # noqa: E402
+
+from keras_unetpp.cli import main  # noqa: E402
+from keras_unetpp.datasets.scenes import load_scene_chips  # noqa: E402
+
+CRS = "EPSG:32640"
+TRANSFORM = from_origin(500000.0, 2800000.0, 0.5, 0.5)
+#: footprints as pixel rectangles (row0, row1, col0, col1) of a 100 x 140 scene
+RECTS = [(10, 30, 20, 60), (50, 95, 100, 130)]
+
+
+def write_scene(path, height=100, width=140, nodata_rows=None):
+    image = np.random.default_rng(0).integers(1, 255, (height, width, 3), dtype=np.uint8)
+    profile = dict(driver="GTiff", height=height, width=width, count=3, dtype="uint8", crs=CRS,
+                   transform=TRANSFORM)
+    if nodata_rows is not None:
+        image[nodata_rows] = 0
+        profile["nodata"] = 0
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    return image
+
+
+def rectangle(row0, row1, col0, col1):
+    """The map rectangle covering exactly those pixels."""
+    (x0, y0), (x1, y1) = TRANSFORM * (col0, row0), TRANSFORM * (col1, row1)
+    return shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def write_footprints(path, crs=CRS):
+    shapes = [rectangle(*r) for r in RECTS]
+    if crs != CRS:
+        shapes = [shapely.geometry.shape(transform_geom(CRS, crs, shapely.geometry.mapping(s))) for s in shapes]
+    pyogrio.raw.write(str(path), shapely.to_wkb(np.array(shapes, object)), [np.arange(len(shapes))], ["id"],
+                      geometry_type="Polygon", crs=crs)
+    return path
+
+
+def expected_mask(height=100, width=140):
+    mask = np.zeros((height, width), np.uint8)
+    for row0, row1, col0, col1 in RECTS:
+        mask[row0:row1, col0:col1] = 1
+    return mask
+
+
+def stitch(chips, height=100, width=140):
+    """The chips' masks put back at the places their names give."""
+    mask = np.full((height, width), 9, np.uint8)
+    for chip in chips:
+        place = chip.name.split("@")[1]
+        top, left = (int(v) for v in place[1:].split("c"))
+        mask[top:top + chip.mask.shape[0], left:left + chip.mask.shape[1]] = chip.mask[..., 0]
+    return mask
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".geojson", ".fgb"])
+def test_footprints_become_the_masks_of_the_chips(tmp_path, suffix):
+    (tmp_path / "scenes").mkdir()
+    image = write_scene(tmp_path / "scenes" / "a.tif")
+    chips = load_scene_chips(tmp_path / "scenes", write_footprints(tmp_path / f"f{suffix}"), chip_size=32)
+    assert len(chips) == 4 * 5   # 100 x 140 in chips of 32: edge chips shorter
+    np.testing.assert_array_equal(stitch(chips), expected_mask())
+    first = next(c for c in chips if c.name.endswith("@r32c64"))
+    np.testing.assert_array_equal(first.image, image[32:64, 64:96])
+
+
+def test_footprints_in_another_crs_are_reprojected_onto_the_grid(tmp_path):
+    (tmp_path / "scenes").mkdir()
+    write_scene(tmp_path / "scenes" / "a.tif")
+    chips = load_scene_chips(tmp_path / "scenes", write_footprints(tmp_path / "f.geojson", "EPSG:4326"), 64)
+    got, want = stitch(chips, 100, 140), expected_mask()
+    # a rectangle in UTM is not one in degrees: the edges may move by a pixel, no more
+    assert (got & want).sum() / (got | want).sum() > 0.95
+    assert np.abs(got.astype(int) - want).sum() <= 2 * sum((r1 - r0) + (c1 - c0) for r0, r1, c0, c1 in RECTS)
+
+
+def test_chips_holding_nodata_are_left_out_and_one_scene_splits_by_quarter(tmp_path, capsys):
+    write_scene(tmp_path / "a.tif", nodata_rows=slice(0, 5))
+    chips = load_scene_chips(tmp_path / "a.tif", write_footprints(tmp_path / "f.gpkg"), chip_size=50)
+    # chip centres at columns 25, 75, 120 of 140: left, right, right of the middle (70)
+    assert sorted(c.name for c in chips) == ["a.q2@r50c0", "a.q3@r50c100", "a.q3@r50c50"]
+    assert "3 chip(s) holding nodata left out of 6" in capsys.readouterr().err
+
+
+def test_bad_scene_inputs_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no GeoTIFF"):
+        load_scene_chips(tmp_path / "empty", write_footprints(tmp_path / "f.gpkg"))
+    write_scene(tmp_path / "a.tif")
+    pyogrio.raw.write(str(tmp_path / "points.gpkg"), shapely.to_wkb(np.array([shapely.Point(500010, 2799990)])),
+                      [np.array([1])], ["id"], geometry_type="Point", crs=CRS)
+    with pytest.raises(ValueError, match="holds no polygon"):
+        load_scene_chips(tmp_path / "a.tif", tmp_path / "points.gpkg")
+    with pytest.raises(ValueError, match="No label file"):
+        load_scene_chips(tmp_path / "a.tif", tmp_path / "missing.gpkg")
+
+
+def test_train_command_plans_from_scenes_and_footprints(tmp_path, capsys):
+    (tmp_path / "scenes").mkdir()
+    for name in ("east", "west"):
+        write_scene(tmp_path / "scenes" / f"{name}.tif")
+    labels = write_footprints(tmp_path / "f.gpkg")
+    assert main(["train", "--scenes", str(tmp_path / "scenes"), "--labels", str(labels), "--out",
+                 str(tmp_path / "run"), "--dry-run", "--time-budget", "10m"]) == 0
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert plan["fingerprint"]["images"] == 1   # one scene's chips train, the other's validate
+    assert "plan (dry run" in capsys.readouterr().out
+    assert main(["train", "--scenes", str(tmp_path / "scenes"), "--out", str(tmp_path / "r2"), "--dry-run"]) == 2
+    assert "--scenes and --labels" in capsys.readouterr().err
