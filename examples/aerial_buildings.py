@@ -92,7 +92,8 @@ LOSSES = {
 DEFAULT_LOSS = {"building": "halo_dice"}
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The run's arguments with the example's defaults resolved (the loss by target, the model, the budget)."""
     parser = common_parser(__doc__, "outputs/aerial")
     parser.add_argument("--target", default="building", help="class: building, vegetation (trees), road, water, land")
     parser.add_argument("--crop", type=int, default=None,
@@ -123,6 +124,11 @@ def main(argv=None):
     apply_defaults(args, full=dict(epochs=15, steps=80, batch_size=8, crop=128, downsample=1,
                                    filters=[16, 32, 64, 128, 256, 256]),
                    quick=dict(epochs=2, steps=3, batch_size=4, crop=64, downsample=2, filters=[8, 16, 32]))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
