@@ -328,12 +328,9 @@ class _Prepared:
             self.val = fixed_crops(crops, facts["crop"], per_image=4, seed=seed)
         else:
             size = facts["working_size"]
-            scaled = [Sample(s.name, s.group, (unit(s.image) * 255).round().astype(np.uint8), s.mask)
-                      for s in train_set]
-            self.train = resized_arrays(scaled, size)
-            val_scaled = [Sample(s.name, s.group, (unit(s.image) * 255).round().astype(np.uint8), s.mask)
-                          for s in val_set]
-            self.val = resized_arrays(val_scaled, size)
+            # float32 in [0, 1], not 8-bit: a 16-bit film keeps its levels
+            self.train = resized_arrays([Sample(s.name, s.group, unit(s.image), s.mask) for s in train_set], size)
+            self.val = resized_arrays([Sample(s.name, s.group, unit(s.image), s.mask) for s in val_set], size)
         self.monitor = "val_iou" if self.classes == 2 else "val_mean_iou"
 
     def model(self):

@@ -74,3 +74,28 @@ def test_jpeg_masks_and_bad_budgets_are_refused_before_training(tmp_path, capsys
                  str(tmp_path / "run"), "--time-budget", "soon"]) == 2
     assert "time budget" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_sixteen_bit_films_keep_their_levels_in_a_whole_image_plan(tmp_path):
+    """Films of levels 1000..1255 in 16-bit files: 256 distinct values, which 8-bit storage on the way
+    to the model would fold into about 32 (an 11-bit range cut to 256 steps)."""
+    from keras_unetpp.training.plan import fingerprint, make_plan
+    from keras_unetpp.training.run import _Prepared, load_pairs
+
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for k in range(6):
+        mask = np.zeros((40, 40), np.uint8)
+        cv2.circle(mask, (20, 20), 12, 255, -1)
+        cv2.imwrite(str(tmp_path / "images" / f"p{k}_a.png"), rng.integers(1000, 1256, (40, 40)).astype(np.uint16))
+        cv2.imwrite(str(tmp_path / "masks" / f"p{k}_a.png"), mask)
+    samples = load_pairs(tmp_path / "images", tmp_path / "masks")
+    print_ = fingerprint(samples, None)
+    facts = {key: entry["value"] for key, entry in make_plan(print_, 600.0, 0.5).items()}
+    assert not facts["crop"]
+    facts["working_size"] = 40   # the films' own size: no resampling
+    images, _ = _Prepared(samples, samples[:1], facts, print_, 0).train
+    high = 2.0 ** print_["bit_depth"] - 1   # the files' values onto [0, 1] by their bit depth
+    np.testing.assert_allclose(images[0, ..., 0], samples[0].image[..., 0] / high, atol=1e-6)
+    assert len(np.unique(images)) == 256
