@@ -205,7 +205,7 @@ def smp_decoder_widths(encoder_channels=LITE0_CHANNELS, decoder_channels=SMP_DEC
     return widths
 
 
-def keras_replica(channels: int = 3):
+def keras_replica(channels: int = 3, weights: str | None = None, complete: bool = False):
     """smp's UNet++ decoder rebuilt in Keras on our EfficientNet-Lite0 encoder: the same nodes, inputs,
     concatenation order and widths (:func:`smp_decoder_widths`), nearest 2x up-sampling, 3x3
     convolution + batch norm + ReLU twice per node, a 3x3 head giving logits. Its FLOPs equal smp's
@@ -213,16 +213,22 @@ def keras_replica(channels: int = 3):
 
     Args:
         channels: Input bands.
+        weights: The encoder's weights: ``None`` (random) or ``"imagenet"`` (our pretrained extra).
+        complete: A model to train and deploy as ours are: images in [0, 1] with the encoder's
+            ImageNet normalisation inside, any size (padded to a multiple of 32 and cropped back),
+            sigmoid probabilities. Without it: normalised images, sizes multiple of 32, logits (the
+            graph timed against smp's).
 
     Returns:
-        A functional ``keras.Model`` taking (N, H, W, channels) normalised images, H and W multiples of 32.
+        A functional ``keras.Model``.
     """
     import keras
     from keras import layers
 
     from keras_unetpp.models import encoders as encoder_lib
+    from keras_unetpp.models.blocks import CropToReference, PadToMultiple
 
-    backbone = encoder_lib.build_backbone("efficientnet_lite0", channels, None)
+    backbone = encoder_lib.build_backbone("efficientnet_lite0", channels, weights)
     features_model, levels = encoder_lib.feature_model(backbone, 5)
     if list(levels) != [1, 2, 3, 4, 5]:
         raise ValueError(f"expected Lite0 features at strides 2..32, got levels {levels}")
@@ -239,7 +245,12 @@ def keras_replica(channels: int = 3):
         return x
 
     inputs = keras.Input((None, None, channels))
-    features = list(features_model(inputs))[::-1]   # strides 32, 16, 8, 4, 2 (smp's order)
+    x = inputs
+    if complete:
+        x = PadToMultiple(32, name="pad_to_multiple")(x)
+        x = encoder_lib.EncoderPreprocessing(encoder_lib.ENCODERS["efficientnet_lite0"][1], channels,
+                                             name="encoder_preprocessing")(x)
+    features = list(features_model(x))[::-1]   # strides 32, 16, 8, 4, 2 (smp's order)
     depth = len(SMP_DECODER) - 1
     dense = {}
     for layer_idx in range(depth):
@@ -254,4 +265,7 @@ def keras_replica(channels: int = 3):
                 dense[depth_idx, level] = block(dense[depth_idx, level - 1], skip, f"x_{depth_idx}_{level}")
     x = block(dense[0, depth - 1], None, f"x_0_{depth}")
     logits = layers.Conv2D(1, 3, padding="same", name="segmentation_head", dtype="float32")(x)
-    return keras.Model(inputs, logits, name="smp_topology_in_keras")
+    if not complete:
+        return keras.Model(inputs, logits, name="smp_topology_in_keras")
+    probabilities = layers.Activation("sigmoid", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, CropToReference(name="crop")([probabilities, inputs]), name="compact_unet_plus_plus")

