@@ -53,7 +53,7 @@ class FeatureWriter:
         1
     """
 
-    def __init__(self, path: str | Path, crs=None, batch_size: int = 20_000):
+    def __init__(self, path: str | Path, crs=None, batch_size: int = 2_000):
         self.path = check_feature_path(path, "path")
         self.driver = DRIVERS[self.path.suffix.lower()]
         self.batch_size = int(batch_size)

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+#: Rows counted at a time when regions are measured (bounds the temporaries of a wide band).
+ROWS_AT_A_TIME = 64
 #: 8-connectivity for ``scipy.ndimage.label``.
 EIGHT = np.ones((3, 3), bool)
 
@@ -79,11 +81,14 @@ class BandPolygons:
             raise ValueError(f"a band must be (rows, {self.width}), got shape {band.shape}.")
         if (probabilities is None) != (self.probabilities is None) and self.rows_seen:
             raise ValueError("give probabilities with every band or with none.")
-        self.mask = np.concatenate([self.mask, band != 0])
+        # the carried rows and this band (no copy of the carried part when nothing is carried)
+        self.mask = band != 0 if not self.mask.shape[0] else np.concatenate([self.mask, band != 0])
         if probabilities is not None:
-            prob = np.asarray(probabilities, np.float64).reshape(band.shape[0], self.width, -1)[..., 0]
-            carried = self.probabilities if self.probabilities is not None else np.zeros((0, self.width))
-            self.probabilities = np.concatenate([carried, prob])
+            prob = np.asarray(probabilities)   # float32 stays float32: half the memory of float64
+            prob = prob if prob.dtype in (np.float32, np.float64) else prob.astype(np.float64)
+            prob = prob.reshape(band.shape[0], self.width, -1)[..., 0]
+            carried = self.probabilities
+            self.probabilities = prob if carried is None or not carried.shape[0] else np.concatenate([carried, prob])
         self.rows_seen += band.shape[0]
         yield from self._emit(last=False)
 
@@ -105,9 +110,10 @@ class BandPolygons:
         final = ~open_labels
         final[0] = False
         if final.any():
-            done = np.where(final[labels], labels, 0)
-            yield from self._trace(done, np.flatnonzero(final))
-            self.mask &= open_labels[labels]
+            still_open = open_labels[labels]
+            self.mask &= still_open
+            labels[still_open] = 0   # in place: only the finished regions are traced
+            yield from self._trace(labels, np.flatnonzero(final))
         # rows above the first unfinished region hold nothing more
         rows = np.flatnonzero(self.mask.any(axis=1))
         self._drop_rows(rows[0] if rows.size else self.mask.shape[0])
@@ -121,25 +127,33 @@ class BandPolygons:
     def _trace(self, labels: np.ndarray, index: np.ndarray) -> Iterator[dict]:
         """Features of the regions ``index`` of ``labels`` (carried rows), in scan order."""
         import rasterio.features
-        import scipy.ndimage
         import shapely.geometry
         from affine import Affine
 
-        pixels = scipy.ndimage.sum_labels(np.ones(labels.shape, np.int64), labels, index)
+        size = int(index.max()) + 1
+        counts = np.zeros(size, np.int64)
+        sums = np.zeros(size) if self.probabilities is not None else None
+        for top in range(0, labels.shape[0], ROWS_AT_A_TIME):   # temporaries of a few rows, not of the band
+            rows = labels[top:top + ROWS_AT_A_TIME].ravel()
+            counts += np.bincount(rows, minlength=size)[:size]
+            if sums is not None:
+                weights = self.probabilities[top:top + ROWS_AT_A_TIME].ravel()
+                sums += np.bincount(rows, weights=weights, minlength=size)[:size]
+        pixels = counts[index]
         keep = pixels >= self.min_area
         if not keep.any():
             return
         if not keep.all():
-            labels = np.where(np.isin(labels, index[keep]), labels, 0)
-        means = None
-        if self.probabilities is not None:
-            means = dict(zip(index, scipy.ndimage.mean(self.probabilities, labels, index)))
+            small = np.zeros(counts.size, bool)
+            small[index[~keep]] = True
+            labels[small[labels]] = 0
+        means = None if sums is None else dict(zip(index, sums[index] / np.maximum(pixels, 1)))
         # the carried rows start at scene row self.top
         offset = (self.transform or Affine.identity()) @ Affine.translation(0, self.top)
         size = dict(zip(index, pixels))
         traced: dict[int, list] = {}
-        for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=labels > 0, connectivity=8,
-                                                        transform=offset):
+        for geometry, value in rasterio.features.shapes(labels.astype(np.int32, copy=False), mask=labels > 0,
+                                                        connectivity=8, transform=offset):
             traced.setdefault(int(value), []).append(shapely.geometry.shape(geometry))
         for label in sorted(traced):
             parts = traced[label]
