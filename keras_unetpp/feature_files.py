@@ -24,8 +24,22 @@ DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".fgb": "
 
 
 def check_feature_path(path: str | Path, option: str = "--polygons") -> Path:
-    """``path`` as a ``Path`` if its suffix names a format this module writes; else a ValueError
-    naming the suffixes (checked before any work)."""
+    """``path`` as a ``Path`` if its suffix names a format this module writes (checked before any work).
+
+    Args:
+        path: The polygon file to write.
+        option: The option that named it, for the message.
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        ValueError: For a suffix that names no format, listing the suffixes there are.
+
+    Example:
+        >>> check_feature_path("footprints.gpkg").suffix
+        '.gpkg'
+    """
     path = Path(path)
     if path.suffix.lower() not in DRIVERS:
         raise ValueError(f"{option} {path}: the suffix {path.suffix or '(none)'!r} names no polygon format; use "
@@ -40,7 +54,7 @@ class FeatureWriter:
         path: ``.geojson`` / ``.json``, ``.gpkg`` or ``.fgb``. Its folder is created.
         crs: The coordinates' CRS (``rasterio.crs.CRS`` or anything with ``to_epsg()`` and
             ``to_wkt()``), or ``None`` for pixel coordinates. May also be given later with
-            :meth:`set_crs`, before the first feature.
+            ``set_crs``, before the first feature.
         batch_size: Features per append for GeoPackage and FlatGeobuf.
 
     Example:
