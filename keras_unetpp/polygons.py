@@ -46,7 +46,7 @@ class BandPolygons:
         >>> stream = BandPolygons(width=5)
         >>> first = list(stream.add(mask[:3]))                        # not complete yet: nothing
         >>> done = list(stream.add(mask[3:])) + list(stream.finish())
-        >>> len(first), [f["properties"]["pixels"] for f in done]
+        >>> len(first), [feature["properties"].get("pixels") for feature in done]
         (0, [8])
     """
 
