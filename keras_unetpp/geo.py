@@ -242,7 +242,7 @@ def mask_polygons(
         simplify: Douglas-Peucker tolerance in map units (0: exact pixel outlines).
 
     Returns:
-        GeoJSON features in scan order (of each region's first pixel); properties
+        GeoJSON features in the order GDAL traces them; properties
             ``id`` (1, 2, ...), ``pixels``, ``area`` (in map units squared) and, with
             ``probabilities``, ``mean_probability``.
 

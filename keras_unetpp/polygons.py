@@ -125,7 +125,7 @@ class BandPolygons:
         self.top += n
 
     def _trace(self, labels: np.ndarray, index: np.ndarray) -> Iterator[dict]:
-        """Features of the regions ``index`` of ``labels`` (carried rows), in scan order."""
+        """Features of the regions ``index`` of ``labels`` (carried rows), in the order they are traced."""
         import rasterio.features
         import shapely.geometry
         from affine import Affine
@@ -147,21 +147,17 @@ class BandPolygons:
             small = np.zeros(counts.size, bool)
             small[index[~keep]] = True
             labels[small[labels]] = 0
-        means = None if sums is None else dict(zip(index, sums[index] / np.maximum(pixels, 1)))
         # the carried rows start at scene row self.top
         offset = (self.transform or Affine.identity()) @ Affine.translation(0, self.top)
-        size = dict(zip(index, pixels))
-        traced: dict[int, list] = {}
+        # each feature as it is traced: nothing per region is collected (a speckled band holds many)
         for geometry, value in rasterio.features.shapes(labels.astype(np.int32, copy=False), mask=labels > 0,
                                                         connectivity=8, transform=offset):
-            traced.setdefault(int(value), []).append(shapely.geometry.shape(geometry))
-        for label in sorted(traced):
-            parts = traced[label]
-            shape = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+            label = int(value)
+            shape = shapely.geometry.shape(geometry)
             if self.simplify > 0:
                 shape = shape.simplify(self.simplify, preserve_topology=True)
             self.emitted += 1
-            properties = {"id": self.emitted, "pixels": int(size[label]), "area": float(shape.area)}
-            if means is not None:
-                properties["mean_probability"] = round(float(means[label]), 4)
+            properties = {"id": self.emitted, "pixels": int(counts[label]), "area": float(shape.area)}
+            if sums is not None:
+                properties["mean_probability"] = round(float(sums[label] / counts[label]), 4)
             yield {"type": "Feature", "geometry": shapely.geometry.mapping(shape), "properties": properties}
