@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--labels", type=Path, default=None,
                        help="vector footprints of the foreground (.geojson, .gpkg, .fgb), rasterised on each scene's "
                             "grid; chips holding nodata are left out")
+    train.add_argument("--label-field", default=None, metavar="NAME",
+                       help="with --labels: the footprints' attribute that gives each one's class (numbers 1..K, "
+                            "or names: one class per distinct name); default: one foreground class")
     train.add_argument("--out", type=Path, required=True, help="the run's folder (resumes a run interrupted there)")
     train.add_argument("--val-images", type=Path, default=None, help="folder of validation images (default: a split)")
     train.add_argument("--val-masks", type=Path, default=None, help="their masks")
@@ -556,7 +559,8 @@ def train(args) -> int:
     train_run(args.images, args.masks, args.out, val_images=args.val_images, val_masks=args.val_masks,
               val_fraction=args.val_fraction, group_separator=args.group_separator or None,
               time_budget=args.time_budget, classes=args.classes, encoder=args.encoder, kind=args.kind,
-              seed=args.seed, dry_run=args.dry_run, scenes=args.scenes, labels=args.labels)
+              seed=args.seed, dry_run=args.dry_run, scenes=args.scenes, labels=args.labels,
+              label_field=args.label_field)
     return 0
 
 

@@ -7,6 +7,8 @@ label with one ``rasterio.features.shapes`` call; polygons are compared as shape
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -84,6 +86,18 @@ def test_bands_equal_the_whole_mask(case):
     assert_same(streamed(mask, cuts, prob), reference(mask, prob))
 
 
+@settings(max_examples=40, deadline=None)
+@given(masks_and_cuts(), st.integers(1, 4), st.integers(1, 3))
+def test_regions_traced_a_few_at_a_time_equal_the_whole_mask(case, group, rows):
+    """A speckled band is traced in groups of regions (strips of rows): the pieces still match."""
+    mask, cuts, seed = case
+    prob = np.random.default_rng(seed + 1).random(mask.shape)
+    with mock.patch("keras_unetpp.polygons.REGIONS_AT_A_TIME", group), \
+            mock.patch("keras_unetpp.polygons.ROWS_AT_A_TIME", rows):
+        got = streamed(mask, cuts, prob, Affine(0.5, 0, 500000, 0, -0.5, 2800000), min_area=2)
+    assert_same(got, reference(mask, prob, Affine(0.5, 0, 500000, 0, -0.5, 2800000), min_area=2))
+
+
 @settings(max_examples=25, deadline=None)
 @given(masks_and_cuts(), st.integers(0, 6), st.sampled_from([0.0, 0.6]))
 def test_min_area_and_simplify_apply_to_the_joined_region(case, min_area, simplify):
@@ -122,8 +136,25 @@ def test_memory_follows_the_bands_for_small_regions():
     for _ in range(50):   # speckle: many one-pixel regions, none reaching far
         band = rng.random((8, 64)) < 0.05
         list(stream.add(band))
-        held = max(held, stream.mask.shape[0])
-    assert held <= 16      # at most the band and the rows of regions still open
+        held = max(held, stream.held_pixels)
+    assert held <= 2 * 64   # only the specks on a band's last row wait, each a piece of a pixel or two
+
+
+def test_a_line_through_every_band_holds_its_own_pixels_not_its_rows():
+    """A line along the scene's edge (a road, a river bank) costs its pixels, not rows x width."""
+    width, bands, rows = 500, 30, 16
+    stream = BandPolygons(width)
+    held = 0
+    rng = np.random.default_rng(1)
+    for _ in range(bands):
+        band = rng.random((rows, width)) < 0.1
+        band[:, 0:2] = True                   # the line
+        band[:, 2] = False                    # kept apart from the speckle
+        list(stream.add(band))
+        held = max(held, stream.held_pixels)
+    (line,) = [f for f in stream.finish() if f["properties"]["pixels"] >= 2 * rows * bands]
+    assert line["properties"]["pixels"] == 2 * rows * bands
+    assert held < 2 * rows * bands + 3 * width   # the line and a band edge's specks; rows x width is 240,000
 
 
 def test_mask_polygons_is_the_one_band_case_with_running_ids():

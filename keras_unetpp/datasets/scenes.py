@@ -8,6 +8,11 @@ out, so nodata never enters training as background. Chips are named ``SCENE@rROW
 split by the prefix before ``@`` keeps every scene on one side; from a single scene they are named
 ``SCENE.qK@rROWcCOL`` by the quarter K (0-3) of the scene their centre lies in, so that a split
 holds out a quarter.
+
+With ``field``, the footprints' attribute of that name gives each one's class
+([`footprint_classes`][keras_unetpp.datasets.scenes.footprint_classes]) and the masks hold class
+indices (0: background); where footprints of different classes overlap, the later one in the file
+wins, as GDAL burns them in order.
 """
 
 from __future__ import annotations
@@ -36,12 +41,14 @@ def scene_files(scenes: str | Path) -> list[Path]:
     return files
 
 
-def read_footprints(labels: str | Path):
-    """``(polygons, crs)`` of a vector file: shapely geometries (polygons and multipolygons) and the
-    file's CRS as a string (GeoJSON without a ``crs`` member is WGS 84, as its standard says).
+def read_footprints(labels: str | Path, field: str | None = None):
+    """``(polygons, crs, values)`` of a vector file: shapely geometries (polygons and multipolygons),
+    the file's CRS as a string (GeoJSON without a ``crs`` member is WGS 84, as its standard says) and
+    the attribute ``field`` of each polygon (``None`` without ``field``).
 
     Raises:
-        ValueError: For a file that cannot be read or that holds no polygon.
+        ValueError: For a file that cannot be read, that holds no polygon, or that has no attribute
+            ``field`` (the message lists those it has).
     """
     import pyogrio
     import shapely
@@ -50,27 +57,80 @@ def read_footprints(labels: str | Path):
     if not labels.is_file():
         raise ValueError(f"No label file at {labels}.")
     try:
-        meta, _, wkb, _ = pyogrio.raw.read(str(labels), read_geometry=True, columns=[])
+        names = list(pyogrio.read_info(str(labels))["fields"])
+        meta, _, wkb, columns = pyogrio.raw.read(str(labels), read_geometry=True,
+                                                 columns=[field] if field in names else [])
     except Exception as error:  # pyogrio raises its own DataSourceError / DataLayerError
         raise ValueError(f"{labels} is not a readable vector file ({error}).") from None
-    geometries = [g for g in shapely.from_wkb(wkb) if g is not None and not g.is_empty
-                  and g.geom_type in ("Polygon", "MultiPolygon")]
-    if not geometries:
+    if field is not None and field not in names:
+        raise ValueError(f"{labels} has no attribute {field!r}; it has {names or 'none'}.")
+    geometries = shapely.from_wkb(wkb)
+    keep = [i for i, g in enumerate(geometries) if g is not None and not g.is_empty
+            and g.geom_type in ("Polygon", "MultiPolygon")]
+    if not keep:
         raise ValueError(f"{labels} holds no polygon: the footprints must be polygons or multipolygons.")
-    return geometries, meta.get("crs") or "EPSG:4326"
+    values = None if field is None else [columns[0][i] for i in keep]
+    return [geometries[i] for i in keep], meta.get("crs") or "EPSG:4326", values
 
 
-def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 512) -> list[Sample]:
-    """Chips of GeoTIFF scenes with binary masks rasterised from vector footprints.
+def footprint_classes(values: list, field: str, labels: str | Path = "the labels") -> tuple[list[int], list[str]]:
+    """The class index of each footprint from its attribute, and the class names.
+
+    Whole numbers of at least 1 are class indices as they are (their names are the numbers, 0 is
+    the background); anything else is a name, and the distinct names, sorted, become classes 1..K.
+
+    Args:
+        values: The attribute of each footprint (from ``read_footprints(labels, field)``).
+        field: The attribute's name, for messages.
+        labels: The file, for messages.
+
+    Returns:
+        ``(indices, names)``: one index per footprint, and ``names[k]`` the name of class k
+        (``names[0] == "background"``).
+
+    Raises:
+        ValueError: For a footprint without a value, a negative or zero class number, or more than
+            254 classes (masks are uint8).
+
+    Example:
+        >>> footprint_classes(["tree", "building", "tree"], "kind")
+        ([2, 1, 2], ['background', 'building', 'tree'])
+    """
+    missing = sum(v is None or (isinstance(v, float) and v != v) for v in values)
+    if missing:
+        raise ValueError(f"{labels}: {missing} footprint(s) have no {field!r}; give every footprint a class.")
+    numbers = all(isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer())
+                  for v in values)
+    if numbers:
+        indices = [int(v) for v in values]
+        if min(indices) < 1:
+            raise ValueError(f"{labels}: {field!r} holds {min(indices)}; class numbers start at 1 (0 is the "
+                             "background).")
+        names = ["background"] + [str(k) for k in range(1, max(indices) + 1)]
+    else:
+        distinct = sorted({str(v) for v in values})
+        names = ["background", *distinct]
+        indices = [distinct.index(str(v)) + 1 for v in values]
+    if len(names) > 255:
+        raise ValueError(f"{labels}: {field!r} names {len(names) - 1} classes; at most 254 fit a uint8 mask.")
+    return indices, names
+
+
+def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 512,
+                     field: str | None = None) -> list[Sample]:
+    """Chips of GeoTIFF scenes with masks rasterised from vector footprints.
 
     Args:
         scenes: A folder of GeoTIFFs, or one.
         labels: The footprints: ``.geojson``, ``.gpkg``, ``.fgb`` or anything GDAL reads.
         chip_size: Chip edge in pixels.
+        field: The footprints' attribute that gives each one's class
+            ([`footprint_classes`][keras_unetpp.datasets.scenes.footprint_classes]); ``None``: one
+            foreground class.
 
     Returns:
-        Samples: ``image`` (h, w, bands) in the raster's dtype, ``mask`` (h, w, 1) uint8 0/1,
-            ``name`` ``SCENE@rROWcCOL``, ``group`` the scene's stem.
+        Samples: ``image`` (h, w, bands) in the raster's dtype, ``mask`` (h, w, 1) uint8: 0/1, or
+            class indices with ``field``; ``name`` ``SCENE@rROWcCOL``, ``group`` the scene's stem.
 
     Raises:
         ValueError: For missing or unreadable files, no polygon, a scene without a CRS while the
@@ -88,7 +148,8 @@ def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 51
     from keras_unetpp.checks import whole_number
 
     chip_size = whole_number(chip_size, "chip_size", minimum=16)
-    polygons, labels_crs = read_footprints(labels)
+    polygons, labels_crs, values = read_footprints(labels, field)
+    classes = [1] * len(polygons) if field is None else footprint_classes(values, field, labels)[0]
     samples, dropped, foreground = [], 0, 0
     files = scene_files(scenes)
     for path in files:
@@ -103,7 +164,7 @@ def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 51
             if CRS.from_user_input(labels_crs) != src.crs:
                 shapes = [shapely.geometry.shape(transform_geom(labels_crs, src.crs, shapely.geometry.mapping(g)))
                           for g in polygons]
-            mask = rasterio.features.rasterize(((g, 1) for g in shapes), out_shape=(src.height, src.width),
+            mask = rasterio.features.rasterize(zip(shapes, classes), out_shape=(src.height, src.width),
                                                transform=src.transform, fill=0, dtype="uint8")
             valid = src.dataset_mask() > 0
             image = np.moveaxis(src.read(), 0, -1)
@@ -114,7 +175,7 @@ def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 51
                     dropped += 1
                     continue
                 chip_mask = mask[window][..., None].copy()
-                foreground += int(chip_mask.sum())
+                foreground += int(np.count_nonzero(chip_mask))
                 prefix = path.stem
                 if len(files) == 1:   # the quarter of the scene the chip's centre lies in
                     below = top + min(chip_size, src.height - top) / 2 >= src.height / 2

@@ -122,7 +122,8 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
           val_masks: str | Path | None = None, val_fraction: float = 0.2, group_separator: str | None = "_",
           time_budget: str | float = "30m", classes: int | None = None, encoder: str | None = None,
           kind: str | None = None, seed: int = 0, dry_run: bool = False, overrides: dict | None = None,
-          scenes: str | Path | None = None, labels: str | Path | None = None) -> dict:
+          scenes: str | Path | None = None, labels: str | Path | None = None,
+          label_field: str | None = None) -> dict:
     """Trains a segmentation model on folders of labelled images, by a plan fitted to a time budget.
 
     Args:
@@ -148,6 +149,10 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
             each scene's grid; chips with nodata are left out and the split keeps each scene (or, from
             one scene, each quarter) on one side
             ([`load_scene_chips`][keras_unetpp.datasets.scenes.load_scene_chips]).
+        label_field: With ``labels``: the footprints' attribute that gives each one's class (whole
+            numbers 1..K, or names: one class per distinct name, sorted); the model then has a class
+            per value plus the background
+            ([`footprint_classes`][keras_unetpp.datasets.scenes.footprint_classes]).
 
     Returns:
         The metrics (with the plan).
@@ -171,14 +176,22 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
         raise ValueError("Pass --images and --masks (folders of labelled images), or --scenes and --labels "
                          "(GeoTIFF scenes and vector footprints).")
     if scenes is not None and (classes is not None or val_images is not None):
-        raise ValueError("--scenes/--labels train a binary model on a split of the scenes: --classes and "
-                         "--val-images do not apply.")
+        raise ValueError("--scenes/--labels train on a split of the scenes, with classes from --label-field: "
+                         "--classes and --val-images do not apply.")
+    if label_field is not None and scenes is None:
+        raise ValueError("--label-field names an attribute of the --labels footprints: it needs --scenes/--labels.")
     out = Path(out)
     started = time.perf_counter()
     if scenes is not None:
-        from keras_unetpp.datasets.scenes import CHIP_SEPARATOR, load_scene_chips
+        from keras_unetpp.datasets.scenes import CHIP_SEPARATOR, footprint_classes, load_scene_chips, read_footprints
 
-        samples, group_separator = load_scene_chips(scenes, labels), CHIP_SEPARATOR
+        class_names = ["background", "foreground"]
+        if label_field is not None:
+            class_names = footprint_classes(read_footprints(labels, label_field)[2], label_field, labels)[1]
+            classes = len(class_names) if len(class_names) > 2 else None
+            print(f"classes from {label_field!r}: " + ", ".join(f"{k} {name}" for k, name in enumerate(class_names)),
+                  flush=True)
+        samples, group_separator = load_scene_chips(scenes, labels, field=label_field), CHIP_SEPARATOR
         images, masks = scenes, labels   # what the run records
     else:
         samples = load_pairs(images, masks, classes)
@@ -188,6 +201,8 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     else:
         train_set, val_set, split_note = split_by_prefix(samples, val_fraction, seed, group_separator)
     print_ = fingerprint(train_set, classes)
+    if scenes is not None:
+        print_["class_names"] = class_names
 
     def planned(step_seconds=None, left=seconds):
         made = make_plan(print_, left, step_seconds, kind=kind, encoder=encoder)

@@ -16,7 +16,7 @@ from rasterio.transform import from_origin  # noqa: E402
 from rasterio.warp import transform_geom  # noqa: E402
 
 from keras_unetpp.cli import main  # noqa: E402
-from keras_unetpp.datasets.scenes import load_scene_chips  # noqa: E402
+from keras_unetpp.datasets.scenes import footprint_classes, load_scene_chips  # noqa: E402
 
 CRS = "EPSG:32640"
 TRANSFORM = from_origin(500000.0, 2800000.0, 0.5, 0.5)
@@ -42,11 +42,15 @@ def rectangle(row0, row1, col0, col1):
     return shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
-def write_footprints(path, crs=CRS):
+def write_footprints(path, crs=CRS, kinds=None):
+    """The RECTS as polygons; ``kinds``: a ``kind`` attribute per rectangle."""
     shapes = [rectangle(*r) for r in RECTS]
     if crs != CRS:
         shapes = [shapely.geometry.shape(transform_geom(CRS, crs, shapely.geometry.mapping(s))) for s in shapes]
-    pyogrio.raw.write(str(path), shapely.to_wkb(np.array(shapes, object)), [np.arange(len(shapes))], ["id"],
+    columns, names = [np.arange(len(shapes))], ["id"]
+    if kinds is not None:
+        columns, names = columns + [np.array(kinds, object if isinstance(kinds[0], str) else None)], names + ["kind"]
+    pyogrio.raw.write(str(path), shapely.to_wkb(np.array(shapes, object)), columns, names,
                       geometry_type="Polygon", crs=crs)
     return path
 
@@ -77,6 +81,27 @@ def test_footprints_become_the_masks_of_the_chips(tmp_path, suffix):
     np.testing.assert_array_equal(stitch(chips), expected_mask())
     first = next(c for c in chips if c.name.endswith("@r32c64"))
     np.testing.assert_array_equal(first.image, image[32:64, 64:96])
+
+
+@pytest.mark.parametrize(("kinds", "want"), [(["tree", "building"], [2, 1]), ([3, 1], [3, 1])])
+def test_an_attribute_gives_each_footprint_its_class(tmp_path, kinds, want):
+    """Names become classes 1..K in sorted order; whole numbers are the class indices themselves."""
+    write_scene(tmp_path / "a.tif")
+    chips = load_scene_chips(tmp_path / "a.tif", write_footprints(tmp_path / "f.gpkg", kinds=kinds), 32, field="kind")
+    expected = np.zeros((100, 140), np.uint8)
+    for (row0, row1, col0, col1), label in zip(RECTS, want):
+        expected[row0:row1, col0:col1] = label
+    np.testing.assert_array_equal(stitch(chips), expected)
+
+
+def test_bad_class_attributes_are_named(tmp_path):
+    write_scene(tmp_path / "a.tif")
+    with pytest.raises(ValueError, match=r"no attribute 'class'; it has \['id', 'kind'\]"):
+        load_scene_chips(tmp_path / "a.tif", write_footprints(tmp_path / "f.gpkg", kinds=["a", "b"]), field="class")
+    with pytest.raises(ValueError, match="class numbers start at 1"):
+        load_scene_chips(tmp_path / "a.tif", write_footprints(tmp_path / "g.gpkg", kinds=[0, 1]), field="kind")
+    with pytest.raises(ValueError, match="1 footprint\\(s\\) have no 'kind'"):
+        footprint_classes(["a", None], "kind")
 
 
 def test_footprints_in_another_crs_are_reprojected_onto_the_grid(tmp_path):
@@ -122,3 +147,18 @@ def test_train_command_plans_from_scenes_and_footprints(tmp_path, capsys):
     assert "plan (dry run" in capsys.readouterr().out
     assert main(["train", "--scenes", str(tmp_path / "scenes"), "--out", str(tmp_path / "r2"), "--dry-run"]) == 2
     assert "--scenes and --labels" in capsys.readouterr().err
+
+
+def test_train_command_takes_classes_from_an_attribute(tmp_path, capsys):
+    (tmp_path / "scenes").mkdir()
+    for name in ("east", "west"):
+        write_scene(tmp_path / "scenes" / f"{name}.tif")
+    labels = write_footprints(tmp_path / "f.gpkg", kinds=["tree", "building"])
+    assert main(["train", "--scenes", str(tmp_path / "scenes"), "--labels", str(labels), "--label-field", "kind",
+                 "--out", str(tmp_path / "run"), "--dry-run", "--time-budget", "10m"]) == 0
+    saved = json.loads((tmp_path / "run" / "plan.json").read_text())["fingerprint"]
+    assert saved["classes"] == 3 and saved["class_names"] == ["background", "building", "tree"]
+    assert "classes from 'kind': 0 background, 1 building, 2 tree" in capsys.readouterr().out
+    assert main(["train", "--images", str(tmp_path), "--masks", str(tmp_path), "--label-field", "kind",
+                 "--out", str(tmp_path / "r2"), "--dry-run"]) == 2
+    assert "needs --scenes/--labels" in capsys.readouterr().err
