@@ -1,8 +1,10 @@
 """Buildings (or trees) in aerial images of Dubai with UNet++.
 
 Preprocesses Tiles 1-6 whole (scale to [0, 1], 5x5 median blur, and with
-``--downsample N`` a working scale of 1/N), trains UNetPlusPlus with deep
-supervision, FocalDiceLoss and BinaryIoU on random crops with the 8 symmetries
+``--downsample N`` a working scale of 1/N), trains UNetPlusPlus (the compact
+decoder: segmentation_models_pytorch's layout, 8.0 GFLOP at 256 x 256; ``--decoder
+nested`` for the paper's graph with deep supervision, 20.0 GFLOP, equal Tile 7 IoU
+at equal time), FocalDiceLoss and BinaryIoU on random crops with the 8 symmetries
 of the square (in the tf.data graph), validates on Tile 7, then saves the model
 *with its preprocessing* (``with_preprocessing``: raw uint8 RGB in,
 full-resolution probabilities out) and segments every validation image whole
@@ -114,17 +116,40 @@ def parse_args(argv=None):
                         help="halo_dice: FocalDiceLoss + HaloWeightedCrossEntropy (the default for buildings); "
                              "focal_dice: FocalDiceLoss alone (the default for every other class: the halo term "
                              "cost trees 0.037 IoU, docs/research-log.md)")
+    parser.add_argument("--decoder", choices=["compact", "nested"], default="compact",
+                        help="compact (default): nested nodes from stride 2 down, one up-sampling node to full "
+                             "resolution; nested: the paper's graph with deep supervision (2.5x the work, equal "
+                             "Tile 7 IoU at equal time: docs/benchmarks.md)")
+    parser.add_argument("--decoder-filters", type=int, nargs="+", default=None,
+                        help="widths of the last node of each level 0..L-1 (compact decoder only)")
     args = parser.parse_args(argv)
     if args.loss is None:
         args.loss = DEFAULT_LOSS.get(args.target, "focal_dice")
-    # The default: an EfficientNet-Lite0 encoder with ImageNet weights under the nested decoder (measured best
-    # on Tile 7 at this budget: docs/examples.md, docs/encoders.md); --encoder none gives the plain UNet++.
+    # The default: an EfficientNet-Lite0 encoder with ImageNet weights (measured best on Tile 7 at this budget:
+    # docs/examples.md, docs/encoders.md) under the compact decoder, whose nested nodes are as wide as the
+    # encoder's features and whose main path narrows 256 -> 16 (segmentation_models_pytorch's UnetPlusPlus); its
+    # 1,560 steps take the time of the nested decoder's 1,200. --encoder none gives the plain UNet++.
     if args.encoder is None:
         args.encoder = "efficientnet_lite0"   # ImageNet weights unless --encoder-weights none
-    apply_defaults(args, full=dict(epochs=15, steps=80, batch_size=8, crop=128, downsample=1,
-                                   filters=[16, 32, 64, 128, 256, 256]),
+    if args.decoder == "nested" and args.decoder_filters is not None:
+        raise SystemExit("--decoder-filters sets the compact decoder's widths; drop it or use --decoder compact.")
+    full = {"compact": dict(epochs=15, steps=104, batch_size=8, crop=128, downsample=1,
+                            filters=[16, 16, 24, 40, 112, 320], decoder_filters=[16, 32, 64, 128, 256]),
+            "nested": dict(epochs=15, steps=80, batch_size=8, crop=128, downsample=1,
+                           filters=[16, 32, 64, 128, 256, 256])}[args.decoder]
+    if args.filters is not None and args.decoder_filters is None:
+        full.pop("decoder_filters", None)      # widths follow the given filters
+    apply_defaults(args, full=full,
                    quick=dict(epochs=2, steps=3, batch_size=4, crop=64, downsample=2, filters=[8, 16, 32]))
     return args
+
+
+def build_model(args) -> UNetPlusPlus:
+    """The example's UNet++: the compact decoder, or the nested one with deep supervision."""
+    if args.decoder == "compact":
+        return UNetPlusPlus((None, None, 3), filters=tuple(args.filters), decoder="compact",
+                            decoder_filters=args.decoder_filters, upsampling="nearest", **encoder_options(args))
+    return UNetPlusPlus((None, None, 3), filters=tuple(args.filters), deep_supervision=True, **encoder_options(args))
 
 
 def main(argv=None):
@@ -148,8 +173,7 @@ def main(argv=None):
 
     filters = tuple(args.filters)
     with scope:
-        model = UNetPlusPlus((None, None, 3), filters=filters, deep_supervision=True,
-                             **encoder_options(args))
+        model = build_model(args)
     start = time.perf_counter()
     history = fit_model(model, LOSSES[args.loss](), [BinaryIoU()], train_ds, (val_x, val_y), args, out,
                         run_config(args))
@@ -178,6 +202,7 @@ def main(argv=None):
     write_metrics(out, {
         "task": f"aerial {args.target}", "target": args.target, "data": str(data), "quick": args.quick,
         "train_images": len(train), "val_images": len(val), "filters": list(filters),
+        "decoder": args.decoder, "decoder_filters": args.decoder_filters,
         "epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size, "devices": devices,
         "crop": args.crop,
         "downsample": args.downsample, "loss": args.loss, "median_kernel": args.median_kernel,

@@ -82,3 +82,20 @@ def test_keras_rebuild_of_smp_topology_has_smp_widths_and_flops():
         network.eval()(torch.zeros(1, 3, 256, 256))
     assert counter.get_total_flops() == pytest.approx(theirs, rel=1e-6)
     """)
+
+
+@pytest.mark.slow
+def test_compact_decoder_is_smps_graph_but_for_the_head():
+    """UNetPlusPlus(decoder="compact") with smp's widths does smp's convolutions; only the head
+    differs (ours 1x1, smp's 3x3 on 16 channels: 2 x 8 x 16 multiply-adds a pixel)."""
+    run_checks("""
+    import peer_models
+    from keras_unetpp import UNetPlusPlus
+
+    ours = UNetPlusPlus((None, None, 3), filters=(16, 16, 24, 40, 112, 320), decoder="compact",
+                        decoder_filters=(16, 32, 64, 128, 256), upsampling="nearest", encoder="efficientnet_lite0")
+    network = peer_models.smp_unet_plus_plus(imagenet=False)
+    mine = sum(peer_models.conv_flops_keras(ours, (1, 256, 256, 3)).values())
+    theirs = sum(peer_models.conv_flops_torch(network, (1, 3, 256, 256)).values())
+    assert theirs - mine == 2 * 8 * 16 * 256 * 256
+    """)

@@ -117,6 +117,21 @@ class UNetPlusPlus(keras.Model):
             the decoder (ResNet50: 64-2,048 channels); EfficientNet-Lite0's
             (16-320) are narrower, and projecting them adds about 10% of the
             forward FLOPs (docs/encoders.md). Only with an encoder.
+        decoder: ``"nested"`` (the paper's graph: nested nodes on every level,
+            full resolution included) or ``"compact"``: nested nodes from
+            stride 2 down only, and full resolution reached at the end by one
+            up-sampling node ``X^{0,L} = H(Up(X^{1,L-1}))``; the last node of
+            each level (``i + j = L``) gets ``decoder_filters[i]``. This is the
+            layout of segmentation_models_pytorch's ``UnetPlusPlus``: with
+            ``encoder="efficientnet_lite0"``,
+            ``filters=(16, 16, 24, 40, 112, 320)``,
+            ``decoder_filters=(16, 32, 64, 128, 256)`` and
+            ``upsampling="nearest"`` it is the same graph (8.1 forward GFLOP
+            at 256 x 256 against 20.0 for the nested default of the aerial
+            example, at equal Tile 7 IoU; docs/benchmarks.md). No deep
+            supervision (there is one full-resolution head).
+        decoder_filters: Widths of the last node of levels ``0..L-1``
+            (``L`` entries; ``"compact"`` only). Default: ``filters[:L]``.
         name: Model name.
         **kwargs: Passed to ``keras.Model``.
 
@@ -158,6 +173,8 @@ class UNetPlusPlus(keras.Model):
         encoder_weights: str | None = None,
         encoder_trainable: bool = True,
         encoder_projection: bool = False,
+        decoder: str = "nested",
+        decoder_filters: Sequence[int] | None = None,
         name: str = "unet_plus_plus",
         dtype=None,
         **kwargs,
@@ -188,6 +205,7 @@ class UNetPlusPlus(keras.Model):
                 f"pad_to_multiple must be a multiple of 2**depth={2**depth}, got {pad_to_multiple}."
             )
         activation = _resolve_activation(output_activation, int(num_classes))
+        decoder_filters = _check_decoder(decoder, decoder_filters, filters, deep_supervision)
         if encoder_projection and encoder is None:
             raise ValueError("encoder_projection maps an encoder's feature maps to the decoder's widths; "
                              "it needs an encoder (e.g. encoder='efficientnet_lite0').")
@@ -197,7 +215,7 @@ class UNetPlusPlus(keras.Model):
         backbone, encoder_levels = _resolve_encoder(encoder, encoder_weights, input_shape[-1], depth, policy)
         encoder_name = encoder if isinstance(encoder, str) or encoder is None else "custom"
         graph = _NestedGraph(filters, int(num_classes), activation, bool(batch_norm), float(batch_norm_momentum),
-                             upsampling, float(dropout), multiple, policy, bool(encoder_projection))
+                             upsampling, float(dropout), multiple, policy, bool(encoder_projection), decoder_filters)
         inputs = keras.Input(shape=input_shape, name="image")
         heads = graph.build(inputs, list(range(1, depth + 1)) if deep_supervision else [depth],
                             backbone, encoder_levels, encoder_name, bool(encoder_trainable))
@@ -220,6 +238,8 @@ class UNetPlusPlus(keras.Model):
         self.encoder = encoder_name
         self.encoder_trainable = bool(encoder_trainable)
         self.encoder_projection = bool(encoder_projection)
+        self.decoder = decoder
+        self.decoder_filters = decoder_filters
         self._encoder_spec = None if backbone is None or encoder_name != "custom" else _encoder_spec(backbone)
 
     def _check_input(self, x):
@@ -474,6 +494,8 @@ class UNetPlusPlus(keras.Model):
             dropout=self.dropout,
             pad_to_multiple=self.pad_to_multiple,
         )
+        if self.decoder != "nested":
+            config.update(decoder=self.decoder, decoder_filters=list(self.decoder_filters))
         if self.encoder is not None:  # weights are in the saved file, never downloaded again on load
             encoder = self._encoder_spec if self.encoder == "custom" else self.encoder
             config.update(encoder=encoder, encoder_weights=None, encoder_trainable=self.encoder_trainable,
@@ -496,8 +518,9 @@ class _NestedGraph:
     layer under one dtype policy."""
 
     def __init__(self, filters, num_classes, activation, batch_norm, momentum, upsampling, dropout, multiple,
-                 policy, projection=False):
+                 policy, projection=False, decoder_filters=None):
         self.filters, self.depth = filters, len(filters) - 1
+        self.decoder_filters = decoder_filters   # None: the nested graph; else the compact one
         self.num_classes, self.activation = num_classes, activation
         self.block = dict(batch_norm=batch_norm, batch_norm_momentum=momentum, dropout=dropout, dtype=policy)
         self.upsampling, self.multiple, self.policy = upsampling, multiple, policy
@@ -511,17 +534,25 @@ class _NestedGraph:
                                                 self.block["batch_norm"], self.block["batch_norm_momentum"],
                                                 self.policy)
                      for (i, _), x in nodes.items()}
+        compact = self.decoder_filters is not None
         for i in range(self.depth + 1):
             if (i, 0) not in nodes:  # the plain encoder, or a stride the backbone lacks
+                if i == 0 and compact and (1, 0) in nodes:
+                    continue          # nothing reads X^{0,0} in the compact graph when the encoder gives X^{1,0}
                 x = padded if i == 0 else layers.MaxPooling2D(2, name=f"pool_{i}", dtype=self.policy)(nodes[i - 1, 0])
                 nodes[i, 0] = conv_block(x, self.filters[i], node_name(i, 0), **self.block)
         for j in range(1, self.depth + 1):
-            for i in range(self.depth + 1 - j):
-                up = upsample(nodes[i + 1, j - 1], self.filters[i], self.upsampling, f"{node_name(i, j)}_up",
+            for i in range(int(compact), self.depth + 1 - j):
+                width = self.decoder_filters[i] if compact and i + j == self.depth else self.filters[i]
+                up = upsample(nodes[i + 1, j - 1], width, self.upsampling, f"{node_name(i, j)}_up",
                               dtype=self.policy)
                 skips = [nodes[i, k] for k in range(j)]
                 x = layers.Concatenate(name=f"{node_name(i, j)}_concat", dtype=self.policy)(skips + [up])
-                nodes[i, j] = conv_block(x, self.filters[i], node_name(i, j), **self.block)
+                nodes[i, j] = conv_block(x, width, node_name(i, j), **self.block)
+        if compact:  # full resolution only at the end: X^{0,L} = H(Up(X^{1,L-1}))
+            up = upsample(nodes[1, self.depth - 1], self.decoder_filters[0], self.upsampling,
+                          f"{node_name(0, self.depth)}_up", dtype=self.policy)
+            nodes[0, self.depth] = conv_block(up, self.decoder_filters[0], node_name(0, self.depth), **self.block)
         heads = []
         for j in head_columns:
             h = layers.Conv2D(self.num_classes, 1, name=head_name(j), dtype=self.policy)(nodes[0, j])
@@ -596,6 +627,30 @@ def _encoder_from_spec(spec: dict) -> keras.Model:
     if names:
         backbone.pyramid_outputs = {key: backbone.get_layer(name).output for key, name in names.items()}
     return backbone
+
+
+def _check_decoder(decoder, decoder_filters, filters, deep_supervision) -> tuple[int, ...] | None:
+    """``decoder_filters`` checked for ``decoder`` (``None`` for the nested graph)."""
+    depth = len(filters) - 1
+    if decoder not in ("nested", "compact"):
+        raise ValueError(f"decoder must be 'nested' or 'compact', got {decoder!r}.")
+    if decoder == "nested":
+        if decoder_filters is not None:
+            raise ValueError("decoder_filters sets the widths of the compact decoder; pass decoder='compact'.")
+        return None
+    if deep_supervision:
+        raise ValueError("decoder='compact' has one full-resolution head: pass deep_supervision=False.")
+    if depth < 2:
+        raise ValueError(f"decoder='compact' needs at least three filters (depth >= 2), got {tuple(filters)}.")
+    if decoder_filters is None:
+        return tuple(filters[:depth])
+    try:
+        widths = tuple(whole_number(f, "each of decoder_filters", 1) for f in decoder_filters)
+    except TypeError as err:
+        raise ValueError(f"decoder_filters must be a sequence of positive integers, got {decoder_filters!r}.") from err
+    if len(widths) != depth:
+        raise ValueError(f"decoder_filters needs one width per level 0..{depth - 1} ({depth} entries), got {widths}.")
+    return widths
 
 
 def _check_filters(filters) -> tuple[int, ...]:

@@ -1,6 +1,8 @@
 """UNetPlusPlus: shapes, topology against the paper's definition, deep supervision,
 pruning, serialization, errors, mixed precision."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -93,6 +95,47 @@ def test_topology_matches_paper(depth):
         assert found == concat_inputs[i, j], layer.name
         # channels of the concatenation: j skips of filters[i] + the upsampled filters[i]
         assert layer.output.shape[-1] == (j + 1) * model.filters[i]
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_compact_decoder_has_nested_nodes_from_stride_two_and_one_full_resolution_node(depth):
+    """segmentation_models_pytorch's layout: X^{i,j} for i >= 1, i + j <= L, then X^{0,L} from
+    X^{1,L-1} alone; the last node of each level has its decoder width, the others the level's."""
+    filters = [3 + d for d in range(depth + 1)]
+    decoder_filters = [20 + d for d in range(depth)]
+    model = UNetPlusPlus(filters=filters, decoder="compact", decoder_filters=decoder_filters, upsampling="nearest")
+    want = {(i, 0) for i in range(depth + 1)}   # the plain encoder still starts at full resolution
+    want |= {(i, j) for i in range(1, depth) for j in range(1, depth + 1 - i)} | {(0, depth)}
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D) and l.name.startswith("X_")]
+    assert {node_of(l) for l in convs} == {f"X_{i}_{j}" for i, j in want}
+    for layer in convs:
+        i, j = (int(t) for t in layer.name.split("_")[1:3])
+        width = filters[i] if j == 0 else decoder_filters[i] if i + j == depth else filters[i]
+        assert layer.filters == width, layer.name
+    concats = {l.name: l for l in model.layers if isinstance(l, keras.layers.Concatenate)}
+    for i, j in want - {(i, 0) for i in range(depth + 1)} - {(0, depth)}:
+        # j skips of the level, then the level below's previous node up-sampled (nearest keeps its width)
+        below = decoder_filters[i + 1] if j > 1 and i + j == depth else filters[i + 1]
+        assert concats[f"X_{i}_{j}_concat"].output.shape[-1] == j * filters[i] + below
+    assert f"X_0_{depth}_concat" not in concats
+    x = np.random.default_rng(0).random((1, 19, 26, 3)).astype("float32")
+    assert model.predict(x, verbose=0).shape == (1, 19, 26, 1)
+
+
+def test_compact_decoder_round_trips_and_refuses_what_it_cannot_do(tmp_path, rng):
+    model = tiny(filters=(4, 8, 16), decoder="compact", decoder_filters=(6, 10))
+    x, _ = random_batch(rng, h=17, w=9)
+    model.save(tmp_path / "compact.keras")
+    loaded = keras.models.load_model(tmp_path / "compact.keras")
+    assert loaded.get_config() == model.get_config() and loaded.decoder == "compact"
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    for kwargs, message in [({"decoder": "flat"}, "'nested' or 'compact'"),
+                            ({"decoder_filters": (4, 8)}, "pass decoder='compact'"),
+                            ({"decoder": "compact", "deep_supervision": True}, "deep_supervision=False"),
+                            ({"decoder": "compact", "decoder_filters": (4,)}, "one width per level 0..1"),
+                            ({"decoder": "compact", "filters": (4, 8)}, "depth >= 2")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            tiny(**{"filters": (4, 8, 16), **kwargs})
 
 
 def test_default_parameter_count_is_the_papers_unetpp_l4():
