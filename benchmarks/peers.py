@@ -2,10 +2,12 @@
 
 What it prints, from one run:
 
-1. **FLOPs and parameters** per 256 x 256 image of: our aerial default (``UNetPlusPlus`` on
-   EfficientNet-Lite0, filters 16-256 over 6 levels, deep supervision), smp's ``UnetPlusPlus`` on
-   ``tu-efficientnet_lite0`` (its default decoder, 256-16), and smp's topology rebuilt in Keras on our
-   Lite0 encoder (``peer_models.keras_replica``). FLOPs are counted one way for all three
+1. **FLOPs and parameters** per 256 x 256 image of: our nested decoder (``UNetPlusPlus`` on
+   EfficientNet-Lite0, filters 16-256 over 6 levels, deep supervision: the aerial example's default
+   until the compact decoder replaced it), smp's ``UnetPlusPlus`` on ``tu-efficientnet_lite0`` (its
+   default decoder, 256-16), and smp's topology rebuilt in Keras on our Lite0 encoder
+   (``peer_models.keras_replica``; the library's ``UNetPlusPlus(decoder="compact")`` with smp's widths
+   is this graph but for a 1x1 head, ``tests/test_peer_models.py``). FLOPs are counted one way for all three
    (``peer_models.conv_flops_keras`` / ``conv_flops_torch``: 2 x multiply-adds of every convolution).
 2. **Where the work goes**: those FLOPs by resolution (stride 1 .. 32), encoder and decoder apart.
 3. **The machine's matmul rate** (float32, 2048 x 2048, TensorFlow and torch), the ceiling.
