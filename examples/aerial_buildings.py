@@ -128,7 +128,8 @@ def parse_args(argv=None):
     # The default: an EfficientNet-Lite0 encoder with ImageNet weights (measured best on Tile 7 at this budget:
     # docs/examples.md, docs/encoders.md) under the compact decoder, whose nested nodes are as wide as the
     # encoder's features and whose main path narrows 256 -> 16 (segmentation_models_pytorch's UnetPlusPlus); its
-    # 1,560 steps take the time of the nested decoder's 1,200. --encoder none gives the plain UNet++.
+    # 1,560 steps are what the equal-time runs of benchmarks/peers_quality.py fitted into the nested decoder's time,
+    # and take about 0.7 of it (0.5 against 0.95 s a step). --encoder none gives the plain UNet++.
     if args.encoder is None:
         args.encoder = "efficientnet_lite0"   # ImageNet weights unless --encoder-weights none
     if args.decoder == "nested" and args.decoder_filters is not None:
