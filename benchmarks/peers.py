@@ -2,18 +2,19 @@
 
 What it prints, from one run:
 
-1. **FLOPs and parameters** per 256 x 256 image of: our nested decoder (``UNetPlusPlus`` on
-   EfficientNet-Lite0, filters 16-256 over 6 levels, deep supervision: the aerial example's default
-   until the compact decoder replaced it), smp's ``UnetPlusPlus`` on ``tu-efficientnet_lite0`` (its
-   default decoder, 256-16), and smp's topology rebuilt in Keras on our Lite0 encoder
-   (``peer_models.keras_replica``; the library's ``UNetPlusPlus(decoder="compact")`` with smp's widths
-   is this graph but for a 1x1 head, ``tests/test_peer_models.py``). FLOPs are counted one way for all three
-   (``peer_models.conv_flops_keras`` / ``conv_flops_torch``: 2 x multiply-adds of every convolution).
+1. **FLOPs and parameters** per 256 x 256 image of: our aerial default
+   (``build_architecture("compact_lite0")``: EfficientNet-Lite0 under the compact decoder, smp's
+   graph but for a 1x1 head, ``tests/test_peer_models.py``), our nested decoder (``"nested_lite0"``:
+   filters 16-256 over 6 levels, deep supervision, the aerial default before this comparison) and
+   smp's ``UnetPlusPlus`` on ``tu-efficientnet_lite0`` (its default decoder, 256-16). FLOPs are
+   counted one way for all three (``peer_models.conv_flops_keras`` / ``conv_flops_torch``: 2 x
+   multiply-adds of every convolution); the run stops if ours differ from smp's by more than 5 %.
 2. **Where the work goes**: those FLOPs by resolution (stride 1 .. 32), encoder and decoder apart.
 3. **The machine's matmul rate** (float32, 2048 x 2048, TensorFlow and torch), the ceiling.
 4. **Speed**, images/s of a training step (Adam, binary cross-entropy) and of inference, at 256 and
-   512 px, batch 1 and 8: smp in PyTorch; smp's topology in Keras on the TensorFlow, JAX and PyTorch
-   backends (same FLOPs: this ratio is the framework's); our default on TensorFlow (what a user sees).
+   512 px, batch 1 and 8: smp in PyTorch; our aerial default on the TensorFlow, JAX and PyTorch
+   backends (smp's topology: against smp this ratio is the framework's, and on TensorFlow it is also
+   what a user sees); our nested decoder on TensorFlow.
    Each model runs in its own process (one backend per process); the processes run in turns, in
    ``--rounds`` rounds, and the best round counts. Achieved GFLOP/s = FLOPs x images/s (x 3 for a
    training step: forward, and backward for inputs and weights).
@@ -42,10 +43,10 @@ PEERS = ("segmentation_models_pytorch", "timm", "torch", "torchvision")
 #: name -> (backend, what it is)
 WORKERS = {
     "smp": ("torch", "smp UnetPlusPlus, tu-efficientnet_lite0, PyTorch"),
-    "replica-tensorflow": ("tensorflow", "smp's topology in Keras, TensorFlow backend"),
-    "replica-jax": ("jax", "smp's topology in Keras, JAX backend"),
-    "replica-torch": ("torch", "smp's topology in Keras, PyTorch backend"),
-    "ours-tensorflow": ("tensorflow", "our aerial default, TensorFlow backend"),
+    "ours-tensorflow": ("tensorflow", "ours: aerial default (compact_lite0), TensorFlow"),
+    "ours-jax": ("jax", "ours: aerial default (compact_lite0), JAX"),
+    "ours-torch": ("torch", "ours: aerial default (compact_lite0), PyTorch"),
+    "nested-tensorflow": ("tensorflow", "ours: nested decoder (nested_lite0), TensorFlow"),
 }
 
 
@@ -71,22 +72,15 @@ def parse(argv=None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- the models
 
-def ours_default():
-    from keras_unetpp import UNetPlusPlus
-
-    return UNetPlusPlus((None, None, 3), filters=(16, 32, 64, 128, 256, 256), deep_supervision=True,
-                        encoder="efficientnet_lite0")
+#: worker prefix -> the library's named architecture it times
+ARCHITECTURE = {"ours": "compact_lite0", "nested": "nested_lite0"}
 
 
-def keras_model(name: str):
-    """(model, loss) of a Keras worker."""
-    import keras
-    import peer_models
+def keras_model(prefix: str):
+    """Our model of a worker (random weights, sigmoid output)."""
+    from keras_unetpp.models import build_architecture
 
-    if name == "ours":
-        return ours_default(), keras.losses.BinaryCrossentropy()
-    return (peer_models.keras_replica(),
-            keras.losses.BinaryCrossentropy(from_logits=True))
+    return build_architecture(ARCHITECTURE[prefix])
 
 
 def images_per_second(fn, batch: int, seconds: float) -> float:
@@ -138,8 +132,8 @@ def run_worker(name: str, args) -> list[dict]:
         return rows
     import keras
 
-    model, loss = keras_model("ours" if name.startswith("ours") else "replica")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    model = keras_model(name.split("-")[0])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy())
     for size in args.sizes:
         for batch in args.batches:
             x = rng.normal(size=(batch, size, size, 3)).astype("float32")
@@ -170,18 +164,15 @@ def flop_tables(size: int = 256) -> dict:
     import peer_models
 
     smp_net = peer_models.smp_unet_plus_plus(imagenet=False)
-    models = {"ours": ours_default(), "replica": peer_models.keras_replica()}
+    models = {prefix: keras_model(prefix) for prefix in ARCHITECTURE}
     flops = {name: peer_models.conv_flops_keras(model, (1, size, size, 3)) for name, model in models.items()}
     flops["smp"] = peer_models.conv_flops_torch(smp_net, (1, 3, size, size))
     params = {name: model.count_params() for name, model in models.items()}
     params["smp"] = sum(p.numel() for p in smp_net.parameters())
-    if abs(sum(flops["replica"].values()) / sum(flops["smp"].values()) - 1) > 0.05:
-        raise RuntimeError("the Keras replica's FLOPs differ from smp's by more than 5 %: its widths rule is stale")
-    widths = {name: block.conv1[0].out_channels for name, block in smp_net.decoder.blocks.items()}
-    if widths != peer_models.smp_decoder_widths():
-        raise RuntimeError(f"smp's decoder widths {widths} are not the replica's")
-    by_stride = {"ours": stride_split_keras(models["ours"], flops["ours"], size),
-                 "smp": stride_split_torch(smp_net, flops["smp"], size)}
+    if abs(sum(flops["ours"].values()) / sum(flops["smp"].values()) - 1) > 0.05:
+        raise RuntimeError("our compact_lite0's FLOPs differ from smp's by more than 5 %: not the same topology")
+    by_stride = {name: stride_split_keras(models[name], flops[name], size) for name in models}
+    by_stride["smp"] = stride_split_torch(smp_net, flops["smp"], size)
     return {"size": size, "params": params, "gflop": {k: sum(v.values()) / 1e9 for k, v in flops.items()},
             "gflop_by_stride": by_stride}
 
@@ -262,21 +253,22 @@ def best_rows(rounds: list[dict]) -> dict:
 
 def report(result: dict) -> str:
     flops, best = result["flops"], result["best"]
-    gflop = {"smp": flops["gflop"]["smp"], "ours-tensorflow": flops["gflop"]["ours"]}
-    gflop.update({w: flops["gflop"]["replica"] for w in WORKERS if w.startswith("replica")})
+    gflop = {worker: flops["gflop"][worker.split("-")[0]] for worker in WORKERS}
     lines = [f"machine: {result['machine']}", "",
              f"| model | parameters | forward GFLOP / {flops['size']} px image |", "|---|---|---|"]
-    names = {"ours": "ours: aerial default", "smp": "smp default (Lite0)", "replica": "smp's topology in Keras"}
+    names = {"ours": "ours: aerial default (compact_lite0)", "nested": "ours: nested decoder (nested_lite0)",
+             "smp": "smp default (Lite0)"}
     for key, label in names.items():
         lines.append(f"| {label} | {flops['params'][key] / 1e6:.2f} M | {flops['gflop'][key]:.2f} |")
-    lines += ["", "| where the work goes (GFLOP) | ours: aerial default | smp default |", "|---|---|---|"]
+    lines += ["", "| where the work goes (GFLOP) | " + " | ".join(names.values()) + " |", "|---|---|---|---|"]
+
     def order(key):   # encoder first, then the decoder by stride, heads last
         return (key != "encoder", key == "heads", int(key.split()[-1]) if key[-1].isdigit() else 0, key)
 
-    keys = sorted(set(flops["gflop_by_stride"]["ours"]) | set(flops["gflop_by_stride"]["smp"]), key=order)
+    split = flops["gflop_by_stride"]
+    keys = sorted(set().union(*(split[name] for name in names)), key=order)
     for key in keys:
-        lines.append(f"| {key} | {flops['gflop_by_stride']['ours'].get(key, 0):.2f} | "
-                     f"{flops['gflop_by_stride']['smp'].get(key, 0):.2f} |")
+        lines.append(f"| {key} | " + " | ".join(f"{split[name].get(key, 0):.2f}" for name in names) + " |")
     lines += ["", "matmul ceiling, float32 2048^2: " + ", ".join(f"{k} {v:.0f} GFLOP/s"
                                                                    for k, v in result["matmul"].items()), ""]
     lines += ["| model | px | batch | train img/s | predict img/s | train GFLOP/s | predict GFLOP/s |",

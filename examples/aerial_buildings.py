@@ -62,7 +62,7 @@ from keras_unetpp.datasets import (
 from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 from keras_unetpp.layers import aerial_augmentation
 from keras_unetpp.masks import save_mask
-from keras_unetpp.models import downsample_masks, preprocess_images
+from keras_unetpp.models import architecture, downsample_masks, preprocess_images
 from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp.visualization import overlay, save_error_map, save_png
 
@@ -134,10 +134,11 @@ def parse_args(argv=None):
         args.encoder = "efficientnet_lite0"   # ImageNet weights unless --encoder-weights none
     if args.decoder == "nested" and args.decoder_filters is not None:
         raise SystemExit("--decoder-filters sets the compact decoder's widths; drop it or use --decoder compact.")
-    full = {"compact": dict(epochs=15, steps=104, batch_size=8, crop=128, downsample=1,
-                            filters=[16, 16, 24, 40, 112, 320], decoder_filters=[16, 32, 64, 128, 256]),
-            "nested": dict(epochs=15, steps=80, batch_size=8, crop=128, downsample=1,
-                           filters=[16, 32, 64, 128, 256, 256])}[args.decoder]
+    widths = architecture(f"{args.decoder}_lite0")     # keras_unetpp.models.ARCHITECTURES: one definition
+    full = dict(epochs=15, steps=104 if args.decoder == "compact" else 80, batch_size=8, crop=128, downsample=1,
+                filters=list(widths["filters"]))
+    if args.decoder == "compact":
+        full["decoder_filters"] = list(widths["decoder_filters"])
     if args.filters is not None and args.decoder_filters is None:
         full.pop("decoder_filters", None)      # widths follow the given filters
     apply_defaults(args, full=full,
@@ -147,10 +148,12 @@ def parse_args(argv=None):
 
 def build_model(args) -> UNetPlusPlus:
     """The example's UNet++: the compact decoder, or the nested one with deep supervision."""
+    options = architecture(f"{args.decoder}_lite0")
+    options.pop("encoder")   # --encoder and --encoder-weights decide it
+    options.update(filters=tuple(args.filters), **encoder_options(args))
     if args.decoder == "compact":
-        return UNetPlusPlus((None, None, 3), filters=tuple(args.filters), decoder="compact",
-                            decoder_filters=args.decoder_filters, upsampling="nearest", **encoder_options(args))
-    return UNetPlusPlus((None, None, 3), filters=tuple(args.filters), deep_supervision=True, **encoder_options(args))
+        options["decoder_filters"] = args.decoder_filters
+    return UNetPlusPlus((None, None, 3), **options)
 
 
 def main(argv=None):

@@ -40,6 +40,7 @@ from keras_unetpp.datasets import array_dataset, load_folder_pairs, resized_arra
 from keras_unetpp.evaluation import SegmentationReport, paired_comparison, segmentation_report
 from keras_unetpp.inference import MIRROR_TTA, predict_augmented
 from keras_unetpp.layers import xray_augmentation
+from keras_unetpp.models import architecture
 from keras_unetpp.postprocessing import fill_holes, keep_largest_regions
 from keras_unetpp.training import data_parallel, save_curves, write_metrics
 from keras_unetpp.visualization import comparison_figure, save_figure, save_prediction_grid
@@ -217,7 +218,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None,
                         help="training runs per arm, seeds --seed, --seed+1, ... (default 3 when comparing, else 1)")
     args = parser.parse_args(argv)
-    apply_defaults(args, full=dict(epochs=48, steps=25, batch_size=8, size=256, filters=[8, 16, 32, 64, 128, 256]),
+    plain = architecture("plain")    # keras_unetpp.models.ARCHITECTURES: one definition
+    apply_defaults(args, full=dict(epochs=48, steps=25, batch_size=8, size=256, filters=list(plain["filters"])),
                    quick=dict(epochs=2, steps=3, batch_size=4, size=64, filters=[8, 16, 32]))
     comparing = args.compare_augmentation or args.ablation or args.arms is not None
     if args.seeds is None:

@@ -57,7 +57,7 @@ def read_footprints(labels: str | Path, field: str | None = None):
     if not labels.is_file():
         raise ValueError(f"No label file at {labels}.")
     try:
-        names = list(pyogrio.read_info(str(labels))["fields"])
+        names = list(pyogrio.read_info(str(labels))["fields"]) if field is not None else []
         meta, _, wkb, columns = pyogrio.raw.read(str(labels), read_geometry=True,
                                                  columns=[field] if field in names else [])
     except Exception as error:  # pyogrio raises its own DataSourceError / DataLayerError
@@ -117,7 +117,7 @@ def footprint_classes(values: list, field: str, labels: str | Path = "the labels
 
 
 def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 512,
-                     field: str | None = None) -> list[Sample]:
+                     field: str | None = None, footprints: tuple | None = None) -> list[Sample]:
     """Chips of GeoTIFF scenes with masks rasterised from vector footprints.
 
     Args:
@@ -127,6 +127,8 @@ def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 51
         field: The footprints' attribute that gives each one's class
             ([`footprint_classes`][keras_unetpp.datasets.scenes.footprint_classes]); ``None``: one
             foreground class.
+        footprints: ``read_footprints(labels, field)`` when the caller has read them already
+            (the file is then not read again).
 
     Returns:
         Samples: ``image`` (h, w, bands) in the raster's dtype, ``mask`` (h, w, 1) uint8: 0/1, or
@@ -148,7 +150,7 @@ def load_scene_chips(scenes: str | Path, labels: str | Path, chip_size: int = 51
     from keras_unetpp.checks import whole_number
 
     chip_size = whole_number(chip_size, "chip_size", minimum=16)
-    polygons, labels_crs, values = read_footprints(labels, field)
+    polygons, labels_crs, values = footprints if footprints is not None else read_footprints(labels, field)
     classes = [1] * len(polygons) if field is None else footprint_classes(values, field, labels)[0]
     samples, dropped, foreground = [], 0, 0
     files = scene_files(scenes)

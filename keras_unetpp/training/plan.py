@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from keras_unetpp.datasets.io import Sample
+from keras_unetpp.models.architectures import architecture
 
 KINDS = ("overhead", "medical", "photo")
 #: Seconds of the budget kept for validation on whole images, saving and the report.
@@ -180,9 +181,16 @@ def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, k
                "a plain UNet++ (ImageNet Lite0 measured no better on films)" if chosen == "medical" else
                "a plain UNet++ for non-RGB or small images")
         plan["encoder"] = Choice(None, why)
-    plan["filters"] = Choice([16, 32, 64, 128, 256, 256] if plan["encoder"].value else [8, 16, 32, 64, 128, 256],
-                             "decoder widths of the aerial default" if plan["encoder"].value else
-                             "the lung default's widths over 6 levels")
+    if plan["encoder"].value:
+        plan["architecture"] = Choice("compact_lite0", "under an encoder, the compact decoder of the aerial default "
+                                                       "(segmentation_models_pytorch's layout): Tile 7 IoU level with "
+                                                       "the nested decoder at 40 % of its work per image")
+    else:
+        plan["architecture"] = Choice("plain", "without an encoder, the plain UNet++ of the lung default (nested "
+                                               "nodes on every level, deep supervision)")
+    widths = architecture(plan["architecture"].value)
+    plan["filters"] = Choice(list(widths["filters"]), f"the widths of {plan['architecture'].value!r} "
+                                                      "(keras_unetpp.models.ARCHITECTURES)")
     plan["batch_size"] = Choice(8, "8 crops or images a step (both examples)")
     if multiclass:
         plan["loss"] = Choice("focal_dice+cross_entropy", f"{print_['classes']} classes: focal Dice and "

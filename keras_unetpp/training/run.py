@@ -186,12 +186,14 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
         from keras_unetpp.datasets.scenes import CHIP_SEPARATOR, footprint_classes, load_scene_chips, read_footprints
 
         class_names = ["background", "foreground"]
+        footprints = read_footprints(labels, label_field)
         if label_field is not None:
-            class_names = footprint_classes(read_footprints(labels, label_field)[2], label_field, labels)[1]
+            class_names = footprint_classes(footprints[2], label_field, labels)[1]
             classes = len(class_names) if len(class_names) > 2 else None
             print(f"classes from {label_field!r}: " + ", ".join(f"{k} {name}" for k, name in enumerate(class_names)),
                   flush=True)
-        samples, group_separator = load_scene_chips(scenes, labels, field=label_field), CHIP_SEPARATOR
+        samples = load_scene_chips(scenes, labels, field=label_field, footprints=footprints)
+        group_separator = CHIP_SEPARATOR
         images, masks = scenes, labels   # what the run records
     else:
         samples = load_pairs(images, masks, classes)
@@ -349,12 +351,12 @@ class _Prepared:
         self.monitor = "val_iou" if self.classes == 2 else "val_mean_iou"
 
     def model(self):
-        from keras_unetpp import UNetPlusPlus
+        from keras_unetpp.models import build_architecture
 
         encoder = self.facts["encoder"]
-        options = {"encoder": encoder, "encoder_weights": "imagenet"} if encoder else {}
-        return UNetPlusPlus((None, None, self.bands), num_classes=1 if self.classes == 2 else self.classes,
-                            filters=self.facts["filters"], deep_supervision=True, **options)
+        return build_architecture(self.facts["architecture"], self.bands, 1 if self.classes == 2 else self.classes,
+                                  encoder_weights="imagenet" if encoder else None, encoder=encoder,
+                                  filters=self.facts["filters"])
 
     def loss(self):
         from keras_unetpp import CombinedLoss, FocalDiceLoss, HaloWeightedCrossEntropy, LabelCrossEntropy

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_unetpp.datasets.io import Sample
+from keras_unetpp.models import architecture
 from keras_unetpp.training.plan import fingerprint, make_plan
 from keras_unetpp.training.run import load_pairs, parse_duration, split_by_prefix
 
@@ -65,7 +66,10 @@ def test_overhead_plan_is_the_aerial_recipe_and_films_the_lung_recipe():
     assert aerial["loss"]["value"] == "halo_dice"
     assert (lungs["working_size"]["value"], lungs["symmetries"]["value"], lungs["loss"]["value"]) == (256, "mirror",
                                                                                                      "focal_dice")
-    assert lungs["encoder"]["value"] is None
+    assert lungs["encoder"]["value"] is None and lungs["architecture"]["value"] == "plain"
+    # under the Lite0 encoder (pretrained extra installed) the aerial default's compact decoder, else plain
+    assert aerial["architecture"]["value"] == ("compact_lite0" if aerial["encoder"]["value"] else "plain")
+    assert aerial["filters"]["value"] == list(architecture(aerial["architecture"]["value"])["filters"])
 
 
 @given(st.lists(st.sampled_from("abcdefg"), min_size=2, max_size=30), st.floats(0.1, 0.5), st.integers(0, 99))
