@@ -54,14 +54,16 @@ def parse(argv=None) -> argparse.Namespace:
 
 def _write_pairs(samples, folder: Path, mask_of) -> None:
     """Images as lossless PNG (what the loader read), masks by ``mask_of``; names keep the group
-    (``tile1_image_part_001``) so that nothing collides."""
+    (``tile1_image_part_001``), so nothing collides and the split's prefix rule sees the tile."""
     for sub in ("images", "masks"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     for s in samples:
-        name = f"{s.group.replace(' ', '').lower()}_{s.name}" if s.group != s.name else s.name
+        name = s.name.replace(" ", "").replace("/", "_").lower()   # Tile 1/image_part_001 -> tile1_image_part_001
         image = s.image if s.image.shape[-1] == 1 else cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(folder / "images" / f"{name}.png"), image)
-        cv2.imwrite(str(folder / "masks" / f"{name}.png"), mask_of(s.mask[..., 0]))
+        for path, pixels in ((folder / "images" / f"{name}.png", image),
+                             (folder / "masks" / f"{name}.png", mask_of(s.mask[..., 0]))):
+            if not cv2.imwrite(str(path), pixels):
+                raise OSError(f"could not write {path}")
 
 
 def prepare(task: str, split: int, data: Path, work: Path) -> tuple[Path, Path]:

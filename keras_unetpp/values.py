@@ -16,9 +16,11 @@ maps an image onto that range by one rule:
    left out of the percentiles.
 2. Otherwise 8-bit integers are 0..255: divided by 255 for a [0, 1] model, as they are for a
    0..255 model.
-3. Other integer types (uint16, int16, ...) are refused: a 12-bit scene and a 16-bit one need
-   different scales, and a guess gave masks that were 100 % foreground. The message names
-   ``input_range``.
+3. Other integer types (uint16, int16, ...) go in as they are when the model takes a range
+   wider than 8 bits and they lie inside it (a segmenter trained on 12-bit scenes takes 0..4095:
+   the same sensor's files need no option). Otherwise they are refused: a 12-bit scene and a
+   16-bit one need different scales, and a guess gave masks that were 100 % foreground. The
+   message names the model's range and ``input_range``.
 4. Floats go in as they are if they lie in the model's range, and are refused otherwise.
 
 A model that does not say which values it takes (one built outside this library) gets 8-bit
@@ -119,8 +121,9 @@ def to_model_values(image, model_range: tuple[float, float] | None, input_range=
         float32 array of the same shape.
 
     Raises:
-        ValueError: For an integer type wider than 8 bits without ``input_range``,
-            floats outside the model's range, or booleans; the message says what to pass.
+        ValueError: For an integer type wider than 8 bits without ``input_range`` (unless the
+            model takes a wider range and the values lie in it), floats outside the model's
+            range, or booleans; the message says what to pass.
 
     Examples:
         >>> float(to_model_values(np.full((1, 1, 3), 255, np.uint8), (0.0, 1.0))[0, 0, 0])
@@ -143,7 +146,11 @@ def to_model_values(image, model_range: tuple[float, float] | None, input_range=
         return _scale_unit(array.astype(np.float64) / 255.0, model_range).astype(np.float32)
     if np.issubdtype(array.dtype, np.integer):
         low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
-        made_for = "values 0..255 (8-bit)" if model_range is None or model_range[1] > 1 else "8-bit images (0..255)"
+        wide = model_range is not None and model_range[1] > 255
+        if wide and model_range[0] <= low and high <= model_range[1]:
+            return array.astype(np.float32)   # the model's own raw values (rule 3)
+        made_for = (f"values {model_range[0]:g}..{model_range[1]:g}" if wide else "values 0..255 (8-bit)"
+                    if model_range is None or model_range[1] > 1 else "8-bit images (0..255)")
         raise ValueError(
             f"{source} holds {array.dtype} values (min {low}, max {high}); the model was made for {made_for}. "
             f"Say how to map them: {option} LOW HIGH (e.g. {option} 0 {_suggested_high(high)} for "

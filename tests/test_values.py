@@ -137,6 +137,19 @@ def test_uint8_values_map_onto_either_declared_range():
     assert keras.ops.convert_to_numpy(valid)[:, 0].tolist() == [1.0, 0.0]
 
 
+def test_wide_integers_go_in_as_they_are_only_inside_a_wide_model_range():
+    """A segmenter trained on 12-bit data takes 0..4095: the same sensor's uint16 values are its own;
+    a 16-bit value beyond the range, or any uint16 for an 8-bit or [0, 1] model, is refused by name."""
+    image = np.array([[[0], [1234], [4095]]], np.uint16)
+    np.testing.assert_array_equal(to_model_values(image, (0.0, 4095.0))[0, :, 0], [0.0, 1234.0, 4095.0])
+    with pytest.raises(ValueError, match=r"max 40000\); the model was made for values 0..4095"):
+        to_model_values(np.array([[[40000]]], np.uint16), (0.0, 4095.0))
+    for model_range, named in (((0.0, 255.0), "values 0..255"), ((0.0, 1.0), "8-bit images")):
+        with pytest.raises(ValueError, match=named):
+            to_model_values(image, model_range)
+    assert image[0, 1, 0] == 1234   # the caller's array is untouched
+
+
 @pytest.mark.slow
 def test_one_image_through_python_tiling_command_and_geotiff_gives_the_same_numbers(tmp_path):
     """The same file, four entry points: the probabilities agree, and so do the scores."""

@@ -266,7 +266,8 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
               "seconds": round(time.perf_counter() - started, 1), "budget_seconds": seconds, **scores}
     write_metrics(out, result)
     _report(out, result)
-    print(f"validation IoU {scores['overall']['iou']:.3f} over {len(val_set)} image(s); "
+    by_class = f" (mean IoU of the classes {scores['mean_iou']:.3f})" if "mean_iou" in scores else ""
+    print(f"validation IoU {scores['overall']['iou']:.3f}{by_class} over {len(val_set)} image(s); "
           f"{result['seconds']:.0f} s of the {seconds:.0f} s budget; outputs in {out}/", flush=True)
     return result
 
@@ -424,15 +425,19 @@ def _score(segmenter, val_set, out: Path, classes, value_range) -> dict:
     from keras_unetpp.segmenter import describe_model
     from keras_unetpp.visualization import save_error_map
 
+    from keras_unetpp import MulticlassIoU
+
     info = describe_model(segmenter)
     reports, per_image = [], {}
+    every_class = MulticlassIoU(classes) if classes is not None else None
     for sample in val_set:
         if info.whole_image:
             prob = predict_augmented(segmenter, sample.image[None], tta=False, input_range=value_range)[0]
         else:
             prob = predict_tiled(segmenter, sample.image, tile_size=256, overlap=0.25, progress=False,
                                  input_range=value_range)
-        if classes is not None:  # per image, for the error map and the report
+        if classes is not None:  # per class over all images; per image the foreground of any class
+            every_class.update_state(sample.mask[None], prob[None])
             truth, prob = any_class_foreground(sample.mask, prob, classes)
         else:
             truth = sample.mask
@@ -442,7 +447,11 @@ def _score(segmenter, val_set, out: Path, classes, value_range) -> dict:
                                   "recall": report.recall}
         save_error_map(out / f"{sample.name}_error_map.png", truth, prob)
     overall = SegmentationReport.combined(reports)
-    return {"overall": {k: v for k, v in overall.to_dict().items() if k != "fractions"}, "per_image": per_image}
+    scores = {"overall": {k: v for k, v in overall.to_dict().items() if k != "fractions"}, "per_image": per_image}
+    if every_class is not None:  # IoU of each class over all images, and their mean over the classes present
+        scores["per_class_iou"] = [None if np.isnan(v) else round(float(v), 4) for v in every_class.per_class_iou()]
+        scores["mean_iou"] = round(float(every_class.result()), 4)
+    return scores
 
 
 def _report(out: Path, result: dict) -> Path:
@@ -450,7 +459,13 @@ def _report(out: Path, result: dict) -> Path:
     lines = ["# Training report", "",
              f"Validation IoU **{result['overall']['iou']:.3f}** (Dice {result['overall']['dice']:.3f}) over "
              f"{len(result['per_image'])} image(s); {result['steps']} steps in {result['seconds'] / 60:.1f} min of "
-             f"a {result['budget_seconds'] / 60:.0f} min budget. {result['split']}.", "", "## Plan", "",
+             f"a {result['budget_seconds'] / 60:.0f} min budget. {result['split']}.", ""]
+    if "mean_iou" in result:
+        names = result["fingerprint"].get("class_names") or [str(k) for k in range(len(result["per_class_iou"]))]
+        lines += [f"Mean IoU over the classes present **{result['mean_iou']:.3f}**; per class: "
+                  + ", ".join(f"{name} {'-' if iou is None else f'{iou:.3f}'}"
+                              for name, iou in zip(names, result["per_class_iou"])) + ".", ""]
+    lines += ["## Plan", "",
              "| choice | value | rule |", "|---|---|---|"]
     lines += [f"| {key} | {entry['value']} | {entry['rule']} |" for key, entry in result["plan"].items()]
     lines += ["", "## Per image (worst first)", "", "| image | IoU | Dice | precision | recall |", "|---|---|---|---|---|"]

@@ -99,3 +99,36 @@ def test_sixteen_bit_films_keep_their_levels_in_a_whole_image_plan(tmp_path):
     high = 2.0 ** print_["bit_depth"] - 1   # the files' values onto [0, 1] by their bit depth
     np.testing.assert_allclose(images[0, ..., 0], samples[0].image[..., 0] / high, atol=1e-6)
     assert len(np.unique(images)) == 256
+
+
+def test_class_scores_are_each_classes_iou_over_all_images(tmp_path):
+    """A model of three classes scored on three label maps (with ignored pixels): per-class IoU and
+    their mean over the classes present, against numpy set counts of the same predictions."""
+    from keras_unetpp import UNetPlusPlus, with_preprocessing
+    from keras_unetpp.datasets.io import Sample
+    from keras_unetpp.inference import predict_augmented
+    from keras_unetpp.training.run import _score
+    from perturb import perturb_weights
+
+    model = UNetPlusPlus((None, None, 1), num_classes=3, filters=(4, 8))
+    perturb_weights(model, seed=1, scale=1.0)
+    segmenter = with_preprocessing(model, channels=1, input_scale=1 / 255, median_kernel=0, working_size=(24, 24))
+    rng = np.random.default_rng(0)
+    samples = []
+    for k in range(3):
+        labels = rng.integers(0, 3, (24, 24)).astype(np.uint8)
+        labels[:2] = 255   # ignored
+        samples.append(Sample(f"s{k}", f"s{k}", rng.integers(0, 256, (24, 24, 1)).astype(np.uint8), labels[..., None]))
+    scores = _score(segmenter, samples, tmp_path, 3, (0.0, 255.0))
+    truth = np.stack([s.mask[..., 0] for s in samples])
+    predicted = np.stack([np.argmax(predict_augmented(segmenter, s.image[None], tta=False,
+                                                      input_range=(0.0, 255.0))[0], axis=-1) for s in samples])
+    counted = truth != 255
+    expected = []
+    for c in range(3):
+        inter = np.sum((truth == c) & (predicted == c) & counted)
+        union = np.sum(((truth == c) | (predicted == c)) & counted)
+        expected.append(inter / union if union else None)
+    assert scores["per_class_iou"] == pytest.approx(expected, abs=1e-3)
+    present = [v for v in expected if v is not None]
+    assert scores["mean_iou"] == pytest.approx(np.mean(present), abs=1e-3)

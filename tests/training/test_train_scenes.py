@@ -162,3 +162,39 @@ def test_train_command_takes_classes_from_an_attribute(tmp_path, capsys):
     assert main(["train", "--images", str(tmp_path), "--masks", str(tmp_path), "--label-field", "kind",
                  "--out", str(tmp_path / "r2"), "--dry-run"]) == 2
     assert "needs --scenes/--labels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sixteen_bit_scenes_train_classes_end_to_end(tmp_path):
+    """Two 12-bit scenes whose footprints carry a class name: training within the budget, class
+    scores in metrics.json, and a model that ``keras-unetpp predict`` runs on the GeoTIFF itself."""
+    import time
+
+    (tmp_path / "scenes").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("east", "west"):
+        levels = rng.normal(1000, 150, (100, 140)).clip(0, 4095)
+        for (row0, row1, col0, col1), level in zip(RECTS, (3000, 2000)):   # building bright, tree mid-grey
+            levels[row0:row1, col0:col1] = rng.normal(level, 150, (row1 - row0, col1 - col0))
+        image = np.repeat(levels.astype(np.uint16)[None], 3, axis=0)
+        with rasterio.open(tmp_path / "scenes" / f"{name}.tif", "w", driver="GTiff", height=100, width=140, count=3,
+                           dtype="uint16", crs=CRS, transform=TRANSFORM) as dst:
+            dst.write(image)
+    labels = write_footprints(tmp_path / "f.gpkg", kinds=["building", "tree"])
+    from keras_unetpp.training import train
+
+    start = time.perf_counter()
+    result = train(None, None, tmp_path / "run", scenes=tmp_path / "scenes", labels=labels, label_field="kind",
+                   kind="overhead", encoder="none", time_budget="45s",
+                   overrides={"crop": 32, "filters": [4, 8, 16], "batch_size": 4})
+    assert time.perf_counter() - start < 45 * 1.1
+    assert result["fingerprint"]["bit_depth"] == 12 and result["fingerprint"]["class_names"][1:] == ["building",
+                                                                                                      "tree"]
+    assert len(result["per_class_iou"]) == 3 and 0.0 <= result["mean_iou"] <= 1.0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Mean IoU over the classes present" in report and "building" in report
+    assert main(["predict", str(tmp_path / "run" / "model.keras"), str(tmp_path / "scenes" / "west.tif"),
+                 "--out", str(tmp_path / "predicted")]) == 0
+    written = sorted(p.name for p in (tmp_path / "predicted").iterdir())
+    with rasterio.open(tmp_path / "predicted" / written[0]) as src:
+        assert src.crs == rasterio.crs.CRS.from_user_input(CRS) and (src.height, src.width) == (100, 140)
