@@ -419,13 +419,11 @@ class _Prepared:
 def _score(segmenter, val_set, out: Path, classes, value_range) -> dict:
     """Scores on the whole validation images (tiled where large), with an error map per image; the
     files' values mapped by their bit depth, as training mapped them."""
-    from keras_unetpp import predict_tiled
+    from keras_unetpp import MulticlassIoU, predict_tiled
     from keras_unetpp.evaluation import SegmentationReport, segmentation_report
     from keras_unetpp.inference import predict_augmented
     from keras_unetpp.segmenter import describe_model
     from keras_unetpp.visualization import save_error_map
-
-    from keras_unetpp import MulticlassIoU
 
     info = describe_model(segmenter)
     reports, per_image = [], {}

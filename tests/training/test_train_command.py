@@ -104,11 +104,12 @@ def test_sixteen_bit_films_keep_their_levels_in_a_whole_image_plan(tmp_path):
 def test_class_scores_are_each_classes_iou_over_all_images(tmp_path):
     """A model of three classes scored on three label maps (with ignored pixels): per-class IoU and
     their mean over the classes present, against numpy set counts of the same predictions."""
+    from perturb import perturb_weights
+
     from keras_unetpp import UNetPlusPlus, with_preprocessing
     from keras_unetpp.datasets.io import Sample
     from keras_unetpp.inference import predict_augmented
     from keras_unetpp.training.run import _score
-    from perturb import perturb_weights
 
     model = UNetPlusPlus((None, None, 1), num_classes=3, filters=(4, 8))
     perturb_weights(model, seed=1, scale=1.0)
