@@ -20,8 +20,10 @@ What it prints, from one run:
    training step: forward, and backward for inputs and weights).
 
     pip install -e ".[peers,pretrained]"       # smp, timm, torch, torchvision (never the library's dependencies)
-    python benchmarks/peers.py                  # the full run (33 min on a 2-core CPU)
+    python benchmarks/peers.py                  # the full run (30 min on a 2-core CPU)
     python benchmarks/peers.py --quick          # 64 px, batch 1 and 2, one round: a smoke run
+    # grey films, the lung default against smp:
+    python benchmarks/peers.py --channels 1 --sizes 256 --batches 8 --workers smp plain-tensorflow ours-tensorflow
 
 Writes the JSON of the run to ``--out`` (default ``benchmarks/results/peers.json``).
 """
@@ -47,7 +49,10 @@ WORKERS = {
     "ours-jax": ("jax", "ours: aerial default (compact_lite0), JAX"),
     "ours-torch": ("torch", "ours: aerial default (compact_lite0), PyTorch"),
     "nested-tensorflow": ("tensorflow", "ours: nested decoder (nested_lite0), TensorFlow"),
+    "plain-tensorflow": ("tensorflow", "ours: lung default (plain), TensorFlow"),
 }
+#: the workers a plain run times (the lung default joins with --channels 1 --workers ...)
+DEFAULT_WORKERS = ["smp", "ours-tensorflow", "ours-jax", "ours-torch", "nested-tensorflow"]
 
 
 def missing_peers() -> list[str]:
@@ -60,7 +65,9 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per measurement")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workers", nargs="+", default=list(WORKERS), choices=list(WORKERS))
+    parser.add_argument("--workers", nargs="+", default=DEFAULT_WORKERS, choices=list(WORKERS))
+    parser.add_argument("--channels", type=int, choices=[1, 3], default=3,
+                        help="input bands (1: grey films, smp's first convolution summed as ours)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "peers.json")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # internal: one model in this process
@@ -73,14 +80,14 @@ def parse(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- the models
 
 #: worker prefix -> the library's named architecture it times
-ARCHITECTURE = {"ours": "compact_lite0", "nested": "nested_lite0"}
+ARCHITECTURE = {"ours": "compact_lite0", "nested": "nested_lite0", "plain": "plain"}
 
 
-def keras_model(prefix: str):
+def keras_model(prefix: str, channels: int = 3):
     """Our model of a worker (random weights, sigmoid output)."""
     from keras_unetpp.models import build_architecture
 
-    return build_architecture(ARCHITECTURE[prefix])
+    return build_architecture(ARCHITECTURE[prefix], channels=channels)
 
 
 def images_per_second(fn, batch: int, seconds: float) -> float:
@@ -107,12 +114,12 @@ def run_worker(name: str, args) -> list[dict]:
         import peer_models
         import torch
 
-        network = peer_models.smp_unet_plus_plus(imagenet=False)
+        network = peer_models.smp_unet_plus_plus(imagenet=False, in_channels=args.channels)
         optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
         loss_fn = torch.nn.BCEWithLogitsLoss()
         for size in args.sizes:
             for batch in args.batches:
-                x = torch.as_tensor(rng.normal(size=(batch, 3, size, size)).astype("float32"))
+                x = torch.as_tensor(rng.normal(size=(batch, args.channels, size, size)).astype("float32"))
                 y = torch.as_tensor((rng.random((batch, 1, size, size)) > 0.5).astype("float32"))
 
                 def train():
@@ -132,11 +139,11 @@ def run_worker(name: str, args) -> list[dict]:
         return rows
     import keras
 
-    model = keras_model(name.split("-")[0])
+    model = keras_model(name.split("-")[0], args.channels)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy())
     for size in args.sizes:
         for batch in args.batches:
-            x = rng.normal(size=(batch, size, size, 3)).astype("float32")
+            x = rng.normal(size=(batch, size, size, args.channels)).astype("float32")
             y = (rng.random((batch, size, size, 1)) > 0.5).astype("float32")
             rows.append(dict(size=size, batch=batch,
                              train=images_per_second(lambda: model.train_on_batch(x, y), batch, args.seconds),
@@ -149,6 +156,7 @@ def spawn(name: str, args) -> list[dict]:
     backend = WORKERS[name][0]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--seconds", str(args.seconds),
+               "--channels", str(args.channels),
                "--sizes", *map(str, args.sizes), "--batches", *map(str, args.batches)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -159,14 +167,14 @@ def spawn(name: str, args) -> list[dict]:
 
 # ----------------------------------------------------------------------------- FLOPs and the ceiling
 
-def flop_tables(size: int = 256) -> dict:
+def flop_tables(size: int = 256, channels: int = 3) -> dict:
     """Parameters, forward FLOPs per image and FLOPs by stride for the three models."""
     import peer_models
 
-    smp_net = peer_models.smp_unet_plus_plus(imagenet=False)
-    models = {prefix: keras_model(prefix) for prefix in ARCHITECTURE}
-    flops = {name: peer_models.conv_flops_keras(model, (1, size, size, 3)) for name, model in models.items()}
-    flops["smp"] = peer_models.conv_flops_torch(smp_net, (1, 3, size, size))
+    smp_net = peer_models.smp_unet_plus_plus(imagenet=False, in_channels=channels)
+    models = {prefix: keras_model(prefix, channels) for prefix in ARCHITECTURE}
+    flops = {name: peer_models.conv_flops_keras(model, (1, size, size, channels)) for name, model in models.items()}
+    flops["smp"] = peer_models.conv_flops_torch(smp_net, (1, channels, size, size))
     params = {name: model.count_params() for name, model in models.items()}
     params["smp"] = sum(p.numel() for p in smp_net.parameters())
     if abs(sum(flops["ours"].values()) / sum(flops["smp"].values()) - 1) > 0.05:
@@ -257,10 +265,11 @@ def report(result: dict) -> str:
     lines = [f"machine: {result['machine']}", "",
              f"| model | parameters | forward GFLOP / {flops['size']} px image |", "|---|---|---|"]
     names = {"ours": "ours: aerial default (compact_lite0)", "nested": "ours: nested decoder (nested_lite0)",
-             "smp": "smp default (Lite0)"}
+             "plain": "ours: lung default (plain)", "smp": "smp default (Lite0)"}
     for key, label in names.items():
         lines.append(f"| {label} | {flops['params'][key] / 1e6:.2f} M | {flops['gflop'][key]:.2f} |")
-    lines += ["", "| where the work goes (GFLOP) | " + " | ".join(names.values()) + " |", "|---|---|---|---|"]
+    lines += ["", "| where the work goes (GFLOP) | " + " | ".join(names.values()) + " |",
+              "|---" * (len(names) + 1) + "|"]
 
     def order(key):   # encoder first, then the decoder by stride, heads last
         return (key != "encoder", key == "heads", int(key.split()[-1]) if key[-1].isdigit() else 0, key)
@@ -316,7 +325,8 @@ def main(argv=None) -> dict | None:
     start = time.perf_counter()
     result = {"machine": machine(),
               "date": time.strftime("%Y-%m-%d"), "sizes": args.sizes, "batches": args.batches,
-              "flops": flop_tables(), "matmul": matmul_rates(seconds=args.seconds), "rounds": []}
+              "channels": args.channels, "flops": flop_tables(channels=args.channels),
+              "matmul": matmul_rates(seconds=args.seconds), "rounds": []}
     for round_index in range(args.rounds):
         order = args.workers if round_index % 2 == 0 else args.workers[::-1]
         one = {}
