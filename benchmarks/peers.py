@@ -180,7 +180,7 @@ def flop_tables(size: int = 256, channels: int = 3) -> dict:
     if abs(sum(flops["ours"].values()) / sum(flops["smp"].values()) - 1) > 0.05:
         raise RuntimeError("our compact_lite0's FLOPs differ from smp's by more than 5 %: not the same topology")
     by_stride = {name: stride_split_keras(models[name], flops[name], size) for name in models}
-    by_stride["smp"] = stride_split_torch(smp_net, flops["smp"], size)
+    by_stride["smp"] = stride_split_torch(smp_net, flops["smp"], size, channels)
     return {"size": size, "params": params, "gflop": {k: sum(v.values()) / 1e9 for k, v in flops.items()},
             "gflop_by_stride": by_stride}
 
@@ -206,7 +206,7 @@ def stride_split_keras(model, flops: dict, size: int) -> dict:
     return dict(sorted(split.items()))
 
 
-def stride_split_torch(network, flops: dict, size: int) -> dict:
+def stride_split_torch(network, flops: dict, size: int, channels: int = 3) -> dict:
     """The same split for smp: decoder blocks by the stride of their output."""
     import torch
 
@@ -215,7 +215,7 @@ def stride_split_torch(network, flops: dict, size: int) -> dict:
              for name, block in network.decoder.blocks.items()]
     network.eval()
     with torch.no_grad():
-        network(torch.zeros(1, 3, size, size))
+        network(torch.zeros(1, channels, size, size))
     for handle in hooks:
         handle.remove()
     split: dict[str, float] = {}
