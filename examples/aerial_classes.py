@@ -52,6 +52,7 @@ from keras_unetpp.datasets import (
 from keras_unetpp.layers import RandomDihedral
 from keras_unetpp.models import preprocess_images
 from keras_unetpp.training import data_parallel, save_curves, write_metrics
+from keras_unetpp.values import predicted_labels
 from keras_unetpp.visualization import panel_grid, save_png
 
 #: RGB colour of each class index, as in the data set's mask files; unknown pixels grey-black.
@@ -113,7 +114,7 @@ def main(argv=None):
             m.update_state(sample.mask[None], prob[None])
         per_image[sample.name] = dict(zip(DUBAI_CLASSES, _rounded(metric.per_class_iou())),
                                       mean_iou=round(float(metric.result()), 4))
-        predicted = np.argmax(prob, axis=-1).astype(np.uint8)
+        predicted = predicted_labels(prob)
         stem = sample.name.replace("/", "_").replace(" ", "_")
         save_png(out / f"{stem}_classes.png",
                  panel_grid([(sample.image, colour_coded(sample.mask[..., 0]), colour_coded(predicted))],

@@ -241,9 +241,10 @@ def _labels(prob, args):
     """(H, W) uint8: 0/1 foreground of a binary model (small regions removed, then the optional
     --keep-largest and --fill-holes), the argmax class otherwise."""
     from keras_unetpp.postprocessing import fill_holes, keep_largest_regions, remove_small_regions
+    from keras_unetpp.values import predicted_labels
 
     if prob.shape[-1] != 1:
-        return prob.argmax(axis=-1).astype("uint8")
+        return predicted_labels(prob)
     mask = remove_small_regions(prob, args.min_area, args.threshold)
     if args.keep_largest:
         mask = keep_largest_regions(mask, args.keep_largest)

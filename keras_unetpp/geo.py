@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_unetpp.inference.tiling import tiled_bands
 from keras_unetpp.segmenter import describe_model
-from keras_unetpp.values import resolve_input_range, to_model_values
+from keras_unetpp.values import predicted_labels, resolve_input_range, to_model_values
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 GDAL_CACHE_MB = 64  # GDAL's raster block cache while writing (its default grows to 5% of RAM)
@@ -211,10 +211,9 @@ NODATA_CLASS = 255
 
 
 def _labels(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """uint8 (H, W): 255/0 for one channel, the argmax class for several."""
-    if prob.shape[-1] == 1:
-        return np.where(prob[..., 0] >= threshold, 255, 0).astype(np.uint8)
-    return np.argmax(prob, axis=-1).astype(np.uint8)
+    """uint8 (H, W) as a mask file holds it: 255/0 for one channel, the class for several."""
+    labels = predicted_labels(prob, threshold)
+    return labels * np.uint8(255) if prob.shape[-1] == 1 else labels
 
 
 def mask_polygons(

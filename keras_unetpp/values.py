@@ -30,7 +30,9 @@ and float values as they are; rule 3 still applies.
 ([`foreground()`][keras_unetpp.values.foreground]); any other integer value is refused (an
 8-bit probability map or a class-index image would otherwise pass as a mask), and a JPEG
 mask is named as the cause (compression scatters values around 0 and 255). Float maps are
-probabilities: foreground where ``>= threshold``. In a loss or a metric
+probabilities: foreground where ``>= threshold``
+([`predicted_labels()`][keras_unetpp.values.predicted_labels] gives the mask a prediction stands
+for: 0/1, or the most probable class). In a loss or a metric
 ([`binary_targets()`][keras_unetpp.values.binary_targets]) a batch whose maximum exceeds 1 is
 an integer-coded mask (foreground where positive); otherwise values in [0, 1] are soft labels
 and count as foreground where ``>= 0.5``.
@@ -303,6 +305,33 @@ def foreground(mask, threshold: float = 0.5, source: str | Path | None = None) -
             f"(shape {array.shape}); a diverged model? NaN is neither foreground nor background."
         )
     return array >= threshold
+
+
+def predicted_labels(probabilities, threshold: float = 0.5) -> np.ndarray:
+    """The mask a prediction stands for: 1/0 foreground of a one-channel map (``>= threshold``,
+    by [`foreground()`][keras_unetpp.values.foreground], so NaN is refused), the most probable
+    class of a map with several channels.
+
+    Args:
+        probabilities: (..., C) map; C = 1 for a binary model.
+        threshold: Foreground threshold of a binary map.
+
+    Returns:
+        uint8 array of shape (...): 0/1, or class indices.
+
+    Raises:
+        ValueError: For a binary map holding NaN.
+
+    Examples:
+        >>> predicted_labels(np.array([[[0.2], [0.7]]])).tolist()
+        [[0, 1]]
+        >>> predicted_labels(np.array([[[0.1, 0.3, 0.6], [0.5, 0.4, 0.1]]])).tolist()
+        [[2, 0]]
+    """
+    array = np.asarray(probabilities)
+    if array.shape[-1] == 1:
+        return foreground(array[..., 0], threshold).astype(np.uint8)
+    return np.argmax(array, axis=-1).astype(np.uint8)
 
 
 def binary_targets(y_true):

@@ -213,3 +213,26 @@ def test_labels_from_file_keeps_classes_and_the_ignore_label_and_names_strays():
     np.testing.assert_array_equal(labels_from_file(good, 3, "m.png")[..., 0], good)
     with pytest.raises(ValueError, match=r"m\.png holds labels \[3\] outside 0\.\.2.*--classes 3"):
         labels_from_file(np.array([[0, 3]], np.uint8), 3, "m.png")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(0, 2**31 - 1), st.floats(0.05, 0.95))
+def test_predicted_labels_threshold_one_channel_and_pick_the_largest_of_several(classes, seed, threshold):
+    from keras_unetpp.values import predicted_labels
+
+    prob = np.random.default_rng(seed).random((3, 4, classes)).astype(np.float32)
+    before = prob.copy()
+    labels = predicted_labels(prob, threshold)
+    assert labels.dtype == np.uint8 and labels.shape == (3, 4)
+    for (r, c), label in np.ndenumerate(labels):   # pixel by pixel, the rule in words
+        values = [float(v) for v in prob[r, c]]
+        expected = int(values[0] >= threshold) if classes == 1 else values.index(max(values))
+        assert label == expected
+    np.testing.assert_array_equal(prob, before)
+
+
+def test_predicted_labels_refuse_a_nan_binary_map():
+    from keras_unetpp.values import predicted_labels
+
+    with pytest.raises(ValueError, match="NaN"):
+        predicted_labels(np.array([[[0.2], [np.nan]]], np.float32))
