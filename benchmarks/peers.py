@@ -187,21 +187,21 @@ def flop_tables(size: int = 256, channels: int = 3) -> dict:
 
 def stride_split_keras(model, flops: dict, size: int) -> dict:
     """``{"encoder": GFLOP, "decoder stride S": GFLOP}`` of a Keras UNet++: a decoder node is
-    named ``x_{i}_{j}`` (level i, stride 2**i); the encoder's layers live in its sub-model."""
-    from keras_unetpp.models.unet_plus_plus import node_name
+    named ``X_{i}_{j}`` (level i, stride 2**i); the encoder's layers live in its sub-model."""
+    from keras_unetpp.models.unet_plus_plus import node_of
 
     decoder_layers = {layer.name for layer in model.layers}
     split: dict[str, float] = {}
     for name, value in flops.items():
-        if name not in decoder_layers:
-            key = "encoder"
-        elif name.startswith("head_"):
+        node = node_of(name) if name in decoder_layers else None
+        if name.startswith("head_") and name in decoder_layers:
             key = "heads"
+        elif node is None:
+            key = "encoder"
+        elif node[1] == 0:
+            key = f"plain encoder node stride {2 ** node[0]}"
         else:
-            level = next((i for i in range(8) for j in range(8) if name.startswith(node_name(i, j) + "_")), None)
-            key = "encoder" if level is None else f"decoder stride {2 ** level}"
-            if level is not None and node_name(level, 0) + "_" in name:
-                key = f"plain encoder node stride {2 ** level}"
+            key = f"decoder stride {2 ** node[0]}"
         split[key] = split.get(key, 0.0) + value / 1e9
     return dict(sorted(split.items()))
 

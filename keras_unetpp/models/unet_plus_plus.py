@@ -24,6 +24,20 @@ def node_name(i: int, j: int) -> str:
     return f"X_{i}_{j}"
 
 
+def node_of(layer_name: str) -> tuple[int, int] | None:
+    """The node ``(i, j)`` a layer belongs to, read from its name (the inverse of
+    ``node_name``); ``None`` for a layer outside the nodes (an encoder's, a head).
+
+    Examples:
+        >>> node_of("X_2_1_conv1"), node_of("head_3")
+        ((2, 1), None)
+    """
+    parts = layer_name.split("_")
+    if len(parts) > 3 and parts[0] == "X" and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return None
+
+
 def head_name(j: int) -> str:
     """The layer name of the 1x1 convolution that reads node X^{0,j}."""
     return f"head_{j}"
