@@ -26,8 +26,14 @@ from keras_unetpp.datasets.io import Sample
 from keras_unetpp.models.architectures import architecture
 
 KINDS = ("overhead", "medical", "photo")
-#: Seconds of the budget kept for validation on whole images, saving and the report.
+#: Share of the budget kept for scoring the whole validation images, saving and the report.
 RESERVE = 0.1
+#: Epochs at the most (each ends with validation, a backup and a progress line).
+MAX_EPOCHS = 100
+#: Steps an epoch holds at the least: progress, backups and the budget guard come often.
+MIN_EPOCH_STEPS = 10
+#: Share of the training time that the epochs' ends (validation, backups) may take at the most.
+EPOCH_END_SHARE = 0.1
 
 
 @dataclasses.dataclass
@@ -110,17 +116,51 @@ def infer_kind(print_: dict) -> Choice:
     return Choice("photo", f"{print_['bands']} bands, median size {height} x {width}: photographs, resized whole")
 
 
+def steps_and_epochs(seconds: float, step_seconds: float, epoch_seconds: float = 0.0) -> tuple[int, int]:
+    """How many training steps, in how many epochs, fit ``seconds`` of training time.
+
+    Each epoch ends with validation and backups (``epoch_seconds``). Epochs hold at least
+    ``MIN_EPOCH_STEPS`` steps and number ``MAX_EPOCHS`` at the most; their ends may take
+    ``EPOCH_END_SHARE`` of the time at the most (fewer, longer epochs otherwise). The steps fill
+    what is left.
+
+    Args:
+        seconds: Training time (the budget less setup and the reserve).
+        step_seconds: Seconds of one training step.
+        epoch_seconds: Seconds of one epoch's end (validation and backups).
+
+    Returns:
+        ``(steps, epochs)``; ``steps`` is 0 when not even one step fits.
+
+    Examples:
+        >>> steps_and_epochs(1000, 1.0)          # no epoch cost: 100 epochs of 10 steps
+        (1000, 100)
+        >>> steps_and_epochs(1000, 1.0, 5.0)     # 5 s a validation: 20 epochs take 100 s
+        (900, 20)
+    """
+    epochs = max(1, min(int(seconds // step_seconds) // MIN_EPOCH_STEPS, MAX_EPOCHS))
+    if epoch_seconds > 0 and EPOCH_END_SHARE * seconds / epoch_seconds < epochs:
+        epochs = max(1, int(EPOCH_END_SHARE * seconds / epoch_seconds))
+    steps = max(0, int((seconds - epochs * epoch_seconds) // step_seconds))
+    while epochs > 1 and steps < MIN_EPOCH_STEPS * epochs:   # fewer epochs; the time of their ends goes to steps
+        epochs = max(1, steps // MIN_EPOCH_STEPS)
+        steps = max(0, int((seconds - epochs * epoch_seconds) // step_seconds))
+    return steps, epochs
+
+
 def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, kind: str | None = None,
-              encoder: str | None = None) -> dict:
+              encoder: str | None = None, epoch_seconds: float = 0.0) -> dict:
     """The training plan for a fingerprint and a time budget; every entry is ``{"value", "rule"}``.
 
     Args:
         print_: The [`fingerprint()`][keras_unetpp.training.plan.fingerprint].
         seconds: The time budget of the whole run.
-        step_seconds: Measured seconds per training step of the planned model (None: steps are
-            filled in once it is measured).
+        step_seconds: Measured seconds per training step of the planned model (None: steps and
+            epochs are filled in once it is measured).
         kind: ``"overhead"``, ``"medical"`` or ``"photo"`` to override the inferred kind.
         encoder: An encoder name to override the planned one (``"none"``: the plain UNet++).
+        epoch_seconds: Measured seconds of an epoch's end: validation and backups
+            (see [`steps_and_epochs()`][keras_unetpp.training.plan.steps_and_epochs]).
 
     Returns:
         The plan (JSON-serialisable).
@@ -204,11 +244,15 @@ def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, k
     plan["learning_rate"] = Choice(2e-3, "Adam at 2e-3, cosine decay to 5 % (both examples)")
     usable = seconds * (1 - RESERVE)
     if step_seconds is not None:
-        steps = int(usable // step_seconds)
+        steps, epochs = steps_and_epochs(usable, step_seconds, epoch_seconds)
         if steps < 1:
             raise ValueError(f"A step takes {step_seconds:.2f} s; the budget of {seconds:.0f} s holds none.")
-        plan["steps"] = Choice(steps, f"{usable:.0f} s of the {seconds:.0f} s budget (the rest: validation, "
-                                      f"saving) at {step_seconds:.2f} s a step, measured on this machine")
+        plan["steps"] = Choice(steps, f"{usable:.0f} s of the {seconds:.0f} s budget (the rest: scoring, saving) "
+                                      f"at {step_seconds:.2f} s a step, less {epochs} epoch ends, measured on "
+                                      "this machine")
+        plan["epochs"] = Choice(epochs, f"an epoch's validation and backups take {epoch_seconds:.1f} s: "
+                                        f"{epochs} epochs (at least {MIN_EPOCH_STEPS} steps each, at most "
+                                        f"{MAX_EPOCHS}, their ends at most {EPOCH_END_SHARE:.0%} of the time)")
     return {key: dataclasses.asdict(choice) for key, choice in plan.items()}
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_unetpp.checks import whole_number
 from keras_unetpp.datasets.io import Sample, check_same_size, match_pairs, read_image
-from keras_unetpp.training.plan import RESERVE, describe_plan, fingerprint, make_plan, write_plan
+from keras_unetpp.training.plan import RESERVE, describe_plan, fingerprint, make_plan, steps_and_epochs, write_plan
 from keras_unetpp.values import any_class_foreground, labels_from_file, mask_from_file
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
@@ -206,9 +206,9 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     if scenes is not None:
         print_["class_names"] = class_names
 
-    def planned(step_seconds=None, left=seconds):
-        made = make_plan(print_, left, step_seconds, kind=kind, encoder=encoder)
-        unknown = set(overrides or {}) - set(made) - {"steps"}
+    def planned(step_seconds=None, left=seconds, epoch_seconds=0.0):
+        made = make_plan(print_, left, step_seconds, kind=kind, encoder=encoder, epoch_seconds=epoch_seconds)
+        unknown = set(overrides or {}) - set(made) - {"steps", "epochs"}
         if unknown:
             raise ValueError(f"overrides name no plan entry: {sorted(unknown)} (entries: {sorted(made)}).")
         made.update({key: {"value": value, "rule": "set by the caller"} for key, value in (overrides or {}).items()})
@@ -231,20 +231,24 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
         plan = json.loads((out / "plan.json").read_text())["plan"]
         print(f"resuming with the plan in {out / 'plan.json'}", flush=True)
     else:
-        step_seconds, first_step = _time_steps(prepared.model(), loss, prepared.dataset(), facts["learning_rate"])
-        setup = time.perf_counter() - started + first_step  # training compiles its step once more
+        timed = prepared.model()
+        step_seconds, first_step = _time_steps(timed, loss, prepared.dataset(), facts["learning_rate"])
+        epoch_seconds, first_validation = _time_epoch_end(timed, metrics, prepared.validation())
+        # training compiles its step and its validation once more
+        setup = time.perf_counter() - started + first_step + first_validation
         if (seconds - setup) * (1 - RESERVE) < 20 * step_seconds:
             raise ValueError(f"Loading, planning and timing took {setup:.0f} s and a step takes {step_seconds:.1f} "
                              f"s: a budget of {seconds:.0f} s leaves too little for training. Give --time-budget at "
                              f"least {math.ceil((setup + 100 * step_seconds) / 60)}m.")
-        plan = planned(step_seconds, seconds - setup)
+        plan = planned(step_seconds, seconds - setup, epoch_seconds)
     facts = {key: entry["value"] for key, entry in plan.items()}
     out.mkdir(parents=True, exist_ok=True)
     write_plan(out / "plan.json", print_, plan)
     print("plan:\n" + describe_plan(plan), flush=True)
 
     steps = facts["steps"]
-    epochs = max(1, min(steps // 10, 100))  # short epochs: progress, backups and the budget guard often
+    # a plan written before it planned epochs: 10 steps an epoch, 100 at the most
+    epochs = facts.get("epochs") or steps_and_epochs(steps, 1.0)[1]
     recipe = Recipe(epochs=epochs, steps_per_epoch=max(1, steps // epochs), learning_rate=facts["learning_rate"])
     best = out / "best.weights.h5"
     callbacks_config = {"images": str(images), "masks": str(masks), "classes": classes, "kind": facts["kind"],
@@ -300,6 +304,27 @@ class BudgetProgress(keras.callbacks.Callback):
             self.model.stop_training = True
             print(f"  stopping after {steps} of {self.total_steps} steps: the next epoch would end past the "
                   f"budget (steps ran slower than timed)", flush=True)
+
+
+def _time_epoch_end(model, metrics: list, validation) -> tuple[float, float]:
+    """``(seconds of an epoch's end, seconds of the first validation)``: a validation pass as
+    ``fit`` makes it (the second one; the first compiles) and two saves of the weights (the
+    backup and the best-weights checkpoint)."""
+    import tempfile
+
+    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=[type(m).from_config(m.get_config())
+                                                                       for m in metrics])
+    x, y = validation if isinstance(validation, tuple) else (validation, None)
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        model.evaluate(x, y, verbose=0)
+        times.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        model.save_weights(Path(folder) / "timed.weights.h5")
+        saving = time.perf_counter() - start
+    return times[1] + 2 * saving, times[0]
 
 
 def _time_steps(model, loss, dataset, learning_rate: float, steps: int = 5) -> tuple[float, float]:

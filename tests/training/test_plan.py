@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import scipy.ndimage
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keras_unetpp.datasets.io import Sample
@@ -108,3 +108,34 @@ def test_class_masks_with_labels_outside_the_classes_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"labels \[7\] outside 0..2"):
         load_pairs(tmp_path / "images", tmp_path / "masks", classes=3)
     assert load_pairs(tmp_path / "images", tmp_path / "masks", classes=8)[0].mask.max() == 7
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(30, 20_000), st.floats(0.05, 5.0), st.floats(0.0, 60.0))
+def test_steps_and_epochs_fill_the_time_and_keep_epoch_ends_a_small_share(seconds, step, epoch_end):
+    from keras_unetpp.training.plan import steps_and_epochs
+
+    steps, epochs = steps_and_epochs(seconds, step, epoch_end)
+    assert 1 <= epochs <= 100
+    used = steps * step + epochs * epoch_end
+    if steps == 0:   # not even one step beside one epoch's end
+        assert epoch_end + step > seconds
+        return
+    assert used <= seconds + 1e-6
+    assert used + step > seconds - 1e-6                  # one more step would not fit
+    if epochs > 1:
+        assert steps >= 10 * epochs                      # every epoch holds at least 10 steps
+        assert epochs * epoch_end <= 0.1 * seconds + 1e-6   # epoch ends take at most 10 % of the time
+    more = epochs + 1                                    # one more epoch would break a rule
+    steps_then = (seconds - more * epoch_end) // step
+    assert more > 100 or more * epoch_end > 0.1 * seconds - 1e-6 or steps_then < 10 * more + 1e-6
+
+
+def test_a_measured_epoch_end_gives_fewer_epochs_and_the_plan_says_so():
+    print_ = fingerprint([Sample("a", "a", np.zeros((300, 300, 1), np.uint8), np.zeros((300, 300, 1), np.uint8))])
+    free = make_plan(print_, seconds=2000, step_seconds=1.0)
+    costly = make_plan(print_, seconds=2000, step_seconds=1.0, epoch_seconds=6.0)
+    assert (free["steps"]["value"], free["epochs"]["value"]) == (1800, 100)
+    # 10 % of 1800 s holds 30 epoch ends of 6 s; the steps fill 1800 - 180 s
+    assert (costly["steps"]["value"], costly["epochs"]["value"]) == (1620, 30)
+    assert "6.0 s" in costly["epochs"]["rule"]
