@@ -136,6 +136,7 @@ def main(argv=None) -> dict:
               "wall_seconds": round(wall, 1), "over_budget": round(wall / metrics["budget_seconds"] - 1, 3),
               "steps": metrics["steps"], "plan": {k: v["value"] for k, v in metrics["plan"].items()},
               "overall": metrics["overall"], "date": time.strftime("%Y-%m-%d")}
+    result.update({key: metrics[key] for key in ("mean_iou", "per_class_iou") if key in metrics})
     if args.task in ("lung", "tiny"):
         result.update(example_way_dice(out / "model.keras", val_dir))
     args.results.mkdir(parents=True, exist_ok=True)
