@@ -122,7 +122,8 @@ def steps_and_epochs(seconds: float, step_seconds: float, epoch_seconds: float =
     Each epoch ends with validation and backups (``epoch_seconds``). Epochs hold at least
     ``MIN_EPOCH_STEPS`` steps and number ``MAX_EPOCHS`` at the most; their ends may take
     ``EPOCH_END_SHARE`` of the time at the most (fewer, longer epochs otherwise). The steps fill
-    what is left.
+    what is left, the same number in every epoch (of the epoch counts down to three quarters of
+    the largest allowed, the one that leaves the fewest steps out).
 
     Args:
         seconds: Training time (the budget less setup and the reserve).
@@ -130,22 +131,31 @@ def steps_and_epochs(seconds: float, step_seconds: float, epoch_seconds: float =
         epoch_seconds: Seconds of one epoch's end (validation and backups).
 
     Returns:
-        ``(steps, epochs)``; ``steps`` is 0 when not even one step fits.
+        ``(steps, epochs)``, ``steps`` a multiple of ``epochs``; ``steps`` is 0 when not even one
+        step fits.
 
     Examples:
         >>> steps_and_epochs(1000, 1.0)          # no epoch cost: 100 epochs of 10 steps
         (1000, 100)
         >>> steps_and_epochs(1000, 1.0, 5.0)     # 5 s a validation: 20 epochs take 100 s
         (900, 20)
+        >>> steps_and_epochs(1669, 1.42, 2.0)    # 82 epochs would hold 984 steps; 76 hold 1,064
+        (1064, 76)
     """
-    epochs = max(1, min(int(seconds // step_seconds) // MIN_EPOCH_STEPS, MAX_EPOCHS))
-    if epoch_seconds > 0 and EPOCH_END_SHARE * seconds / epoch_seconds < epochs:
-        epochs = max(1, int(EPOCH_END_SHARE * seconds / epoch_seconds))
-    steps = max(0, int((seconds - epochs * epoch_seconds) // step_seconds))
-    while epochs > 1 and steps < MIN_EPOCH_STEPS * epochs:   # fewer epochs; the time of their ends goes to steps
-        epochs = max(1, steps // MIN_EPOCH_STEPS)
-        steps = max(0, int((seconds - epochs * epoch_seconds) // step_seconds))
-    return steps, epochs
+    def steps_beside(count: int) -> int:   # the steps that fit beside ``count`` epoch ends
+        return max(0, int((seconds - count * epoch_seconds) // step_seconds))
+
+    def allowed(count: int) -> bool:
+        return count == 1 or (count * epoch_seconds <= EPOCH_END_SHARE * seconds
+                               and steps_beside(count) >= MIN_EPOCH_STEPS * count)
+
+    largest = max(count for count in range(1, MAX_EPOCHS + 1) if allowed(count))
+    # every epoch has the same steps: of the epoch counts down to 3/4 of the largest, the one that
+    # leaves the fewest steps out (the largest of those)
+    epochs = min(range(max(1, largest * 3 // 4), largest + 1),
+                 key=lambda count: (steps_beside(count) % count, -count))
+    steps = steps_beside(epochs)
+    return steps - steps % epochs, epochs
 
 
 def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, kind: str | None = None,
