@@ -17,6 +17,7 @@ all 16 pooled, with and without the mirror image averaged in), so the two number
 
     KERAS_UNETPP_DATA=../shared/data python benchmarks/train_command.py --task aerial --seed 0
     python benchmarks/train_command.py --task lung --split 1 --seed 1
+    python benchmarks/train_command.py --table     # the runs so far, as Markdown rows
 
 Writes ``benchmarks/results/runs/train_<task>[_split<K>]_seed<N>.json`` (the command, its wall time
 against the budget, the plan's choices, the scores) and keeps the run in ``outputs/train_command/``.
@@ -49,7 +50,34 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=None, help="default: $KERAS_UNETPP_DATA")
     parser.add_argument("--work", type=Path, default=Path("outputs/train_command"))
     parser.add_argument("--results", type=Path, default=HERE / "results" / "runs")
+    parser.add_argument("--table", action="store_true", help="print the Markdown rows of the runs in --results")
     return parser.parse_args(argv)
+
+
+def score_of(run: dict) -> str:
+    """The task's headline score, as the example reports it."""
+    if run["task"] == "classes":
+        return f"mean IoU {run['mean_iou']:.3f}" if "mean_iou" in run else "mean IoU (not recorded)"
+    if run["task"] == "aerial":
+        return f"IoU {run['overall']['iou']:.3f}"
+    return f"Dice {run['dice_256']:.3f}, {run['dice_256_mirror_tta']:.3f} with TTA"
+
+
+def table(results: Path) -> str:
+    """One Markdown row per task and split: every seed's score, steps (planned/run) and wall time."""
+    runs: dict[tuple, list] = {}
+    for path in sorted(results.glob("train_*.json")):
+        run = json.loads(path.read_text())
+        runs.setdefault((run["task"], run.get("split")), []).append(run)
+    rows = ["| task | seeds | score | steps run (planned) | wall time of the budget |", "|---|---|---|---|---|"]
+    for (task, split), group in runs.items():
+        group.sort(key=lambda run: run["seed"])
+        name = task + ("" if split is None else f", split {split}")
+        rows.append(f"| {name} | {', '.join(str(r['seed']) for r in group)} | "
+                    + " / ".join(score_of(r) for r in group) + " | "
+                    + " / ".join(f"{r['steps']:,} ({r['plan']['steps']:,})" for r in group) + " | "
+                    + " / ".join(f"{r['wall_seconds']:,.0f} s of {r['budget_seconds']:,.0f}" for r in group) + " |")
+    return "\n".join(rows)
 
 
 def _write_pairs(samples, folder: Path, mask_of) -> None:
@@ -111,6 +139,9 @@ def example_way_dice(model_path: Path, val_dir: Path) -> dict:
 
 def main(argv=None) -> dict:
     args = parse(argv)
+    if args.table:
+        print(table(args.results))
+        return {}
     from keras_unetpp.datasets.io import data_root
 
     data = data_root(args.data)
