@@ -23,7 +23,15 @@ import numpy as np
 
 from keras_unetpp.checks import whole_number
 from keras_unetpp.datasets.io import Sample, check_same_size, match_pairs, read_image
-from keras_unetpp.training.plan import RESERVE, describe_plan, fingerprint, make_plan, steps_and_epochs, write_plan
+from keras_unetpp.training.plan import (
+    MAX_EPOCHS,
+    MIN_EPOCH_STEPS,
+    RESERVE,
+    describe_plan,
+    fingerprint,
+    make_plan,
+    write_plan,
+)
 from keras_unetpp.values import any_class_foreground, labels_from_file, mask_from_file
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
@@ -248,7 +256,7 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
 
     steps = facts["steps"]
     # a plan written before it planned epochs: 10 steps an epoch, 100 at the most
-    epochs = facts.get("epochs") or steps_and_epochs(steps, 1.0)[1]
+    epochs = facts.get("epochs") or max(1, min(steps // MIN_EPOCH_STEPS, MAX_EPOCHS))
     recipe = Recipe(epochs=epochs, steps_per_epoch=max(1, steps // epochs), learning_rate=facts["learning_rate"])
     best = out / "best.weights.h5"
     callbacks_config = {"images": str(images), "masks": str(masks), "classes": classes, "kind": facts["kind"],
