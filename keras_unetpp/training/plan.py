@@ -258,8 +258,8 @@ def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, k
         if steps < 1:
             raise ValueError(f"A step takes {step_seconds:.2f} s; the budget of {seconds:.0f} s holds none.")
         plan["steps"] = Choice(steps, f"{usable:.0f} s of the {seconds:.0f} s budget (the rest: scoring, saving) "
-                                      f"at {step_seconds:.2f} s a step, less {epochs} epoch ends, measured on "
-                                      "this machine")
+                                      f"at {step_seconds:.2f} s a step, less {epochs} epoch ends, measured in "
+                                      "the training loop on this machine")
         plan["epochs"] = Choice(epochs, f"an epoch's validation and backups take {epoch_seconds:.1f} s: "
                                         f"{epochs} epochs (at least {MIN_EPOCH_STEPS} steps each, at most "
                                         f"{MAX_EPOCHS}, their ends at most {EPOCH_END_SHARE:.0%} of the time)")

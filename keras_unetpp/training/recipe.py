@@ -247,7 +247,8 @@ def training_callbacks(out: str | Path, config: dict | None = None) -> list:
         config: What shapes the run (JSON-serialisable; other values are stored as strings).
 
     Returns:
-        ``[LearningRateLogger(), BackupAndRestore(out/backup)]``.
+        ``[LearningRateLogger(), BackupAndRestore(out/backup, double_checkpoint=True)]``: a run
+        killed while it saves resumes from the epoch before.
 
     Raises:
         SystemExit: For a backup of a run with other arguments, or one without its arguments.
@@ -270,7 +271,9 @@ def training_callbacks(out: str | Path, config: dict | None = None) -> list:
             raise SystemExit(f"{backup} holds a backup without its arguments; delete it to start afresh.")
         backup.mkdir(parents=True, exist_ok=True)
         stored.write_text(json.dumps(current, indent=1, sort_keys=True))
-    return [LearningRateLogger(), keras.callbacks.BackupAndRestore(str(backup))]
+    # double_checkpoint: the previous epoch's copy is kept while the next one is written, so a run
+    # killed in the middle of a save resumes from that copy instead of failing on a torn file
+    return [LearningRateLogger(), keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True)]
 
 
 class LearningRateLogger(keras.callbacks.Callback):

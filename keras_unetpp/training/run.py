@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -240,10 +241,10 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
         print(f"resuming with the plan in {out / 'plan.json'}", flush=True)
     else:
         timed = prepared.model()
-        step_seconds, first_step = _time_steps(timed, loss, prepared.dataset(), facts["learning_rate"])
-        epoch_seconds, first_validation = _time_epoch_end(timed, metrics, prepared.validation())
+        timing = _time_fit(timed, loss, metrics, prepared.dataset(), prepared.validation(), facts["learning_rate"])
+        step_seconds, epoch_seconds = timing["step"], timing["epoch_end"]
         # training compiles its step and its validation once more
-        setup = time.perf_counter() - started + first_step + first_validation
+        setup = time.perf_counter() - started + timing["first_step"] + timing["first_validation"]
         if (seconds - setup) * (1 - RESERVE) < 20 * step_seconds:
             raise ValueError(f"Loading, planning and timing took {setup:.0f} s and a step takes {step_seconds:.1f} "
                              f"s: a budget of {seconds:.0f} s leaves too little for training. Give --time-budget at "
@@ -264,9 +265,7 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     model = prepared.model()  # fresh weights: the timing steps trained the first one
     guard = BudgetProgress(recipe.total_steps, seconds, started)
     history = fit(model, loss, metrics, prepared.dataset(), prepared.validation(), recipe, out, callbacks_config,
-                  extra_callbacks=[keras.callbacks.ModelCheckpoint(str(best), monitor=prepared.monitor, mode="max",
-                                                                   save_best_only=True, save_weights_only=True),
-                                   guard])
+                  extra_callbacks=[BestWeights(best, prepared.monitor, resumed=interrupted), guard])
     if best.exists():
         model.load_weights(best)
     segmenter = prepared.segmenter(model)
@@ -284,6 +283,43 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     return result
 
 
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the highest ``monitor`` in ``path``, and that score in
+    ``path`` + ``.json``.
+
+    Written here rather than with ``keras.callbacks.ModelCheckpoint`` for an interrupted run:
+    each file is written beside its place and then moved there in one step, so a run killed in the
+    middle of a save leaves the previous best whole; and a resumed run starts from the best score
+    it had reached, where a fresh ``ModelCheckpoint`` would take the first epoch after the resume
+    as the best so far, however much worse.
+
+    Args:
+        path: The weights file (``.weights.h5``).
+        monitor: The epoch log to maximise (e.g. ``"val_iou"``).
+        resumed: Whether this run resumes one interrupted in the same folder (its best is kept).
+    """
+
+    def __init__(self, path: str | Path, monitor: str, resumed: bool = False):
+        super().__init__()
+        self.path, self.monitor = Path(path), monitor
+        self.score_path = self.path.with_name(self.path.name + ".json")
+        self.best = -math.inf
+        if resumed and self.path.is_file() and self.score_path.is_file():
+            self.best = json.loads(self.score_path.read_text())["score"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = (logs or {}).get(self.monitor)
+        if score is None or not score > self.best:
+            return
+        self.best = float(score)
+        partial = self.path.with_name("partial." + self.path.name)
+        self.model.save_weights(partial)
+        os.replace(partial, self.path)
+        partial = self.score_path.with_name("partial." + self.score_path.name)
+        partial.write_text(json.dumps({"monitor": self.monitor, "score": self.best, "epoch": epoch + 1}))
+        os.replace(partial, self.score_path)
+
+
 class BudgetProgress(keras.callbacks.Callback):
     """One line per epoch: steps done, and the time used and left against the whole run's budget;
     training stops after an epoch when the next one would end past the budget (less the reserve
@@ -292,21 +328,24 @@ class BudgetProgress(keras.callbacks.Callback):
     def __init__(self, total_steps: int, budget: float, started: float):
         super().__init__()
         self.total_steps, self.budget, self.started = total_steps, budget, started
-        self.training_started = None
+        self.durations, self.epoch_begun = [], None
         self.stopped_at = None
 
-    def on_train_begin(self, logs=None):
-        self.training_started = time.perf_counter()
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_begun = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
+        self.durations.append(now - self.epoch_begun)
+        # the first epoch (and the first after a resume) compiles the step and the validation: the
+        # epochs after it tell the pace
+        epoch_seconds = float(np.mean(self.durations[1:] or self.durations))
         used = now - self.started
-        steps = (epoch + 1) * self.params.get("steps", 0)
-        rate = (now - (self.training_started or self.started)) / max(steps, 1)
-        left = (self.total_steps - steps) * rate
+        per_epoch = self.params.get("steps", 0)
+        steps = (epoch + 1) * per_epoch
+        left = (self.total_steps - steps) / max(per_epoch, 1) * epoch_seconds
         print(f"  budget: {used / 60:.1f} of {self.budget / 60:.1f} min used, about {left / 60:.1f} min of "
               f"training left ({steps}/{self.total_steps} steps)", flush=True)
-        epoch_seconds = rate * self.params.get("steps", 0)
         if steps < self.total_steps and used + epoch_seconds > self.budget * (1 - RESERVE / 2):
             self.stopped_at = steps
             self.model.stop_training = True
@@ -314,44 +353,52 @@ class BudgetProgress(keras.callbacks.Callback):
                   f"budget (steps ran slower than timed)", flush=True)
 
 
-def _time_epoch_end(model, metrics: list, validation) -> tuple[float, float]:
-    """``(seconds of an epoch's end, seconds of the first validation)``: a validation pass as
-    ``fit`` makes it (the second one; the first compiles) and two saves of the weights (the
-    backup and the best-weights checkpoint)."""
+class _FitClock(keras.callbacks.Callback):
+    """The moments of a short ``fit``: the start, every batch's end (one list per epoch) and the
+    length of every validation pass."""
+
+    def on_train_begin(self, logs=None):
+        self.begun, self.batch_ends, self.validations = time.perf_counter(), [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batch_ends.append([])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_ends[-1].append(time.perf_counter())
+
+    def on_test_begin(self, logs=None):
+        self.test_begun = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.validations.append(time.perf_counter() - self.test_begun)
+
+
+def _time_fit(model, loss, metrics: list, dataset, validation, learning_rate: float,
+              steps: int = 6) -> dict[str, float]:
+    """Times ``model`` in the loop training runs: two epochs of ``steps`` steps through ``fit``, the
+    data pipeline and the validation pass included. The first epoch compiles the step and the
+    validation and fills the pipeline's buffers; the second is the steady state.
+
+    Returns:
+        ``step`` (median seconds between the second epoch's batch ends), ``epoch_end`` (its
+        validation pass and two weight saves: the backup and the best-weights checkpoint), and
+        ``first_step`` and ``first_validation`` (the first epoch's, compiling included; training
+        compiles both once more).
+    """
     import tempfile
 
-    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=[type(m).from_config(m.get_config())
-                                                                       for m in metrics])
-    x, y = validation if isinstance(validation, tuple) else (validation, None)
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        model.evaluate(x, y, verbose=0)
-        times.append(time.perf_counter() - start)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                  metrics=[type(m).from_config(m.get_config()) for m in metrics])
+    clock = _FitClock()
+    model.fit(dataset, steps_per_epoch=steps, epochs=2, validation_data=validation, callbacks=[clock], verbose=0)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         model.save_weights(Path(folder) / "timed.weights.h5")
         saving = time.perf_counter() - start
-    return times[1] + 2 * saving, times[0]
-
-
-def _time_steps(model, loss, dataset, learning_rate: float, steps: int = 5) -> tuple[float, float]:
-    """``(seconds per training step, seconds of the first step)`` of ``model``: the first step
-    compiles the step function, which training does once more; a step is the median of ``steps``
-    timed ones (a passing load on the machine moves it less than a mean)."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-    batches = iter(dataset)
-    x, y = next(batches)
-    start = time.perf_counter()
-    model.train_on_batch(x, y)
-    first = time.perf_counter() - start
-    timed = []
-    for _ in range(steps):
-        x, y = next(batches)
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        timed.append(time.perf_counter() - start)
-    return float(np.median(timed)), first
+    return {"step": float(np.median(np.diff(clock.batch_ends[1]))),
+            "epoch_end": clock.validations[1] + 2 * saving,
+            "first_step": clock.batch_ends[0][0] - clock.begun,
+            "first_validation": clock.validations[0]}
 
 
 class _Prepared:

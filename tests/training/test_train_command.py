@@ -2,6 +2,8 @@
 ``keras-unetpp predict`` runs; a bad input is refused before any training."""
 
 import json
+import subprocess
+import sys
 import time
 
 import cv2
@@ -55,6 +57,48 @@ def test_train_writes_a_model_that_predict_runs_within_the_budget(tmp_path):
     predicted = cv2.imread(str(tmp_path / "masks_out" / "p0_0_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
     truth = cv2.imread(str(data / "masks" / "p0_0.png"), cv2.IMREAD_GRAYSCALE) > 0
     assert (predicted & truth).sum() / (predicted | truth).sum() > 0.5
+
+
+def test_a_killed_run_resumes_with_its_own_plan_and_finishes_it(tmp_path, capsys):
+    """A run killed (SIGKILL) after two epochs' backups, with its latest backup torn as by a kill in
+    the middle of a save, started again with the same arguments: it takes the plan it wrote rather
+    than timing again, resumes from the backup before, and trains exactly the planned steps to a
+    model, with the backup gone."""
+    from keras_unetpp.training import train
+
+    data = _films(tmp_path / "data")
+    run = tmp_path / "run"
+    overrides = {**SMALL, "steps": 60, "epochs": 6}   # several epochs to be killed between
+    # the run kills itself (SIGKILL, nothing cleaned up) at the end of its second epoch, after the backup
+    killed_run = f"""
+import os, signal
+from keras_unetpp.training import run, train
+end_of_epoch = run.BudgetProgress.on_epoch_end
+def killed_after_two(self, epoch, logs=None):
+    end_of_epoch(self, epoch, logs)
+    if epoch == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+run.BudgetProgress.on_epoch_end = killed_after_two
+train({str(data / 'images')!r}, {str(data / 'masks')!r}, {str(run)!r}, time_budget='60s', overrides={overrides!r})
+"""
+    job = subprocess.run([sys.executable, "-c", killed_run], capture_output=True, timeout=300)
+    assert job.returncode == -9, job.stderr.decode()[-2000:]
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    assert not (run / "model.keras").exists()
+    planned = json.loads((run / "plan.json").read_text())["plan"]
+    best_before = json.loads((run / "best.weights.h5.json").read_text())
+    # a kill in the middle of the next save: the latest weights torn, the best ones half written
+    (run / "backup" / "latest.weights.h5").write_bytes(b"\x89HDF\r\n torn")
+    (run / "partial.best.weights.h5").write_bytes(b"torn")
+
+    result = train(data / "images", data / "masks", run, time_budget="60s", overrides=overrides)
+    out = capsys.readouterr().out
+    assert "resuming with the plan" in out and "resuming the interrupted run" in out
+    assert json.loads((run / "plan.json").read_text())["plan"] == planned
+    assert result["steps"] == planned["steps"]["value"] == 60
+    assert (run / "model.keras").is_file() and not (run / "backup").exists()
+    best = json.loads((run / "best.weights.h5.json").read_text())
+    assert best_before["epoch"] <= 2 and best["score"] >= best_before["score"]   # the best before is kept
 
 
 def test_dry_run_plans_and_trains_nothing(tmp_path, capsys):
