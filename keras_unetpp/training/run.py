@@ -297,6 +297,21 @@ class BestWeights(keras.callbacks.Callback):
         path: The weights file (``.weights.h5``).
         monitor: The epoch log to maximise (e.g. ``"val_iou"``).
         resumed: Whether this run resumes one interrupted in the same folder (its best is kept).
+
+    Example:
+        Pass it to ``fit`` (``callbacks=[BestWeights(path, "val_iou")]``); here by hand:
+
+        >>> import tempfile
+        >>> from keras_unetpp import UNetPlusPlus
+        >>> path = Path(tempfile.mkdtemp()) / "best.weights.h5"
+        >>> best = BestWeights(path, "val_iou")
+        >>> best.set_model(UNetPlusPlus((16, 16, 1), filters=(2, 4)))
+        >>> best.on_epoch_end(0, {"val_iou": 0.5})
+        >>> best.on_epoch_end(1, {"val_iou": 0.4})   # not better: the first epoch's weights stay
+        >>> json.loads(path.with_name("best.weights.h5.json").read_text())["epoch"]
+        1
+        >>> BestWeights(path, "val_iou", resumed=True).best   # a resumed run starts from it
+        0.5
     """
 
     def __init__(self, path: str | Path, monitor: str, resumed: bool = False):
