@@ -402,8 +402,9 @@ def _time_fit(model, loss, metrics: list, dataset, validation, learning_rate: fl
     """
     import tempfile
 
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
-                  metrics=[type(m).from_config(m.get_config()) for m in metrics])
+    from keras_unetpp.training.recipe import _fresh
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=_fresh(metrics))
     clock = _FitClock()
     model.fit(dataset, steps_per_epoch=steps, epochs=2, validation_data=validation, callbacks=[clock], verbose=0)
     with tempfile.TemporaryDirectory() as folder:
