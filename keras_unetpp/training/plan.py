@@ -26,7 +26,8 @@ from keras_unetpp.datasets.io import Sample
 from keras_unetpp.models.architectures import architecture
 
 KINDS = ("overhead", "medical", "photo")
-#: Share of the budget kept for scoring the whole validation images, saving and the report.
+#: Share of the budget kept for scoring the whole validation images, saving and the report, when
+#: that end of the run was not timed.
 RESERVE = 0.1
 #: Epochs at the most (each ends with validation, a backup and a progress line).
 MAX_EPOCHS = 100
@@ -159,7 +160,7 @@ def steps_and_epochs(seconds: float, step_seconds: float, epoch_seconds: float =
 
 
 def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, kind: str | None = None,
-              encoder: str | None = None, epoch_seconds: float = 0.0) -> dict:
+              encoder: str | None = None, epoch_seconds: float = 0.0, end_seconds: float | None = None) -> dict:
     """The training plan for a fingerprint and a time budget; every entry is ``{"value", "rule"}``.
 
     Args:
@@ -171,6 +172,8 @@ def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, k
         encoder: An encoder name to override the planned one (``"none"``: the plain UNet++).
         epoch_seconds: Measured seconds of an epoch's end: validation and backups
             (see [`steps_and_epochs()`][keras_unetpp.training.plan.steps_and_epochs]).
+        end_seconds: Measured seconds of the run's end (scoring the whole validation images,
+            saving, the report), kept out of the steps; None keeps a flat ``RESERVE`` share.
 
     Returns:
         The plan (JSON-serialisable).
@@ -252,7 +255,10 @@ def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, k
     else:
         plan["loss"] = Choice("focal_dice", "focal Dice (the lung default)")
     plan["learning_rate"] = Choice(2e-3, "Adam at 2e-3, cosine decay to 5 % (both examples)")
-    usable = seconds * (1 - RESERVE)
+    usable = seconds * (1 - RESERVE) if end_seconds is None else seconds - end_seconds
+    if end_seconds is not None:
+        plan["end_seconds"] = Choice(round(end_seconds, 1), "scoring the validation images and saving, timed on "
+                                                            "the first two images and scaled by pixels")
     if step_seconds is not None:
         steps, epochs = steps_and_epochs(usable, step_seconds, epoch_seconds)
         if steps < 1:

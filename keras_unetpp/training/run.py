@@ -215,8 +215,9 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     if scenes is not None:
         print_["class_names"] = class_names
 
-    def planned(step_seconds=None, left=seconds, epoch_seconds=0.0):
-        made = make_plan(print_, left, step_seconds, kind=kind, encoder=encoder, epoch_seconds=epoch_seconds)
+    def planned(step_seconds=None, left=seconds, epoch_seconds=0.0, end_seconds=None):
+        made = make_plan(print_, left, step_seconds, kind=kind, encoder=encoder, epoch_seconds=epoch_seconds,
+                         end_seconds=end_seconds)
         unknown = set(overrides or {}) - set(made) - {"steps", "epochs"}
         if unknown:
             raise ValueError(f"overrides name no plan entry: {sorted(unknown)} (entries: {sorted(made)}).")
@@ -243,13 +244,14 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
         timed = prepared.model()
         timing = _time_fit(timed, loss, metrics, prepared.dataset(), prepared.validation(), facts["learning_rate"])
         step_seconds, epoch_seconds = timing["step"], timing["epoch_end"]
+        end_seconds = _time_end(prepared.segmenter(timed), val_set, classes, prepared.range)
         # training compiles its step and its validation once more
         setup = time.perf_counter() - started + timing["first_step"] + timing["first_validation"]
-        if (seconds - setup) * (1 - RESERVE) < 20 * step_seconds:
+        if seconds - setup - end_seconds < 20 * step_seconds:
             raise ValueError(f"Loading, planning and timing took {setup:.0f} s and a step takes {step_seconds:.1f} "
                              f"s: a budget of {seconds:.0f} s leaves too little for training. Give --time-budget at "
                              f"least {math.ceil((setup + 100 * step_seconds) / 60)}m.")
-        plan = planned(step_seconds, seconds - setup, epoch_seconds)
+        plan = planned(step_seconds, seconds - setup, epoch_seconds, end_seconds)
     facts = {key: entry["value"] for key, entry in plan.items()}
     out.mkdir(parents=True, exist_ok=True)
     write_plan(out / "plan.json", print_, plan)
@@ -263,7 +265,8 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     callbacks_config = {"images": str(images), "masks": str(masks), "classes": classes, "kind": facts["kind"],
                         "encoder": facts["encoder"], "steps": recipe.total_steps, "seed": seed}
     model = prepared.model()  # fresh weights: the timing steps trained the first one
-    guard = BudgetProgress(recipe.total_steps, seconds, started)
+    # a plan made before the end of the run was timed kept a flat share for it
+    guard = BudgetProgress(recipe.total_steps, seconds, started, facts.get("end_seconds", RESERVE * seconds))
     history = fit(model, loss, metrics, prepared.dataset(), prepared.validation(), recipe, out, callbacks_config,
                   extra_callbacks=[BestWeights(best, prepared.monitor, resumed=interrupted), guard])
     if best.exists():
@@ -340,9 +343,9 @@ class BudgetProgress(keras.callbacks.Callback):
     training stops after an epoch when the next one would end past the budget (less the reserve
     for validation and saving), and says so."""
 
-    def __init__(self, total_steps: int, budget: float, started: float):
+    def __init__(self, total_steps: int, budget: float, started: float, reserve: float):
         super().__init__()
-        self.total_steps, self.budget, self.started = total_steps, budget, started
+        self.total_steps, self.budget, self.started, self.reserve = total_steps, budget, started, reserve
         self.durations, self.epoch_begun = [], None
         self.stopped_at = None
 
@@ -361,7 +364,7 @@ class BudgetProgress(keras.callbacks.Callback):
         left = (self.total_steps - steps) / max(per_epoch, 1) * epoch_seconds
         print(f"  budget: {used / 60:.1f} of {self.budget / 60:.1f} min used, about {left / 60:.1f} min of "
               f"training left ({steps}/{self.total_steps} steps)", flush=True)
-        if steps < self.total_steps and used + epoch_seconds > self.budget * (1 - RESERVE / 2):
+        if steps < self.total_steps and used + epoch_seconds > self.budget - self.reserve / 2:
             self.stopped_at = steps
             self.model.stop_training = True
             print(f"  stopping after {steps} of {self.total_steps} steps: the next epoch would end past the "
@@ -415,6 +418,29 @@ def _time_fit(model, loss, metrics: list, dataset, validation, learning_rate: fl
             "epoch_end": clock.validations[1] + 2 * saving,
             "first_step": clock.batch_ends[0][0] - clock.begun,
             "first_validation": clock.validations[0]}
+
+
+def _time_end(segmenter, val_set, classes, value_range, margin: float = 1.5, report_seconds: float = 5.0) -> float:
+    """Seconds the run's end will take: scoring every validation image as ``_score`` does, and
+    saving the model. The first image scored compiles the prediction, the second gives the time
+    per pixel, which the pixels of all the images scale; ``margin`` covers a slower machine, and
+    ``report_seconds`` the curves and the report. An epoch's validation pass does not predict it:
+    whole tiled scenes took 38 times their validation pass, films 0.6 to 2 times."""
+    import tempfile
+
+    times = []
+    with tempfile.TemporaryDirectory() as folder:
+        for sample in val_set[:2]:
+            start = time.perf_counter()
+            _score(segmenter, [sample], Path(folder), classes, value_range)
+            times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        segmenter.save(Path(folder) / "timed.keras")
+        saving = time.perf_counter() - start
+    pixels = [sample.image.shape[0] * sample.image.shape[1] for sample in val_set]
+    per_pixel = times[-1] / pixels[len(times) - 1]
+    compiling = max(0.0, times[0] - per_pixel * pixels[0])
+    return margin * (compiling + per_pixel * sum(pixels) + saving) + report_seconds
 
 
 class _Prepared:

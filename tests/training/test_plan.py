@@ -139,3 +139,12 @@ def test_a_measured_epoch_end_gives_fewer_epochs_and_the_plan_says_so():
     # 10 % of 1800 s holds 30 epoch ends of 6 s; the steps fill 1800 - 180 s
     assert (costly["steps"]["value"], costly["epochs"]["value"]) == (1620, 30)
     assert "6.0 s" in costly["epochs"]["rule"]
+
+
+def test_a_timed_end_of_the_run_replaces_the_flat_reserve():
+    print_ = fingerprint([Sample("a", "a", np.zeros((300, 300, 1), np.uint8), np.zeros((300, 300, 1), np.uint8))])
+    flat = make_plan(print_, seconds=2000, step_seconds=1.0)
+    timed = make_plan(print_, seconds=2000, step_seconds=1.0, end_seconds=20.0)
+    assert flat["steps"]["value"] == 1800 and "end_seconds" not in flat   # 10 % kept
+    # 1980 s left: 99 epochs of 20 steps is the largest count whose steps leave none out
+    assert timed["steps"]["value"] == 1980 and timed["end_seconds"]["value"] == 20.0
