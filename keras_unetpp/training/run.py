@@ -250,7 +250,7 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
         if seconds - setup - end_seconds < 20 * step_seconds:
             raise ValueError(f"Loading, planning and timing took {setup:.0f} s and a step takes {step_seconds:.1f} "
                              f"s: a budget of {seconds:.0f} s leaves too little for training. Give --time-budget at "
-                             f"least {math.ceil((setup + 100 * step_seconds) / 60)}m.")
+                             f"least {math.ceil((setup + end_seconds + 100 * step_seconds) / 60)}m.")
         plan = planned(step_seconds, seconds - setup, epoch_seconds, end_seconds)
     facts = {key: entry["value"] for key, entry in plan.items()}
     out.mkdir(parents=True, exist_ok=True)

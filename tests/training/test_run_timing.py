@@ -53,13 +53,19 @@ def _epochs(guard, clock, durations):
     return len(durations)
 
 
-def test_the_budget_guard_stops_before_an_epoch_that_would_end_in_the_last_half_of_the_reserve(monkeypatch):
+def _guard(monkeypatch, total_steps):
+    """A budget guard of 150 s (20 s reserved) on a clock the test moves, over epochs of 10 steps."""
     clock = _Clock()
     monkeypatch.setattr(run.time, "perf_counter", clock)
-    # 20 epochs of 10 steps planned; the first epoch compiles (30 s), then 10 s each
-    guard = run.BudgetProgress(total_steps=200, budget=150.0, started=0.0, reserve=20.0)
+    guard = run.BudgetProgress(total_steps=total_steps, budget=150.0, started=0.0, reserve=20.0)
     guard.set_model(types.SimpleNamespace(stop_training=False))
     guard.set_params({"steps": 10})
+    return guard, clock
+
+
+def test_the_budget_guard_stops_before_an_epoch_that_would_end_in_the_last_half_of_the_reserve(monkeypatch):
+    # 20 epochs of 10 steps planned; the first epoch compiles (30 s), then 10 s each
+    guard, clock = _guard(monkeypatch, 200)
     ran = _epochs(guard, clock, [30.0] + [10.0] * 19)
     # by hand: epochs end at 30, 40, ..., 140 = 150 - 20 / 2; one more would end past it
     ends = 30.0 + 10.0 * np.arange(20)
@@ -68,9 +74,5 @@ def test_the_budget_guard_stops_before_an_epoch_that_would_end_in_the_last_half_
 
 
 def test_the_budget_guard_lets_a_run_on_pace_finish(monkeypatch):
-    clock = _Clock()
-    monkeypatch.setattr(run.time, "perf_counter", clock)
-    guard = run.BudgetProgress(total_steps=100, budget=150.0, started=0.0, reserve=20.0)
-    guard.set_model(types.SimpleNamespace(stop_training=False))
-    guard.set_params({"steps": 10})
+    guard, clock = _guard(monkeypatch, 100)
     assert _epochs(guard, clock, [30.0] + [10.0] * 9) == 10 and guard.stopped_at is None
