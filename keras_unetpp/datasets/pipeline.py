@@ -336,8 +336,8 @@ def array_dataset(images, masks, batch_size: int, augmentation: Callable | None 
 
 
 def _augmented_and_prefetched(ds, augmentation: Callable | None):
-    """The end of both training pipelines: ``augmentation`` mapped over the batches with one call
-    per core, and batches prefetched while the model trains.
+    """The end of both training pipelines: ``augmentation`` mapped over the batches in parallel,
+    and batches prefetched while the model trains.
 
     tf.data's autotuning is switched off for these endless pipelines. ``fit`` deletes its training
     iterator as it returns, and with autotuning on the iterator waited there for tf.data's own
