@@ -1,9 +1,10 @@
-"""The training recipe as API (``Recipe``, ``fit``, the schedule, backups, curves) and the planned
+"""The training recipe as API (``Recipe``, ``fit``, the schedules, backups, curves) and the planned
 run behind ``keras-unetpp train`` (``fingerprint``, ``make_plan``, ``train``)."""
 
 from keras_unetpp.training.plan import fingerprint, make_plan
 from keras_unetpp.training.recipe import (
     PRECISIONS,
+    EpochCosine,
     LearningRateLogger,
     Recipe,
     data_parallel,
@@ -18,6 +19,7 @@ from keras_unetpp.training.run import train
 
 __all__ = [
     "PRECISIONS",
+    "EpochCosine",
     "LearningRateLogger",
     "Recipe",
     "data_parallel",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -274,10 +275,14 @@ def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, k
     return {key: dataclasses.asdict(choice) for key, choice in plan.items()}
 
 
-def write_plan(path: str | Path, print_: dict, plan: dict) -> Path:
-    """``plan.json``: the fingerprint and the plan, readable."""
+def write_plan(path: str | Path, print_: dict, plan: dict, replanned: dict | None = None) -> Path:
+    """``plan.json``: the fingerprint and the plan, readable; with ``replanned``, the epochs the run
+    re-planned part of the way in (what a resumed run follows)."""
     path = Path(path)
-    path.write_text(json.dumps({"fingerprint": print_, "plan": plan}, indent=2, default=str))
+    payload = {"fingerprint": print_, "plan": plan, **({"replanned": replanned} if replanned else {})}
+    partial = path.with_name("partial." + path.name)   # a kill while writing leaves the previous file
+    partial.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(partial, path)
     return path
 
 

@@ -139,8 +139,70 @@ def learning_rate_schedule(recipe: Recipe, steps: int | None = None, devices: in
                                                   warmup_steps=warmup)
 
 
+class EpochCosine:
+    """Cosine decay from ``peak`` to ``alpha * peak`` over ``epochs``, one rate per epoch, for a
+    run whose length may change while it trains.
+
+    ``fit`` compiles Adam on a float and sets the rate at each epoch's start through
+    ``keras.callbacks.LearningRateScheduler``, so the run can be re-planned part of the way in
+    ([`replan`][keras_unetpp.training.recipe.EpochCosine.replan]; the train command does it from the pace
+    it measures): the rest of the cosine then stretches or shrinks to end at the new last epoch,
+    going on from where it was. A per-step ``CosineDecay`` is built into the compiled step and
+    cannot change length. Each epoch takes the cosine at its middle, which over epochs of many steps
+    is the mean of the per-step rates it replaces.
+
+    Args:
+        peak: The first epochs' rate.
+        epochs: Epochs the decay spans; epochs past it keep ``alpha * peak``.
+        alpha: The last rate, as a share of ``peak``.
+
+    Examples:
+        >>> schedule = EpochCosine(1e-3, epochs=4)
+        >>> [round(schedule(epoch), 6) for epoch in range(4)]
+        [0.000964, 0.000707, 0.000343, 8.6e-05]
+        >>> schedule.replan(2, 8)   # after two epochs, eight in all: the second half of the decay spans six
+        >>> [round(schedule(epoch), 6) for epoch in range(2, 8)]
+        [0.000463, 0.000343, 0.000236, 0.000148, 8.6e-05, 5.4e-05]
+    """
+
+    def __init__(self, peak: float, epochs: int, alpha: float = 0.05):
+        if finite_number(peak, "EpochCosine.peak") <= 0:
+            raise ValueError(f"EpochCosine.peak must be a positive number, got {peak!r}.")
+        self.peak, self.alpha = float(peak), finite_number(alpha, "EpochCosine.alpha")
+        self.epochs = whole_number(epochs, "EpochCosine.epochs", 1)
+        self._bends = [(0, 0.0, self.epochs)]   # (first epoch, share of the decay done then, epochs in all)
+
+    def _done(self, moment: float) -> float:
+        """Share of the decay done at ``moment`` (in epochs from the start of the run), by the plan
+        in force then."""
+        epoch, done, epochs = [bend for bend in self._bends if bend[0] <= moment][-1]
+        return min(1.0, done + (1.0 - done) * (moment - epoch) / (epochs - epoch))
+
+    def replan(self, epoch: int, epochs: int) -> None:
+        """From ``epoch`` on (the first epoch not yet run), the decay ends after ``epochs`` in all;
+        the epochs before keep their rates.
+
+        Args:
+            epoch: The first epoch the new plan covers.
+            epochs: Epochs of the whole run, more than ``epoch``.
+
+        Raises:
+            ValueError: If ``epochs`` does not leave at least one epoch after ``epoch``.
+        """
+        epoch = whole_number(epoch, "epoch", 0)
+        epochs = whole_number(epochs, "epochs", epoch + 1)
+        done = self._done(epoch)
+        self._bends = [bend for bend in self._bends if bend[0] < epoch] + [(epoch, done, epochs)]
+        self.epochs = epochs
+
+    def __call__(self, epoch: int, lr: float | None = None) -> float:
+        """The rate of ``epoch`` (``lr``, the current rate, is ignored: LearningRateScheduler's API)."""
+        return float(self.peak * (self.alpha + (1 - self.alpha) * 0.5 * (1 + np.cos(np.pi * self._done(epoch + 0.5)))))
+
+
 def fit(model: keras.Model, loss, metrics: list, dataset, validation=None, recipe: Recipe | None = None,
-        out: str | Path | None = None, config: dict | None = None, extra_callbacks: list | None = None) -> dict:
+        out: str | Path | None = None, config: dict | None = None, extra_callbacks: list | None = None,
+        epoch_schedule: EpochCosine | None = None) -> dict:
     """Compiles ``model`` with Adam on the recipe's schedule and trains it; returns the history.
 
     With ``recipe.frozen_epochs`` (encoder models) the first epochs train a copy whose encoder is
@@ -161,6 +223,9 @@ def fit(model: keras.Model, loss, metrics: list, dataset, validation=None, recip
         out: Folder of the run (backup; None: no backup).
         config: What shapes the run (arguments), stored with the backup.
         extra_callbacks: More callbacks for the main phase (e.g. a best-weights checkpoint).
+        epoch_schedule: Instead of the recipe's per-step cosine (and its warm-up), a rate per
+            epoch of the main phase (epoch 0 is its first), which a callback may lengthen or
+            shorten while training runs.
 
     Returns:
         The History dict over all phases, with ``lr`` per epoch.
@@ -203,13 +268,21 @@ def fit(model: keras.Model, loss, metrics: list, dataset, validation=None, recip
             with contextlib.suppress(OSError):
                 (out / "frozen").rmdir()  # its backup is gone once the phase ends
     with data_parallel(recipe.distribute)[0]:
-        schedule = learning_rate_schedule(recipe, (recipe.epochs - frozen_epochs) * recipe.steps_per_epoch, devices)
+        if epoch_schedule is None:
+            schedule = learning_rate_schedule(recipe, (recipe.epochs - frozen_epochs) * recipe.steps_per_epoch,
+                                              devices)
+        else:
+            schedule = epoch_schedule(0) * devices
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=_fresh(metrics))
     callbacks = training_callbacks(out, config) if out is not None else [LearningRateLogger()]
+    if epoch_schedule is not None:  # before the logger reads the rate at the epoch's end
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: epoch_schedule(epoch - frozen_epochs) * devices))
     callbacks += list(extra_callbacks or [])
     histories.append(model.fit(epochs=recipe.epochs, initial_epoch=frozen_epochs, callbacks=callbacks,
                                **fit_args).history)
-    return {key: [v for h in histories for v in h.get(key, [])] for key in histories[-1]}
+    # LearningRateScheduler logs ``learning_rate``: the same rate as ``lr``, which every run logs
+    return {key: [v for h in histories for v in h.get(key, [])] for key in histories[-1] if key != "learning_rate"}
 
 
 def _fresh(metrics: list) -> list:

@@ -33,6 +33,7 @@ from keras_unetpp.training.plan import (
     make_plan,
     write_plan,
 )
+from keras_unetpp.training.recipe import EpochCosine, Recipe, fit, save_curves, write_metrics
 from keras_unetpp.values import any_class_foreground, labels_from_file, mask_from_file
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
@@ -172,8 +173,6 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     Examples:
         >>> train("images/", "masks/", "runs/buildings", time_budget="30m")  # doctest: +SKIP
     """
-    from keras_unetpp.training.recipe import Recipe, fit, save_curves, write_metrics
-
     seconds = parse_duration(time_budget) if isinstance(time_budget, str) else float(time_budget)
     if classes is not None:
         classes = whole_number(classes, "classes", 2)
@@ -238,9 +237,11 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     loss, metrics = prepared.loss(), prepared.metrics()
     interrupted = (out / "backup" / "run_config.json").is_file() and (out / "plan.json").is_file()
     if interrupted:  # resume with the interrupted run's own plan: timing again would change its step count
-        plan = json.loads((out / "plan.json").read_text())["plan"]
+        stored = json.loads((out / "plan.json").read_text())
+        plan, replanned = stored["plan"], stored.get("replanned")
         print(f"resuming with the plan in {out / 'plan.json'}", flush=True)
     else:
+        replanned = None
         timed = prepared.model()
         timing = _time_fit(timed, loss, metrics, prepared.dataset(), prepared.validation(), facts["learning_rate"])
         step_seconds, epoch_seconds = timing["step"], timing["epoch_end"]
@@ -254,29 +255,44 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
         plan = planned(step_seconds, seconds - setup, epoch_seconds, end_seconds)
     facts = {key: entry["value"] for key, entry in plan.items()}
     out.mkdir(parents=True, exist_ok=True)
-    write_plan(out / "plan.json", print_, plan)
+    write_plan(out / "plan.json", print_, plan, replanned=replanned)
     print("plan:\n" + describe_plan(plan), flush=True)
 
     steps = facts["steps"]
     # a plan written before it planned epochs: 10 steps an epoch, 100 at the most
     epochs = facts.get("epochs") or max(1, min(steps // MIN_EPOCH_STEPS, MAX_EPOCHS))
-    recipe = Recipe(epochs=epochs, steps_per_epoch=max(1, steps // epochs), learning_rate=facts["learning_rate"])
+    per_epoch = max(1, steps // epochs)
+    schedule = EpochCosine(facts["learning_rate"], epochs)
+    # one re-plan from the measured pace, unless the caller fixed the steps or the epochs
+    fixed = bool({"steps", "epochs"} & set(overrides or {}))
+    if replanned:
+        schedule.replan(replanned["at_epoch"], replanned["epochs"])
+    most_epochs = epochs if fixed else replanned["epochs"] if replanned else epochs + epochs // 2
+    recipe = Recipe(epochs=most_epochs, steps_per_epoch=per_epoch, learning_rate=facts["learning_rate"])
     best = out / "best.weights.h5"
     callbacks_config = {"images": str(images), "masks": str(masks), "classes": classes, "kind": facts["kind"],
-                        "encoder": facts["encoder"], "steps": recipe.total_steps, "seed": seed}
+                        "encoder": facts["encoder"], "steps": epochs * per_epoch, "seed": seed}
     model = prepared.model()  # fresh weights: the timing steps trained the first one
+
+    def record(change):  # in plan.json, where a resumed run finds it
+        write_plan(out / "plan.json", print_, plan, replanned=change)
+
     # a plan made before the end of the run was timed kept a flat share for it
-    guard = BudgetProgress(recipe.total_steps, seconds, started, facts.get("end_seconds", RESERVE * seconds))
+    guard = BudgetProgress(schedule.epochs * per_epoch, seconds, started, facts.get("end_seconds", RESERVE * seconds),
+                           schedule=schedule, replan_at=None if fixed or replanned else max(3, epochs // 3),
+                           most_epochs=most_epochs, on_replan=record)
     history = fit(model, loss, metrics, prepared.dataset(), prepared.validation(), recipe, out, callbacks_config,
-                  extra_callbacks=[BestWeights(best, prepared.monitor, resumed=interrupted), guard])
+                  extra_callbacks=[BestWeights(best, prepared.monitor, resumed=interrupted), guard],
+                  epoch_schedule=schedule)
     if best.exists():
         model.load_weights(best)
     segmenter = prepared.segmenter(model)
     segmenter.save(out / "model.keras")
     save_curves(history, out, f"keras-unetpp train: {facts['kind']}")
     scores = _score(segmenter, val_set, out, classes, prepared.range)
-    steps_done = guard.stopped_at or recipe.total_steps
+    steps_done = guard.stopped_at or guard.total_steps
     result = {"plan": plan, "fingerprint": print_, "split": split_note, "steps": steps_done,
+              **({"replanned": guard.replanned or replanned} if (guard.replanned or replanned) else {}),
               "seconds": round(time.perf_counter() - started, 1), "budget_seconds": seconds, **scores}
     write_metrics(out, result)
     _report(out, result)
@@ -339,15 +355,37 @@ class BestWeights(keras.callbacks.Callback):
 
 
 class BudgetProgress(keras.callbacks.Callback):
-    """One line per epoch: steps done, and the time used and left against the whole run's budget;
-    training stops after an epoch when the next one would end past the budget (less the reserve
-    for validation and saving), and says so."""
+    """One line per epoch: steps done, and the time used and left against the whole run's budget.
 
-    def __init__(self, total_steps: int, budget: float, started: float, reserve: float):
+    With ``schedule`` and ``replan_at``, after that many epochs (and at least two timed ones: the
+    first compiles) the remaining epochs are planned again from the pace measured so far, once:
+    as many as end within the budget less half the reserve, at most ``most_epochs`` in all, and the
+    schedule's cosine is stretched or shrunk to end with them (``on_replan`` receives the new
+    plan, to record it). A plan made from a few timed steps cannot follow a machine that runs
+    faster or slower than they did; this takes back the difference. Training stops after the
+    planned epochs, or earlier, with a line that says so, when the next epoch would end past the
+    budget less half the reserve (for validation and saving).
+
+    Args:
+        total_steps: Steps of the plan.
+        budget: Seconds of the whole run.
+        started: ``time.perf_counter()`` at the run's start.
+        reserve: Seconds the run's end needs.
+        schedule: The run's [`EpochCosine`][keras_unetpp.training.recipe.EpochCosine] (None: no re-plan).
+        replan_at: Epochs after which to re-plan (None: never).
+        most_epochs: The most epochs a re-plan may give (``fit`` runs that many at the most).
+        on_replan: Called with ``{"at_epoch", "epochs", "epoch_seconds"}`` when the plan changes.
+    """
+
+    def __init__(self, total_steps: int, budget: float, started: float, reserve: float,
+                 schedule: EpochCosine | None = None, replan_at: int | None = None, most_epochs: int | None = None,
+                 on_replan=None):
         super().__init__()
         self.total_steps, self.budget, self.started, self.reserve = total_steps, budget, started, reserve
+        self.schedule, self.replan_at, self.most_epochs, self.on_replan = schedule, replan_at, most_epochs, on_replan
         self.durations, self.epoch_begun = [], None
         self.stopped_at = None
+        self.replanned = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_begun = time.perf_counter()
@@ -359,16 +397,36 @@ class BudgetProgress(keras.callbacks.Callback):
         # epochs after it tell the pace
         epoch_seconds = float(np.mean(self.durations[1:] or self.durations))
         used = now - self.started
-        per_epoch = self.params.get("steps", 0)
+        per_epoch = max(self.params.get("steps") or 1, 1)
         steps = (epoch + 1) * per_epoch
-        left = (self.total_steps - steps) / max(per_epoch, 1) * epoch_seconds
+        if (self.schedule is not None and self.replan_at is not None and self.replanned is None
+                and epoch + 1 >= self.replan_at and len(self.durations) >= 2):
+            self._replan(epoch + 1, used, epoch_seconds, per_epoch)
+        left = (self.total_steps - steps) / per_epoch * epoch_seconds
         print(f"  budget: {used / 60:.1f} of {self.budget / 60:.1f} min used, about {left / 60:.1f} min of "
               f"training left ({steps}/{self.total_steps} steps)", flush=True)
-        if steps < self.total_steps and used + epoch_seconds > self.budget - self.reserve / 2:
+        if steps >= self.total_steps:
+            self.model.stop_training = True   # fit may run longer, for a re-plan that adds epochs
+        elif used + epoch_seconds > self.budget - self.reserve / 2:
             self.stopped_at = steps
             self.model.stop_training = True
             print(f"  stopping after {steps} of {self.total_steps} steps: the next epoch would end past the "
                   f"budget (steps ran slower than timed)", flush=True)
+
+    def _replan(self, done: int, used: float, epoch_seconds: float, per_epoch: int) -> None:
+        planned = self.total_steps // per_epoch
+        # the guard's own bound: the reserve holds a margin (half of it is enough for the run's end)
+        fit_in = int((self.budget - self.reserve / 2 - used) // epoch_seconds)
+        epochs = max(done + 1, min(done + fit_in, self.most_epochs or planned))
+        self.replanned = {"at_epoch": done, "epochs": epochs, "planned_epochs": planned,
+                          "epoch_seconds": round(epoch_seconds, 2)}
+        if epochs != planned:
+            self.schedule.replan(done, epochs)
+            self.total_steps = epochs * per_epoch
+        print(f"  re-planned after {done} epochs at {epoch_seconds:.1f} s an epoch: {epochs} epochs in all "
+              f"(planned {planned}), {self.total_steps} steps", flush=True)
+        if self.on_replan is not None:
+            self.on_replan(self.replanned)
 
 
 class _FitClock(keras.callbacks.Callback):
@@ -409,7 +467,8 @@ def _time_fit(model, loss, metrics: list, dataset, validation, learning_rate: fl
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=_fresh(metrics))
     clock = _FitClock()
-    model.fit(dataset, steps_per_epoch=steps, epochs=2, validation_data=validation, callbacks=[clock], verbose=0)
+    model.fit(dataset, steps_per_epoch=steps, epochs=2, validation_data=validation, callbacks=[clock], verbose=0,
+              shuffle=False)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         model.save_weights(Path(folder) / "timed.weights.h5")

@@ -76,3 +76,81 @@ def test_the_budget_guard_stops_before_an_epoch_that_would_end_in_the_last_half_
 def test_the_budget_guard_lets_a_run_on_pace_finish(monkeypatch):
     guard, clock = _guard(monkeypatch, 100)
     assert _epochs(guard, clock, [30.0] + [10.0] * 9) == 10 and guard.stopped_at is None
+
+
+def _replanning_guard(monkeypatch, epochs=20, budget=250.0, reserve=20.0, replan_at=6):
+    """A guard over epochs of 10 steps that re-plans after ``replan_at`` epochs, with its schedule
+    and the re-plans it reported."""
+    from keras_unetpp.training import EpochCosine
+
+    clock = _Clock()
+    monkeypatch.setattr(run.time, "perf_counter", clock)
+    schedule, reported = EpochCosine(1e-3, epochs), []
+    guard = run.BudgetProgress(total_steps=10 * epochs, budget=budget, started=0.0, reserve=reserve,
+                               schedule=schedule, replan_at=replan_at, most_epochs=epochs + epochs // 2,
+                               on_replan=reported.append)
+    guard.set_model(types.SimpleNamespace(stop_training=False))
+    guard.set_params({"steps": 10})
+    return guard, clock, schedule, reported
+
+
+@pytest.mark.parametrize("pace", [8.0, 12.0])
+def test_a_run_off_its_timed_pace_replans_its_epochs_to_end_within_the_budget(monkeypatch, pace):
+    # planned: 20 epochs of 10 s after a 30 s first one; they run at 8 s (faster) or 12 s (slower)
+    guard, clock, schedule, reported = _replanning_guard(monkeypatch)
+    before = [schedule(epoch) for epoch in range(6)]
+    ran = _epochs(guard, clock, [30.0] + [pace] * 40)
+    # by hand: the most epochs whose ends fall within the budget less half the reserve (250 - 10 s)
+    ends = 30.0 + pace * np.arange(41)
+    expected = int(np.sum(ends <= 240.0))
+    assert ran == expected == {8.0: 27, 12.0: 18}[pace]
+    assert guard.stopped_at is None and guard.total_steps == 10 * ran    # a planned end, not a cut
+    assert reported == [{"at_epoch": 6, "epochs": ran, "planned_epochs": 20, "epoch_seconds": pace}]
+    rates = np.array([schedule(epoch) for epoch in range(ran)])
+    assert rates[:6].tolist() == before                       # the epochs run keep their rates
+    assert np.all(np.diff(rates) < 0)                         # the decay goes on from where it was
+    assert 0.05e-3 < rates[-1] < 0.07e-3                      # and reaches its floor at the new end
+
+
+def test_a_run_on_pace_keeps_its_plan_and_a_run_that_cannot_grow_past_the_cap_stops_there(monkeypatch):
+    # 20 epochs of 10 s after a 30 s first one end at 220 s: the budget less half the reserve
+    guard, clock, schedule, reported = _replanning_guard(monkeypatch, budget=230.0)
+    assert _epochs(guard, clock, [30.0] + [10.0] * 40) == 20 and reported[0]["epochs"] == 20
+    assert schedule.epochs == 20
+    guard, clock, schedule, reported = _replanning_guard(monkeypatch, budget=1000.0)
+    assert _epochs(guard, clock, [30.0] + [10.0] * 40) == 30 == reported[0]["epochs"]   # 20 + 20 // 2
+
+
+def test_the_epoch_cosine_is_the_mean_of_the_per_step_cosine_over_each_epoch():
+    import keras
+
+    from keras_unetpp.training import EpochCosine
+
+    epochs, steps = 12, 50
+    per_step = keras.optimizers.schedules.CosineDecay(2e-3, epochs * steps, alpha=0.05)
+    rates = np.array([float(per_step(step)) for step in range(epochs * steps)]).reshape(epochs, steps)
+    schedule = EpochCosine(2e-3, epochs)
+    np.testing.assert_allclose([schedule(epoch) for epoch in range(epochs)], rates.mean(axis=1), atol=2e-3 * 0.01)
+
+
+def test_fit_sets_the_epoch_schedule_rate_and_follows_a_replan_made_while_it_trains():
+    import keras
+
+    from keras_unetpp import BinaryIoU, FocalDiceLoss, UNetPlusPlus
+    from keras_unetpp.training import EpochCosine, Recipe, fit
+
+    class ReplanAfterTwo(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                schedule.replan(2, 6)
+
+    schedule = EpochCosine(1e-3, 4)
+    x = np.random.default_rng(0).random((4, 16, 16, 1)).astype("float32")
+    model = UNetPlusPlus((16, 16, 1), filters=(2, 4))
+    history = fit(model, FocalDiceLoss(), [BinaryIoU()], (x, (x > 0.5).astype("float32")),
+                  recipe=Recipe(6, 1, verbose=0), extra_callbacks=[ReplanAfterTwo()], epoch_schedule=schedule)
+    # by hand: two epochs of a 4-epoch cosine at their middles, then the second half spread over four
+    first = [0.05 + 0.95 * (1 + np.cos(np.pi * (e + 0.5) / 4)) / 2 for e in range(2)]
+    rest = [0.05 + 0.95 * (1 + np.cos(np.pi * (0.5 + 0.5 * (e + 0.5) / 4))) / 2 for e in range(4)]
+    np.testing.assert_allclose(history["lr"], 1e-3 * np.array(first + rest), rtol=1e-5)
+    assert "learning_rate" not in history   # the scheduler's own log of the same rate is left out

@@ -177,3 +177,40 @@ def test_class_scores_are_each_classes_iou_over_all_images(tmp_path):
     assert scores["per_class_iou"] == pytest.approx(expected, abs=1e-3)
     present = [v for v in expected if v is not None]
     assert scores["mean_iou"] == pytest.approx(np.mean(present), abs=1e-3)
+
+
+def test_a_run_killed_after_its_replan_resumes_with_the_replanned_epochs(tmp_path, capsys):
+    """A run re-plans its epochs a third of the way in from its measured pace and records the new
+    plan in ``plan.json``; killed (SIGKILL) an epoch later and started again, it takes that plan
+    and trains exactly the re-planned steps, without planning again."""
+    from keras_unetpp.training import train
+
+    data = _films(tmp_path / "data")
+    run = tmp_path / "run"
+    killed_run = f"""
+import os, signal
+from keras_unetpp.training import run, train
+end_of_epoch = run.BudgetProgress.on_epoch_end
+def killed_after_replan(self, epoch, logs=None):
+    end_of_epoch(self, epoch, logs)
+    if self.replanned and epoch + 1 == self.replanned["at_epoch"] + 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+run.BudgetProgress.on_epoch_end = killed_after_replan
+train({str(data / 'images')!r}, {str(data / 'masks')!r}, {str(run)!r}, time_budget='40s', overrides={SMALL!r})
+"""
+    job = subprocess.run([sys.executable, "-c", killed_run], capture_output=True, timeout=300)
+    assert job.returncode == -9, job.stderr.decode()[-2000:]
+    stored = json.loads((run / "plan.json").read_text())
+    replanned, planned = stored["replanned"], stored["plan"]
+    # re-planned after a third of the planned epochs (three at the least), at most half as many again
+    assert replanned["at_epoch"] == max(3, planned["epochs"]["value"] // 3)
+    assert replanned["at_epoch"] < replanned["epochs"] <= planned["epochs"]["value"] * 3 // 2
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == replanned["at_epoch"] + 1
+
+    result = train(data / "images", data / "masks", run, time_budget="40s", overrides=SMALL)
+    out = capsys.readouterr().out
+    assert "resuming with the plan" in out and "re-planned after" not in out
+    assert json.loads((run / "plan.json").read_text())["replanned"] == replanned
+    per_epoch = planned["steps"]["value"] // planned["epochs"]["value"]
+    assert result["steps"] == replanned["epochs"] * per_epoch and result["replanned"] == replanned
+    assert (run / "model.keras").is_file() and not (run / "backup").exists()
