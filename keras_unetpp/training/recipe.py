@@ -172,6 +172,21 @@ class EpochCosine:
         self.epochs = whole_number(epochs, "EpochCosine.epochs", 1)
         self._bends = [(0, 0.0, self.epochs)]   # (first epoch, share of the decay done then, epochs in all)
 
+    @property
+    def bends(self) -> list[list]:
+        """The plans in force, ``[first epoch, share of the decay done then, epochs in all]`` each:
+        what [`restore`][keras_unetpp.training.recipe.EpochCosine.restore] takes back (JSON-ready)."""
+        return [[epoch, round(done, 12), epochs] for epoch, done, epochs in self._bends]
+
+    def restore(self, bends: list) -> None:
+        """Takes back the plans of ``bends`` (a resumed run continues its schedule exactly).
+
+        Args:
+            bends: What [`bends`][keras_unetpp.training.recipe.EpochCosine.bends] gave.
+        """
+        self._bends = [(int(epoch), float(done), int(epochs)) for epoch, done, epochs in bends]
+        self.epochs = self._bends[-1][2]
+
     def _done(self, moment: float) -> float:
         """Share of the decay done at ``moment`` (in epochs from the start of the run), by the plan
         in force then."""

@@ -263,11 +263,12 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
     epochs = facts.get("epochs") or max(1, min(steps // MIN_EPOCH_STEPS, MAX_EPOCHS))
     per_epoch = max(1, steps // epochs)
     schedule = EpochCosine(facts["learning_rate"], epochs)
-    # one re-plan from the measured pace, unless the caller fixed the steps or the epochs
+    # re-plans from the measured pace, unless the caller fixed the steps or the epochs; a resumed
+    # run follows the plan it had (its budget is spent in part)
     fixed = bool({"steps", "epochs"} & set(overrides or {}))
     if replanned:
-        schedule.replan(replanned["at_epoch"], replanned["epochs"])
-    most_epochs = epochs if fixed else replanned["epochs"] if replanned else epochs + epochs // 2
+        schedule.restore(replanned["bends"])
+    most_epochs = epochs if fixed else epochs + epochs // 2
     recipe = Recipe(epochs=most_epochs, steps_per_epoch=per_epoch, learning_rate=facts["learning_rate"])
     best = out / "best.weights.h5"
     callbacks_config = {"images": str(images), "masks": str(masks), "classes": classes, "kind": facts["kind"],
@@ -279,8 +280,8 @@ def train(images: str | Path | None, masks: str | Path | None, out: str | Path, 
 
     # a plan made before the end of the run was timed kept a flat share for it
     guard = BudgetProgress(schedule.epochs * per_epoch, seconds, started, facts.get("end_seconds", RESERVE * seconds),
-                           schedule=schedule, replan_at=None if fixed or replanned else max(3, epochs // 3),
-                           most_epochs=most_epochs, on_replan=record)
+                           schedule=schedule, replan_at=None if fixed or interrupted else max(3, epochs // 3),
+                           most_epochs=most_epochs, on_replan=record, planned_epochs=epochs)
     history = fit(model, loss, metrics, prepared.dataset(), prepared.validation(), recipe, out, callbacks_config,
                   extra_callbacks=[BestWeights(best, prepared.monitor, resumed=interrupted), guard],
                   epoch_schedule=schedule)
@@ -357,35 +358,44 @@ class BestWeights(keras.callbacks.Callback):
 class BudgetProgress(keras.callbacks.Callback):
     """One line per epoch: steps done, and the time used and left against the whole run's budget.
 
-    With ``schedule`` and ``replan_at``, after that many epochs (and at least two timed ones: the
-    first compiles) the remaining epochs are planned again from the pace measured so far, once:
-    as many as end within the budget less half the reserve, at most ``most_epochs`` in all, and the
-    schedule's cosine is stretched or shrunk to end with them (``on_replan`` receives the new
-    plan, to record it). A plan made from a few timed steps cannot follow a machine that runs
-    faster or slower than they did; this takes back the difference. Training stops after the
-    planned epochs, or earlier, with a line that says so, when the next epoch would end past the
-    budget less half the reserve (for validation and saving).
+    With ``schedule`` and ``replan_at``, from that many epochs on, the remaining epochs are planned
+    again after every epoch from the pace of the latest ones (the median of up to ``window``,
+    leaving out the first, which compiles): as many as end within the budget less two thirds of the
+    reserve (the end as timed, without its margin), at most ``most_epochs`` in all. When the count
+    changes, the schedule's cosine is stretched or shrunk to end with it, going on from where it
+    is, and ``on_replan`` receives the new plan, to record it. A plan made from a few timed steps
+    cannot follow a machine that runs faster or slower than they did, or whose pace drifts while
+    it trains; this takes back the difference. Training stops after the planned epochs, or
+    earlier, with a line that says so, when the next epoch would end past the budget less half the
+    reserve (for validation and saving).
 
     Args:
         total_steps: Steps of the plan.
         budget: Seconds of the whole run.
         started: ``time.perf_counter()`` at the run's start.
-        reserve: Seconds the run's end needs.
-        schedule: The run's [`EpochCosine`][keras_unetpp.training.recipe.EpochCosine] (None: no re-plan).
-        replan_at: Epochs after which to re-plan (None: never).
+        reserve: Seconds kept for the run's end.
+        schedule: The run's [`EpochCosine`][keras_unetpp.training.recipe.EpochCosine] (None: no
+            re-plan).
+        replan_at: Epochs after which re-planning begins (None: never).
         most_epochs: The most epochs a re-plan may give (``fit`` runs that many at the most).
-        on_replan: Called with ``{"at_epoch", "epochs", "epoch_seconds"}`` when the plan changes.
+        on_replan: Called with ``{"at_epoch", "epochs", "planned_epochs", "epoch_seconds",
+            "bends"}`` when the plan changes.
+        window: Epochs whose median duration is the pace.
+        planned_epochs: The epochs of the plan, recorded with each re-plan (default: those of
+            ``total_steps`` at the first re-plan).
     """
 
     def __init__(self, total_steps: int, budget: float, started: float, reserve: float,
                  schedule: EpochCosine | None = None, replan_at: int | None = None, most_epochs: int | None = None,
-                 on_replan=None):
+                 on_replan=None, window: int = 8, planned_epochs: int | None = None):
         super().__init__()
         self.total_steps, self.budget, self.started, self.reserve = total_steps, budget, started, reserve
         self.schedule, self.replan_at, self.most_epochs, self.on_replan = schedule, replan_at, most_epochs, on_replan
+        self.window = window
         self.durations, self.epoch_begun = [], None
         self.stopped_at = None
         self.replanned = None
+        self.planned_epochs = planned_epochs
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_begun = time.perf_counter()
@@ -395,12 +405,14 @@ class BudgetProgress(keras.callbacks.Callback):
         self.durations.append(now - self.epoch_begun)
         # the first epoch (and the first after a resume) compiles the step and the validation: the
         # epochs after it tell the pace
-        epoch_seconds = float(np.mean(self.durations[1:] or self.durations))
+        timed = self.durations[1:] or self.durations
+        epoch_seconds = float(np.mean(timed))
         used = now - self.started
         per_epoch = max(self.params.get("steps") or 1, 1)
         steps = (epoch + 1) * per_epoch
-        if (self.schedule is not None and self.replan_at is not None and self.replanned is None
-                and epoch + 1 >= self.replan_at and len(self.durations) >= 2):
+        if (self.schedule is not None and self.replan_at is not None and epoch + 1 >= self.replan_at
+                and len(self.durations) >= 2 and steps < self.total_steps):
+            epoch_seconds = float(np.median(timed[-self.window:]))
             self._replan(epoch + 1, used, epoch_seconds, per_epoch)
         left = (self.total_steps - steps) / per_epoch * epoch_seconds
         print(f"  budget: {used / 60:.1f} of {self.budget / 60:.1f} min used, about {left / 60:.1f} min of "
@@ -414,17 +426,20 @@ class BudgetProgress(keras.callbacks.Callback):
                   f"budget (steps ran slower than timed)", flush=True)
 
     def _replan(self, done: int, used: float, epoch_seconds: float, per_epoch: int) -> None:
-        planned = self.total_steps // per_epoch
-        # the guard's own bound: the reserve holds a margin (half of it is enough for the run's end)
-        fit_in = int((self.budget - self.reserve / 2 - used) // epoch_seconds)
-        epochs = max(done + 1, min(done + fit_in, self.most_epochs or planned))
-        self.replanned = {"at_epoch": done, "epochs": epochs, "planned_epochs": planned,
-                          "epoch_seconds": round(epoch_seconds, 2)}
-        if epochs != planned:
-            self.schedule.replan(done, epochs)
-            self.total_steps = epochs * per_epoch
+        current = self.total_steps // per_epoch
+        if self.planned_epochs is None:
+            self.planned_epochs = current
+        # the end as timed, without its margin of 1.5 (the guard keeps half the reserve)
+        fit_in = int((self.budget - 2 * self.reserve / 3 - used) // epoch_seconds)
+        epochs = max(done + 1, min(done + fit_in, self.most_epochs or current))
+        if epochs == current:
+            return
+        self.schedule.replan(done, epochs)
+        self.total_steps = epochs * per_epoch
+        self.replanned = {"at_epoch": done, "epochs": epochs, "planned_epochs": self.planned_epochs,
+                          "epoch_seconds": round(epoch_seconds, 2), "bends": self.schedule.bends}
         print(f"  re-planned after {done} epochs at {epoch_seconds:.1f} s an epoch: {epochs} epochs in all "
-              f"(planned {planned}), {self.total_steps} steps", flush=True)
+              f"(before {current}), {self.total_steps} steps", flush=True)
         if self.on_replan is not None:
             self.on_replan(self.replanned)
 

@@ -1,5 +1,6 @@
-"""The train command's clock: the timed end of a run, and the budget guard's stop."""
+"""The train command's clock: the timed end of a run, and the budget guard's stop and re-plans."""
 
+import json
 import time
 import types
 
@@ -100,25 +101,55 @@ def test_a_run_off_its_timed_pace_replans_its_epochs_to_end_within_the_budget(mo
     guard, clock, schedule, reported = _replanning_guard(monkeypatch)
     before = [schedule(epoch) for epoch in range(6)]
     ran = _epochs(guard, clock, [30.0] + [pace] * 40)
-    # by hand: the most epochs whose ends fall within the budget less half the reserve (250 - 10 s)
+    # by hand: the most epochs whose ends fall within the budget less the end as timed (two thirds
+    # of the 20 s reserve, without its margin)
     ends = 30.0 + pace * np.arange(41)
-    expected = int(np.sum(ends <= 240.0))
-    assert ran == expected == {8.0: 27, 12.0: 18}[pace]
+    expected = int(np.sum(ends <= 250.0 - 20.0 * 2 / 3))
+    assert ran == expected == {8.0: 26, 12.0: 18}[pace]
     assert guard.stopped_at is None and guard.total_steps == 10 * ran    # a planned end, not a cut
-    assert reported == [{"at_epoch": 6, "epochs": ran, "planned_epochs": 20, "epoch_seconds": pace}]
+    assert len(reported) == 1     # a steady pace: planned once, after the sixth epoch, then kept
+    assert {key: reported[0][key] for key in ("at_epoch", "epochs", "planned_epochs", "epoch_seconds")} == {
+        "at_epoch": 6, "epochs": ran, "planned_epochs": 20, "epoch_seconds": pace}
     rates = np.array([schedule(epoch) for epoch in range(ran)])
     assert rates[:6].tolist() == before                       # the epochs run keep their rates
     assert np.all(np.diff(rates) < 0)                         # the decay goes on from where it was
     assert 0.05e-3 < rates[-1] < 0.07e-3                      # and reaches its floor at the new end
 
 
+def test_a_run_whose_pace_drifts_later_follows_it_to_the_budget(monkeypatch):
+    # 10 s epochs (as timed) until the ninth, 7 s after: a plan made a third of the way in would
+    # have kept 20 epochs and ended at 194 s of 250
+    guard, clock, schedule, reported = _replanning_guard(monkeypatch)
+    durations = [30.0] + [10.0] * 8 + [7.0] * 40
+    ran = _epochs(guard, clock, durations)
+    ends = np.cumsum(durations)
+    target = 250.0 - 20.0 * 2 / 3
+    assert ends[ran - 1] <= target < ends[ran - 1] + 7.0     # the last epoch that fits, and no more
+    assert guard.stopped_at is None and guard.total_steps == 10 * ran and len(reported) >= 2
+    rates = np.array([schedule(epoch) for epoch in range(ran)])
+    assert np.all(np.diff(rates) < 0) and 0.05e-3 < rates[-1] < 0.07e-3
+
+
 def test_a_run_on_pace_keeps_its_plan_and_a_run_that_cannot_grow_past_the_cap_stops_there(monkeypatch):
-    # 20 epochs of 10 s after a 30 s first one end at 220 s: the budget less half the reserve
-    guard, clock, schedule, reported = _replanning_guard(monkeypatch, budget=230.0)
-    assert _epochs(guard, clock, [30.0] + [10.0] * 40) == 20 and reported[0]["epochs"] == 20
-    assert schedule.epochs == 20
+    # 20 epochs of 10 s after a 30 s first one end at 220 s: within 240 s less the timed end, and a
+    # 21st would not be
+    guard, clock, schedule, reported = _replanning_guard(monkeypatch, budget=240.0)
+    assert _epochs(guard, clock, [30.0] + [10.0] * 40) == 20 and reported == [] and schedule.epochs == 20
     guard, clock, schedule, reported = _replanning_guard(monkeypatch, budget=1000.0)
-    assert _epochs(guard, clock, [30.0] + [10.0] * 40) == 30 == reported[0]["epochs"]   # 20 + 20 // 2
+    assert _epochs(guard, clock, [30.0] + [10.0] * 40) == 30 == reported[-1]["epochs"]   # 20 + 20 // 2
+
+
+def test_a_restored_schedule_gives_the_rates_of_the_one_it_was_saved_from():
+    from keras_unetpp.training import EpochCosine
+
+    schedule = EpochCosine(1e-3, 20)
+    schedule.replan(6, 26)
+    schedule.replan(12, 24)
+    restored = EpochCosine(1e-3, 20)
+    restored.restore(json.loads(json.dumps(schedule.bends)))   # through plan.json
+    assert restored.epochs == 24
+    assert [restored(epoch) for epoch in range(30)] == pytest.approx([schedule(epoch) for epoch in range(30)],
+                                                                      rel=1e-9)
 
 
 def test_the_epoch_cosine_is_the_mean_of_the_per_step_cosine_over_each_epoch():
