@@ -17,7 +17,7 @@ import dataclasses
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -278,10 +278,31 @@ def make_plan(print_: dict, seconds: float, step_seconds: float | None = None, k
 def write_plan(path: str | Path, print_: dict, plan: dict, replanned: dict | None = None) -> Path:
     """``plan.json``: the fingerprint and the plan, readable; with ``replanned``, the epochs the run
     re-planned part of the way in (what a resumed run follows)."""
-    path = Path(path)
     payload = {"fingerprint": print_, "plan": plan, **({"replanned": replanned} if replanned else {})}
-    partial = path.with_name("partial." + path.name)   # a kill while writing leaves the previous file
-    partial.write_text(json.dumps(payload, indent=2, default=str))
+    return write_whole(path, lambda partial: partial.write_text(json.dumps(payload, indent=2, default=str)))
+
+
+def write_whole(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Writes a file of a run that may be killed at any moment: ``write(partial)`` writes it beside
+    ``path``, then it takes ``path``'s place in one step, so a kill while writing leaves the
+    previous file whole.
+
+    Args:
+        path: The file.
+        write: Writes the file's content to the path it is given.
+
+    Returns:
+        ``path``.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "plan.json"
+        >>> write_whole(path, lambda partial: partial.write_text("{}")).read_text()
+        '{}'
+    """
+    path = Path(path)
+    partial = path.with_name("partial." + path.name)
+    write(partial)
     os.replace(partial, path)
     return path
 

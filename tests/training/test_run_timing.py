@@ -185,3 +185,24 @@ def test_fit_sets_the_epoch_schedule_rate_and_follows_a_replan_made_while_it_tra
     rest = [0.05 + 0.95 * (1 + np.cos(np.pi * (0.5 + 0.5 * (e + 0.5) / 4))) / 2 for e in range(4)]
     np.testing.assert_allclose(history["lr"], 1e-3 * np.array(first + rest), rtol=1e-5)
     assert "learning_rate" not in history   # the scheduler's own log of the same rate is left out
+
+
+def test_best_weights_with_a_schedule_keep_the_best_of_its_last_third_as_it_is_replanned(tmp_path):
+    """Validation scores with an early spike: only the last third of the schedule's epochs count,
+    and a re-plan that lengthens the run moves that third. The kept epoch is checked against the
+    argmax of the scores over the epochs written out by hand."""
+    from keras_unetpp import UNetPlusPlus
+    from keras_unetpp.training import EpochCosine
+
+    schedule = EpochCosine(2e-3, 6)
+    best = run.BestWeights(tmp_path / "best.weights.h5", "val_iou", schedule=schedule)
+    best.set_model(UNetPlusPlus((16, 16, 1), filters=(2, 4)))
+    scores = [0.2, 0.95, 0.5, 0.6, 0.7, 0.65, 0.66, 0.8, 0.75]
+    for epoch, score in enumerate(scores[:4]):
+        best.on_epoch_end(epoch, {"val_iou": score})
+    assert not best.path.exists()            # epochs 1-4 of 6: before the last third
+    schedule.replan(4, 9)                    # now 9 epochs: the last third is epochs 7-9
+    for epoch, score in enumerate(scores[4:], start=4):
+        best.on_epoch_end(epoch, {"val_iou": score})
+    kept = json.loads((tmp_path / "best.weights.h5.json").read_text())
+    assert kept["epoch"] == 7 + int(np.argmax(scores[6:9])) and kept["score"] == pytest.approx(max(scores[6:9]))
