@@ -325,7 +325,7 @@ class BestWeights(keras.callbacks.Callback):
     With ``schedule``, only the epochs of its last third count: the end of the cosine, where the
     rate is under 30 % of its peak. ``train`` passes it when it validates on crops, a sample of
     the validation images whose score swings at high rates: on the Dubai buildings, 36 crops of
-    Tile 7 scored up to 0.13 above the whole images at one epoch and below them at the next, and
+    Tile 7 scored up to 0.16 above the whole images at one epoch and below them at another, and
     the best of all epochs by crops was an early spike (``benchmarks/kept_weights.py``).
 
     Args:
