@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
+
+from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,13 +43,12 @@ def parse(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def tile_iou(segmenter, samples) -> float:
+def tile_iou(segmenter, samples, value_range) -> float:
     """IoU of all pixels of ``samples``, each whole image tiled as ``train`` scores it."""
     from keras_unetpp import predict_tiled
-    from keras_unetpp.evaluation import SegmentationReport, segmentation_report
 
     reports = [segmentation_report(s.mask, predict_tiled(segmenter, s.image, tile_size=256, overlap=0.25,
-                                                         progress=False, input_range=(0.0, 255.0)))
+                                                         progress=False, input_range=value_range))
                for s in samples]
     return SegmentationReport.combined(reports).iou
 
@@ -56,9 +56,8 @@ def tile_iou(segmenter, samples) -> float:
 def crop_iou(backbone, crops) -> float:
     """Pooled IoU of the backbone's masks of preprocessed crops (the metric ``train`` logs)."""
     images, masks = crops
-    predicted = backbone.predict(images, batch_size=16, verbose=0) > 0.5
-    truth = masks > 0.5
-    return float(np.logical_and(predicted, truth).sum() / max(np.logical_or(predicted, truth).sum(), 1))
+    predicted = backbone.predict(images, batch_size=16, verbose=0)
+    return SegmentationReport.combined([segmentation_report(t, q) for t, q in zip(masks, predicted)]).iou
 
 
 def main(argv=None) -> dict:
@@ -68,6 +67,7 @@ def main(argv=None) -> dict:
     from keras_unetpp.datasets import fixed_crops
     from keras_unetpp.datasets.io import Sample, data_root
     from keras_unetpp.models import preprocess_images
+    from keras_unetpp.segmenter import describe_model
     from keras_unetpp.training import train
     from keras_unetpp.training.run import load_pairs
 
@@ -88,8 +88,9 @@ def main(argv=None) -> dict:
 
     segmenter = keras.saving.load_model(out / "run" / "model.keras")
     backbone = segmenter.backbone
+    value_range = describe_model(segmenter).input_range   # the range the saved model states
     val = load_pairs(val_dir / "images", val_dir / "masks")
-    prepared = [Sample(s.name, s.group, preprocess_images(s.image, 1 / 255, plan["median_kernel"]), s.mask)
+    prepared = [Sample(s.name, s.group, preprocess_images(s.image, 1 / value_range[1], plan["median_kernel"]), s.mask)
                 for s in val]
     crops_288 = fixed_crops(prepared, plan["crop"], per_image=32, seed=args.seed + 1)
     first = max(1, epochs // 3)
@@ -97,7 +98,7 @@ def main(argv=None) -> dict:
     for epoch in sorted(set(range(first, epochs + 1)) | {kept_epoch}):
         backbone.load_weights(out / "epochs" / f"e{epoch:03d}.weights.h5")
         per_epoch[epoch] = {"crops_36": logged[epoch], "crops_288": crop_iou(backbone, crops_288),
-                            "whole": tile_iou(segmenter, val)}
+                            "whole": tile_iou(segmenter, val, value_range)}
         print(f"epoch {epoch}: {per_epoch[epoch]}", flush=True)
     last_third = [e for e in per_epoch if e > epochs - max(1, epochs // 3)]
     rules = {"final": epochs,
