@@ -70,6 +70,7 @@ def main(argv=None) -> dict:
     from keras_unetpp.segmenter import describe_model
     from keras_unetpp.training import train
     from keras_unetpp.training.run import load_pairs
+    from keras_unetpp.values import to_model_values
 
     train_dir, val_dir = prepare("aerial", 0, data_root(args.data), Path("outputs/train_command"))
     out = args.work / f"aerial_seed{args.seed}"
@@ -90,7 +91,9 @@ def main(argv=None) -> dict:
     backbone = segmenter.backbone
     value_range = describe_model(segmenter).input_range   # the range the saved model states
     val = load_pairs(val_dir / "images", val_dir / "masks")
-    prepared = [Sample(s.name, s.group, preprocess_images(s.image, 1 / value_range[1], plan["median_kernel"]), s.mask)
+    # onto [0, 1] by the one rule of keras_unetpp.values, as train prepares its validation crops
+    prepared = [Sample(s.name, s.group, preprocess_images(to_model_values(s.image, (0.0, 1.0), value_range), 1.0,
+                                                          plan["median_kernel"]), s.mask)
                 for s in val]
     crops_288 = fixed_crops(prepared, plan["crop"], per_image=32, seed=args.seed + 1)
     first = max(1, epochs // 3)
